@@ -1,7 +1,10 @@
 //! utcp: a user-space TCP/IPv4 stack over a Linux TUN device.
 
+pub mod congestion;
 pub mod reassembly;
 pub mod rtt;
 pub mod seq;
+pub mod state;
+pub mod tcb;
 pub mod time;
 pub mod wire;

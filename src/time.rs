@@ -73,7 +73,12 @@ impl Sub<Instant> for Instant {
 
 impl fmt::Debug for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.micros / 1_000_000,
+            self.micros % 1_000_000
+        )
     }
 }
 
@@ -94,6 +99,9 @@ mod tests {
         assert_eq!(Instant::from_millis(8) - t, Duration::from_millis(3));
         // Subtraction saturates instead of panicking.
         assert_eq!(t - Instant::from_millis(8), Duration::ZERO);
-        assert_eq!(format!("{:?}", Instant::from_micros(1_500_000)), "1.500000s");
+        assert_eq!(
+            format!("{:?}", Instant::from_micros(1_500_000)),
+            "1.500000s"
+        );
     }
 }

@@ -1,0 +1,1451 @@
+//! The transmission control block: one TCP connection's state machine.
+//!
+//! This is the heart of utcp and it is sans-IO: a [`Tcb`] never touches a
+//! device or a clock. The stack feeds it segments ([`Tcb::on_segment`]) and
+//! timer expiries ([`Tcb::on_timeout`]), the application feeds it data
+//! ([`Tcb::send`], [`Tcb::recv`], [`Tcb::close`]), and the stack asks it for
+//! segments to transmit ([`Tcb::dispatch`]) and for its next deadline
+//! ([`Tcb::poll_at`]).
+//!
+//! Names follow RFC 9293 section 3.3.1 (`snd_una`, `snd_nxt`, `rcv_nxt`, ...)
+//! and the segment-arrival code follows section 3.10.7 step by step.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use log::{debug, trace};
+
+use crate::congestion::{AckAction, Congestion, DupAckAction};
+use crate::reassembly::ReassemblyQueue;
+use crate::rtt::{RttConfig, RttEstimator};
+use crate::seq::SeqNum;
+use crate::state::State;
+use crate::time::Instant;
+use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+
+/// The MSS assumed when the peer sends none (RFC 9293 section 3.7.1).
+pub const DEFAULT_MSS: u16 = 536;
+
+/// Tunables of a connection. [`TcpConfig::default`] suits a 1500-byte MTU.
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// The MSS we announce: the largest segment we can receive (MTU - 40).
+    pub mss: u16,
+    /// Receive buffer size in bytes: the largest window we advertise.
+    pub recv_buffer: usize,
+    /// Send buffer size in bytes: how much unacknowledged data we hold.
+    pub send_buffer: usize,
+    /// Offer the window scale option (RFC 7323 section 2).
+    pub window_scaling: bool,
+    /// Retransmission timer bounds (RFC 6298).
+    pub rtt: RttConfig,
+    /// Retransmissions of data or FIN before the connection is aborted with `TimedOut`.
+    pub max_retries: u32,
+    /// Retransmissions of a SYN before `connect` fails with `TimedOut`.
+    pub max_syn_retries: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 section 3.4.2).
+    pub msl: Duration,
+    /// Delayed ACK timeout (RFC 1122 4.2.3.2, RFC 5681 4.2); `None` acks every segment.
+    pub ack_delay: Option<Duration>,
+    /// Initial congestion window in segments; 0 means the RFC 6928 formula.
+    pub initial_window: u32,
+    /// Nagle's algorithm (RFC 896, RFC 1122 4.2.3.4) for new connections.
+    pub nagle: bool,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            recv_buffer: 512 * 1024,
+            send_buffer: 512 * 1024,
+            window_scaling: true,
+            rtt: RttConfig::default(),
+            max_retries: 8,
+            max_syn_retries: 5,
+            msl: Duration::from_secs(1),
+            ack_delay: Some(Duration::from_millis(40)),
+            initial_window: 0,
+            nagle: true,
+        }
+    }
+}
+
+/// Counters of one connection, for tests, logs and curious users.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Segments received (after validation).
+    pub segs_in: u64,
+    /// Segments sent.
+    pub segs_out: u64,
+    /// Payload bytes received in order and handed to the receive buffer.
+    pub bytes_in: u64,
+    /// Payload bytes sent, retransmissions included.
+    pub bytes_out: u64,
+    /// Retransmission timer expiries that led to a retransmission.
+    pub retransmits_timeout: u64,
+    /// Fast retransmits on the third duplicate ACK (RFC 5681 section 3.2).
+    pub fast_retransmits: u64,
+    /// NewReno retransmissions after a partial ACK (RFC 6582).
+    pub partial_ack_retransmits: u64,
+    /// Duplicate ACKs received.
+    pub dup_acks: u64,
+    /// Zero-window probes sent.
+    pub zero_window_probes: u64,
+    /// Segments that failed the acceptability test (RFC 9293 section 3.10.7.4).
+    pub unacceptable: u64,
+    /// Out-of-order segments queued for reassembly.
+    pub out_of_order: u64,
+}
+
+/// What the stack must do with a segment after the TCB processed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing more: the TCB handled it.
+    Done,
+    /// The segment asks the stack to answer with a reset (RFC 9293 3.10.7).
+    SendReset,
+}
+
+/// One TCP connection (RFC 9293 section 3.3.1's TCB).
+#[derive(Debug)]
+pub struct Tcb {
+    state: State,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    cfg: TcpConfig,
+
+    // Send sequence space (RFC 9293 section 3.3.1).
+    iss: SeqNum,
+    snd_una: SeqNum,
+    snd_nxt: SeqNum,
+    /// Highest sequence number ever sent (snd_nxt rewinds on timeout).
+    snd_max: SeqNum,
+    /// Peer's window in bytes, already scaled.
+    snd_wnd: u32,
+    /// Largest window the peer ever offered (for sender-side SWS avoidance).
+    max_snd_wnd: u32,
+    snd_wl1: SeqNum,
+    snd_wl2: SeqNum,
+    /// Data from `snd_una` on: sent-but-unacknowledged, then unsent.
+    snd_buf: VecDeque<u8>,
+    /// The application closed its sending side: a FIN follows the data.
+    fin_queued: bool,
+    /// Sequence number our FIN occupies, once sent.
+    fin_seq: Option<SeqNum>,
+    /// Largest segment we send.
+    snd_mss: u32,
+    /// Shift applied to the peer's window field.
+    snd_wscale: u8,
+
+    // Receive sequence space.
+    irs: SeqNum,
+    rcv_nxt: SeqNum,
+    /// Right edge of the window we last advertised (never moves left).
+    rcv_adv: SeqNum,
+    /// Shift we apply to our window field.
+    rcv_wscale: u8,
+    /// Both sides sent the window scale option.
+    wscale_ok: bool,
+    rcv_buf: VecDeque<u8>,
+    reassembly: ReassemblyQueue,
+    /// A FIN that arrived out of order, at this sequence number.
+    fin_pending: Option<SeqNum>,
+    /// The peer's FIN was received in order: reads return EOF after the data.
+    fin_received: bool,
+    /// The application shut down its reading side: data is discarded.
+    read_shutdown: bool,
+    /// Bytes received in order since we last sent an ACK.
+    unacked_bytes: usize,
+
+    // Timers: each an optional deadline.
+    rto_deadline: Option<Instant>,
+    persist_deadline: Option<Instant>,
+    persist_backoff: u32,
+    ack_deadline: Option<Instant>,
+    time_wait_deadline: Option<Instant>,
+    retries: u32,
+    rtt: RttEstimator,
+    /// RTT measurement in progress: (sequence number to be acked, when sent).
+    rtt_probe: Option<(SeqNum, Instant)>,
+    cc: Congestion,
+
+    // What dispatch must emit next.
+    ack_pending: bool,
+    retransmit_one: bool,
+    probe_pending: bool,
+    rst_pending: bool,
+    nagle: bool,
+
+    error: Option<io::ErrorKind>,
+    stats: ConnStats,
+}
+
+fn window_scale_for(buffer: usize) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (buffer >> shift) > 65535 {
+        shift += 1;
+    }
+    shift
+}
+
+impl Tcb {
+    fn new(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: TcpConfig) -> Self {
+        let snd_mss = u32::from(DEFAULT_MSS.min(cfg.mss));
+        let rcv_wscale = if cfg.window_scaling {
+            window_scale_for(cfg.recv_buffer)
+        } else {
+            0
+        };
+        Tcb {
+            state: State::Closed,
+            local,
+            remote,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: SeqNum(0),
+            snd_buf: VecDeque::new(),
+            fin_queued: false,
+            fin_seq: None,
+            snd_mss,
+            snd_wscale: 0,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            rcv_wscale,
+            wscale_ok: false,
+            rcv_buf: VecDeque::new(),
+            reassembly: ReassemblyQueue::new(cfg.recv_buffer),
+            fin_pending: None,
+            fin_received: false,
+            read_shutdown: false,
+            unacked_bytes: 0,
+            rto_deadline: None,
+            persist_deadline: None,
+            persist_backoff: 0,
+            ack_deadline: None,
+            time_wait_deadline: None,
+            retries: 0,
+            rtt: RttEstimator::new(cfg.rtt),
+            rtt_probe: None,
+            cc: Congestion::new(snd_mss, cfg.initial_window),
+            ack_pending: false,
+            retransmit_one: false,
+            probe_pending: false,
+            rst_pending: false,
+            nagle: cfg.nagle,
+            error: None,
+            stats: ConnStats::default(),
+            cfg,
+        }
+    }
+
+    /// Active open (RFC 9293 section 3.10.1): a TCB in SYN-SENT whose first
+    /// [`dispatch`](Self::dispatch) emits the SYN.
+    pub fn connect(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: TcpConfig) -> Self {
+        let mut tcb = Tcb::new(local, remote, iss, cfg);
+        tcb.set_state(State::SynSent);
+        tcb
+    }
+
+    /// Passive open: a SYN arrived for a listening port (RFC 9293 section
+    /// 3.10.7.2, "third check for a SYN"). Returns a TCB in SYN-RECEIVED whose
+    /// first [`dispatch`](Self::dispatch) emits the SYN-ACK.
+    pub fn accept(seg: &TcpSegment<'_>, iss: SeqNum, cfg: TcpConfig) -> Self {
+        let mut tcb = Tcb::new(seg.dst, seg.src, iss, cfg);
+        tcb.set_state(State::Listen);
+        tcb.irs = seg.seq;
+        tcb.rcv_nxt = seg.seq + 1u32;
+        tcb.rcv_adv = tcb.rcv_nxt;
+        tcb.apply_syn_options(seg);
+        // The window in a SYN is never scaled (RFC 7323 section 2.2).
+        tcb.snd_wnd = u32::from(seg.window);
+        tcb.max_snd_wnd = tcb.snd_wnd;
+        tcb.snd_wl1 = seg.seq;
+        tcb.snd_wl2 = iss;
+        tcb.set_state(State::SynReceived);
+        tcb
+    }
+
+    fn apply_syn_options(&mut self, seg: &TcpSegment<'_>) {
+        let peer_mss = seg.options.mss.unwrap_or(DEFAULT_MSS).max(64);
+        self.snd_mss = u32::from(peer_mss.min(self.cfg.mss));
+        self.cc.set_mss(self.snd_mss);
+        // RFC 7323 section 2.2: scaling is on only if both sides sent the option.
+        match (self.cfg.window_scaling, seg.options.window_scale) {
+            (true, Some(shift)) => {
+                // RFC 7323 section 2.3: a shift above 14 is treated as 14.
+                self.snd_wscale = shift.min(14);
+                self.wscale_ok = true;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.wscale_ok = false;
+            }
+        }
+    }
+
+    fn set_state(&mut self, new: State) {
+        if self.state != new {
+            debug!(
+                "{} -> {}: {} -> {}",
+                self.local, self.remote, self.state, new
+            );
+            self.state = new;
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Accessors
+    // ------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Our address and port.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// The error that ended the connection, if one did.
+    pub fn error(&self) -> Option<io::ErrorKind> {
+        self.error
+    }
+
+    /// Counters of this connection.
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+
+    /// The RTT estimator (SRTT, RTTVAR, RTO).
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// The congestion controller (cwnd, ssthresh).
+    pub fn congestion(&self) -> &Congestion {
+        &self.cc
+    }
+
+    /// The peer's current window in bytes (scaled).
+    pub fn peer_window(&self) -> u32 {
+        self.snd_wnd
+    }
+
+    /// Our initial send sequence number.
+    pub fn iss(&self) -> SeqNum {
+        self.iss
+    }
+
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub fn snd_una(&self) -> SeqNum {
+        self.snd_una
+    }
+
+    /// SND.NXT: the next sequence number to send.
+    pub fn snd_nxt(&self) -> SeqNum {
+        self.snd_nxt
+    }
+
+    /// RCV.NXT: the next sequence number expected.
+    pub fn rcv_nxt(&self) -> SeqNum {
+        self.rcv_nxt
+    }
+
+    /// The MSS we use for sending (the smaller of the peer's and ours).
+    pub fn send_mss(&self) -> u32 {
+        self.snd_mss
+    }
+
+    /// The window scale shifts in use: (ours for receiving, the peer's for sending).
+    pub fn window_scales(&self) -> (u8, u8) {
+        (self.rcv_wscale, self.snd_wscale)
+    }
+
+    /// Enables or disables Nagle's algorithm (`TCP_NODELAY` is `!nagle`).
+    pub fn set_nagle(&mut self, on: bool) {
+        self.nagle = on;
+    }
+
+    /// True if Nagle's algorithm is on.
+    pub fn nagle(&self) -> bool {
+        self.nagle
+    }
+
+    /// Bytes waiting in the receive buffer for the application.
+    pub fn recv_queued(&self) -> usize {
+        self.rcv_buf.len()
+    }
+
+    /// Bytes in the send buffer (unacknowledged plus unsent).
+    pub fn send_queued(&self) -> usize {
+        self.snd_buf.len()
+    }
+
+    /// True when [`recv`](Self::recv) would not return `WouldBlock`.
+    pub fn can_recv(&self) -> bool {
+        !self.rcv_buf.is_empty()
+            || self.fin_received
+            || self.read_shutdown
+            || self.state == State::Closed
+            || self.error.is_some()
+    }
+
+    /// True when [`send`](Self::send) would not return `WouldBlock`.
+    pub fn can_send(&self) -> bool {
+        match self.state {
+            State::Established | State::CloseWait => {
+                self.fin_queued || self.snd_buf.len() < self.cfg.send_buffer
+            }
+            State::SynSent | State::SynReceived | State::Listen => false,
+            _ => true,
+        }
+    }
+
+    /// True once our FIN was sent and acknowledged.
+    pub fn fin_acked(&self) -> bool {
+        self.fin_seq.is_some_and(|f| self.snd_una.gt(f))
+    }
+
+    /// True once all data we sent, and our FIN if any, is acknowledged.
+    pub fn all_acked(&self) -> bool {
+        self.snd_una == self.snd_max && self.snd_buf.is_empty()
+    }
+
+    // ------------------------------------------------------------------
+    // Application calls
+    // ------------------------------------------------------------------
+
+    fn closed_error(&self) -> io::Error {
+        match self.error {
+            Some(kind) => io::Error::new(kind, error_text(kind)),
+            None => io::Error::new(io::ErrorKind::NotConnected, "connection is closed"),
+        }
+    }
+
+    /// Queues `data` for sending; returns how much fit in the send buffer.
+    /// `WouldBlock` when the buffer is full or the handshake is not done yet.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.state {
+            State::SynSent | State::SynReceived | State::Listen => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            State::Established | State::CloseWait => {}
+            State::Closed => return Err(self.closed_error()),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the sending side of this connection is shut down",
+                ))
+            }
+        }
+        if self.fin_queued {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the sending side of this connection is shut down",
+            ));
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let room = self.cfg.send_buffer.saturating_sub(self.snd_buf.len());
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = room.min(data.len());
+        self.snd_buf.extend(&data[..n]);
+        Ok(n)
+    }
+
+    /// Reads received data into `buf`. `Ok(0)` is end of stream (the peer's
+    /// FIN, or our own read shutdown); `WouldBlock` when nothing is there yet.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.rcv_buf.is_empty() {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let n = buf.len().min(self.rcv_buf.len());
+            let (a, b) = self.rcv_buf.as_slices();
+            let from_a = n.min(a.len());
+            buf[..from_a].copy_from_slice(&a[..from_a]);
+            buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+            self.rcv_buf.drain(..n);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if self.fin_received || self.read_shutdown {
+            return Ok(0);
+        }
+        if let Some(kind) = self.error {
+            return Err(io::Error::new(kind, error_text(kind)));
+        }
+        match self.state {
+            State::Closed | State::TimeWait | State::Closing | State::LastAck => Ok(0),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// RFC 1122 4.2.3.3 (receiver SWS avoidance): announce a reopened window
+    /// only once it grew by min(RCV.BUFF / 2, MSS).
+    fn maybe_window_update(&mut self) {
+        if !self.state.can_receive() {
+            return;
+        }
+        let current = self.rcv_adv - self.rcv_nxt;
+        let possible = self.free_window();
+        let threshold = (self.cfg.recv_buffer / 2).min(usize::from(self.cfg.mss));
+        if possible >= current + threshold {
+            self.ack_pending = true;
+        }
+    }
+
+    /// Closes our sending side (RFC 9293 section 3.10.4, CLOSE call): a FIN
+    /// follows the queued data. Idempotent.
+    pub fn close(&mut self) {
+        match self.state {
+            State::SynSent | State::Listen => {
+                self.set_state(State::Closed);
+            }
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(State::FinWait1);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck);
+            }
+            _ => {}
+        }
+    }
+
+    /// Shuts down our reading side: buffered and future data is discarded.
+    pub fn shutdown_read(&mut self) {
+        self.read_shutdown = true;
+        self.rcv_buf.clear();
+    }
+
+    /// Aborts the connection (RFC 9293 section 3.10.5, ABORT call): sends a
+    /// RST if the peer knows about us, and goes to CLOSED.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.rst_pending = true;
+        }
+        self.snd_buf.clear();
+        self.enter_closed(None);
+    }
+
+    fn enter_closed(&mut self, error: Option<io::ErrorKind>) {
+        if error.is_some() && self.error.is_none() {
+            self.error = error;
+        }
+        self.set_state(State::Closed);
+        self.rto_deadline = None;
+        self.persist_deadline = None;
+        self.ack_deadline = None;
+        self.time_wait_deadline = None;
+        self.ack_pending = false;
+        self.retransmit_one = false;
+        self.probe_pending = false;
+        self.reassembly.clear();
+        debug!(
+            "{} -> {}: closed{} (stats: {:?})",
+            self.local,
+            self.remote,
+            match error {
+                Some(kind) => format!(" with error {kind:?}"),
+                None => String::new(),
+            },
+            self.stats
+        );
+    }
+
+    // ------------------------------------------------------------------
+    // Timers
+    // ------------------------------------------------------------------
+
+    /// The earliest instant at which [`on_timeout`](Self::on_timeout) has work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.rto_deadline,
+            self.persist_deadline,
+            self.ack_deadline,
+            self.time_wait_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Handles every timer that expired at or before `now`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        if self.time_wait_deadline.is_some_and(|t| t <= now) {
+            self.time_wait_deadline = None;
+            debug!("{} -> {}: 2*MSL elapsed", self.local, self.remote);
+            self.enter_closed(None);
+            return;
+        }
+        if self.ack_deadline.is_some_and(|t| t <= now) {
+            self.ack_deadline = None;
+            self.ack_pending = true;
+        }
+        if self.persist_deadline.is_some_and(|t| t <= now) {
+            self.persist_deadline = None;
+            self.probe_pending = true;
+            self.persist_backoff = self.persist_backoff.saturating_add(1);
+        }
+        if self.rto_deadline.is_some_and(|t| t <= now) {
+            self.rto_deadline = None;
+            self.on_rto(now);
+        }
+    }
+
+    /// The retransmission timer expired (RFC 6298 section 5.4-5.6, RFC 5681 section 3.1).
+    fn on_rto(&mut self, now: Instant) {
+        let limit = match self.state {
+            State::SynSent | State::SynReceived => self.cfg.max_syn_retries,
+            _ => self.cfg.max_retries,
+        };
+        if self.snd_una == self.snd_max {
+            // Nothing outstanding (acked in the meantime).
+            return;
+        }
+        if self.retries >= limit {
+            debug!(
+                "{} -> {}: giving up after {} retransmissions",
+                self.local, self.remote, self.retries
+            );
+            self.enter_closed(Some(io::ErrorKind::TimedOut));
+            return;
+        }
+        self.retries += 1;
+        self.stats.retransmits_timeout += 1;
+        self.rtt.on_timeout();
+        let flight = (self.snd_max - self.snd_una) as u32;
+        self.cc.on_timeout(flight);
+        // Karn's rule: no RTT sample from anything sent before the timeout.
+        self.rtt_probe = None;
+        debug!(
+            "{} -> {}: retransmission timeout #{} in {}, resending from {} (rto now {:?})",
+            self.local,
+            self.remote,
+            self.retries,
+            self.state,
+            self.snd_una,
+            self.rtt.rto()
+        );
+        // Go back to SND.UNA; dispatch resends as the (now one-segment) window allows.
+        self.snd_nxt = self.snd_una;
+        self.rto_deadline = Some(now + self.rtt.rto());
+    }
+
+    // ------------------------------------------------------------------
+    // Segment arrival (RFC 9293 section 3.10.7)
+    // ------------------------------------------------------------------
+
+    /// Processes one segment addressed to this connection.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Verdict {
+        self.stats.segs_in += 1;
+        trace!(
+            "{} <- {}: {:?} seq={} ack={} win={} len={} in {}",
+            self.local,
+            self.remote,
+            seg.flags,
+            seg.seq,
+            seg.ack,
+            seg.window,
+            seg.payload.len(),
+            self.state
+        );
+        match self.state {
+            State::Closed | State::Listen => Verdict::SendReset,
+            State::SynSent => self.on_segment_syn_sent(now, seg),
+            _ => self.on_segment_synchronized(now, seg),
+        }
+    }
+
+    /// RFC 9293 section 3.10.7.3: SYN-SENT.
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Verdict {
+        let has_ack = seg.flags.contains(TcpFlags::ACK);
+        // First, check the ACK bit.
+        if has_ack && (seg.ack.le(self.iss) || seg.ack.gt(self.snd_max)) {
+            if seg.flags.contains(TcpFlags::RST) {
+                return Verdict::Done;
+            }
+            return Verdict::SendReset;
+        }
+        // Second, the RST bit.
+        if seg.flags.contains(TcpFlags::RST) {
+            if has_ack {
+                debug!(
+                    "{} -> {}: connection refused (RST)",
+                    self.local, self.remote
+                );
+                self.enter_closed(Some(io::ErrorKind::ConnectionRefused));
+            }
+            return Verdict::Done;
+        }
+        // Fourth, the SYN bit.
+        if !seg.flags.contains(TcpFlags::SYN) {
+            return Verdict::Done;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1u32;
+        self.rcv_adv = self.rcv_nxt;
+        self.apply_syn_options(seg);
+        if has_ack {
+            self.ack_new_data(now, seg.ack);
+            self.snd_wnd = u32::from(seg.window);
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.set_state(State::Established);
+            self.ack_pending = true;
+        } else {
+            // Simultaneous open (RFC 9293 Figure 8): send SYN,ACK with our ISS again.
+            self.snd_wnd = u32::from(seg.window);
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = self.iss;
+            self.snd_nxt = self.iss;
+            self.rtt_probe = None;
+            self.set_state(State::SynReceived);
+        }
+        Verdict::Done
+    }
+
+    /// The window the peer may currently fill: RCV.WND.
+    fn rcv_wnd(&self) -> usize {
+        self.rcv_adv - self.rcv_nxt
+    }
+
+    /// Free space in the receive buffer.
+    fn free_window(&self) -> usize {
+        self.cfg.recv_buffer.saturating_sub(self.rcv_buf.len())
+    }
+
+    /// RFC 9293 section 3.10.7.4: every state after SYN-SENT.
+    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Verdict {
+        let mut seq = seg.seq;
+        let mut flags = seg.flags;
+        let mut payload = seg.payload;
+
+        // SYN-RECEIVED: a retransmitted SYN means our SYN-ACK was lost; a SYN-ACK
+        // with the peer's ISS is the simultaneous-open answer (RFC 9293 Figure 8).
+        if self.state == State::SynReceived && flags.contains(TcpFlags::SYN) && seq == self.irs {
+            if !flags.contains(TcpFlags::ACK) {
+                if !flags.contains(TcpFlags::RST) {
+                    debug!(
+                        "{} -> {}: duplicate SYN, resending SYN-ACK",
+                        self.local, self.remote
+                    );
+                    self.snd_nxt = self.iss;
+                }
+                return Verdict::Done;
+            }
+            seq = seq + 1u32;
+            flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
+        }
+
+        // First: is the sequence number acceptable?
+        let seg_len = payload.len()
+            + usize::from(flags.contains(TcpFlags::SYN))
+            + usize::from(flags.contains(TcpFlags::FIN));
+        let wnd = self.rcv_wnd();
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_range(self.rcv_nxt, self.rcv_nxt + wnd),
+            (_, 0) => false,
+            (_, _) => {
+                let end = self.rcv_nxt + wnd;
+                seq.in_range(self.rcv_nxt, end) || (seq + (seg_len - 1)).in_range(self.rcv_nxt, end)
+            }
+        };
+        // RFC 9293: with a zero window, valid ACKs and RSTs are still processed.
+        let zero_window_ack_ok = wnd == 0 && seq == self.rcv_nxt;
+        if !acceptable && !zero_window_ack_ok {
+            self.stats.unacceptable += 1;
+            if flags.contains(TcpFlags::RST) {
+                return Verdict::Done;
+            }
+            trace!(
+                "{} -> {}: unacceptable segment seq={} len={} (rcv_nxt={} wnd={})",
+                self.local,
+                self.remote,
+                seq,
+                seg_len,
+                self.rcv_nxt,
+                wnd
+            );
+            if self.state == State::TimeWait && flags.contains(TcpFlags::FIN) {
+                // A retransmitted FIN: our last ACK was lost. Ack again and
+                // restart the 2*MSL timer (RFC 9293 section 3.10.7.4, eighth step).
+                self.time_wait_deadline = Some(now + 2 * self.cfg.msl);
+            }
+            self.ack_pending = true;
+            return Verdict::Done;
+        }
+        if !acceptable {
+            // Zero window: keep only the control information.
+            payload = &[];
+            flags = TcpFlags(flags.0 & !TcpFlags::FIN.0);
+        }
+
+        // Trim what we already have (before RCV.NXT) ...
+        if seq.lt(self.rcv_nxt) {
+            let mut dup = self.rcv_nxt - seq;
+            if flags.contains(TcpFlags::SYN) {
+                flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
+                dup -= 1;
+            }
+            let cut = dup.min(payload.len());
+            payload = &payload[cut..];
+            seq = self.rcv_nxt;
+        }
+        // ... and what does not fit in the window.
+        let room = self.rcv_wnd().saturating_sub(seq - self.rcv_nxt);
+        if payload.len() > room {
+            payload = &payload[..room];
+            flags = TcpFlags(flags.0 & !TcpFlags::FIN.0);
+        }
+
+        // Second: the RST bit (RFC 9293 section 3.10.7.4 and RFC 5961 section 3.2).
+        if flags.contains(TcpFlags::RST) {
+            if seg.seq == self.rcv_nxt {
+                return self.on_reset();
+            }
+            // In the window but not exact: challenge ACK.
+            debug!(
+                "{} -> {}: RST not at RCV.NXT, challenge ACK",
+                self.local, self.remote
+            );
+            self.ack_pending = true;
+            return Verdict::Done;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 section 4.2).
+        if flags.contains(TcpFlags::SYN) {
+            debug!(
+                "{} -> {}: SYN in {}, challenge ACK",
+                self.local, self.remote, self.state
+            );
+            self.ack_pending = true;
+            return Verdict::Done;
+        }
+
+        // Fifth: the ACK field.
+        if !flags.contains(TcpFlags::ACK) {
+            return Verdict::Done;
+        }
+        if self.state == State::SynReceived {
+            if seg.ack.gt(self.snd_una) && seg.ack.le(self.snd_max) {
+                self.set_state(State::Established);
+                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = seg.ack;
+                // A close() may have queued a FIN already.
+                if self.fin_queued {
+                    self.set_state(State::FinWait1);
+                }
+            } else {
+                return Verdict::SendReset;
+            }
+        }
+        if let Some(v) = self.process_ack(now, seq, seg, payload, flags) {
+            return v;
+        }
+        if self.state == State::Closed {
+            return Verdict::Done;
+        }
+
+        // Seventh: the segment text.
+        if !payload.is_empty() {
+            self.process_text(now, seq, payload);
+        }
+
+        // Eighth: the FIN bit.
+        if flags.contains(TcpFlags::FIN) {
+            let fin_at = seq + payload.len();
+            if fin_at == self.rcv_nxt {
+                self.process_fin(now);
+            } else if fin_at.gt(self.rcv_nxt) {
+                self.fin_pending = Some(fin_at);
+            }
+        }
+        Verdict::Done
+    }
+
+    fn on_reset(&mut self) -> Verdict {
+        match self.state {
+            State::SynReceived => {
+                // From a passive open this ends the embryonic connection (the
+                // stack forgets it); from a simultaneous open, connect fails.
+                debug!("{} -> {}: RST in SYN-RECEIVED", self.local, self.remote);
+                self.enter_closed(Some(io::ErrorKind::ConnectionRefused));
+            }
+            State::Closing | State::LastAck | State::TimeWait => {
+                self.enter_closed(None);
+            }
+            _ => {
+                debug!(
+                    "{} -> {}: connection reset by peer",
+                    self.local, self.remote
+                );
+                self.enter_closed(Some(io::ErrorKind::ConnectionReset));
+            }
+        }
+        self.snd_buf.clear();
+        Verdict::Done
+    }
+
+    /// RFC 9293 section 3.10.7.4, fifth step, for ESTABLISHED and later.
+    /// Returns `Some` when the segment must not be processed further.
+    fn process_ack(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        seg: &TcpSegment<'_>,
+        payload: &[u8],
+        flags: TcpFlags,
+    ) -> Option<Verdict> {
+        let ack = seg.ack;
+        if ack.gt(self.snd_max) {
+            // Acks something not yet sent: ACK and drop (RFC 9293 3.10.7.4).
+            trace!(
+                "{} -> {}: ACK {} beyond SND.MAX",
+                self.local,
+                self.remote,
+                ack
+            );
+            self.ack_pending = true;
+            return Some(Verdict::Done);
+        }
+        // RFC 5961 section 5.2: an ACK too far in the past is rejected with a challenge ACK.
+        let max_window = self.max_snd_wnd.max(65535) as usize;
+        if ack.lt(self.snd_una) && (self.snd_una - ack) > max_window {
+            self.ack_pending = true;
+            return Some(Verdict::Done);
+        }
+        let window = u32::from(seg.window) << self.snd_wscale;
+        if ack.gt(self.snd_una) {
+            self.ack_new_data(now, ack);
+        } else if ack == self.snd_una
+            && payload.is_empty()
+            && !flags.contains(TcpFlags::FIN)
+            && window == self.snd_wnd
+            && self.snd_max.gt(self.snd_una)
+        {
+            // A duplicate ACK (RFC 5681 section 2 definition).
+            self.stats.dup_acks += 1;
+            let flight = (self.snd_max - self.snd_una) as u32;
+            if self.cc.on_dup_ack(flight, self.snd_max) == DupAckAction::FastRetransmit {
+                debug!(
+                    "{} -> {}: third duplicate ACK for {}, fast retransmit",
+                    self.local, self.remote, ack
+                );
+                self.stats.fast_retransmits += 1;
+                self.retransmit_one = true;
+                self.rtt_probe = None;
+            }
+        }
+        // Update the send window (RFC 9293 3.10.7.4: SND.WL1/SND.WL2 rule).
+        if self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
+            if window != self.snd_wnd {
+                trace!("{} -> {}: peer window {}", self.local, self.remote, window);
+            }
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            if window > 0 {
+                self.persist_deadline = None;
+                self.persist_backoff = 0;
+            }
+        }
+
+        let fin_acked = self.fin_acked();
+        match self.state {
+            State::FinWait1 if fin_acked => self.set_state(State::FinWait2),
+            State::Closing if fin_acked => self.enter_time_wait(now),
+            State::LastAck if fin_acked => {
+                self.enter_closed(None);
+                return Some(Verdict::Done);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// SND.UNA advances to `ack`: free acknowledged data, take an RTT sample,
+    /// restart or stop the retransmission timer, grow cwnd.
+    fn ack_new_data(&mut self, now: Instant, ack: SeqNum) {
+        let mut acked = ack - self.snd_una;
+        // The SYN occupies one sequence number but no buffer space.
+        if self.snd_una == self.iss && acked > 0 {
+            acked -= 1;
+        }
+        let from_buf = acked.min(self.snd_buf.len());
+        self.snd_buf.drain(..from_buf);
+        self.snd_una = ack;
+        if self.snd_nxt.lt(ack) {
+            self.snd_nxt = ack;
+        }
+        // RFC 6298 (2.2/2.3), with Karn's rule: the probe is dropped on retransmission.
+        if let Some((probe, sent)) = self.rtt_probe {
+            if ack.ge(probe) {
+                self.rtt.sample(now - sent);
+                self.rtt_probe = None;
+                trace!(
+                    "{} -> {}: rtt sample {:?}, srtt {:?}, rto {:?}",
+                    self.local,
+                    self.remote,
+                    now - sent,
+                    self.rtt.srtt(),
+                    self.rtt.rto()
+                );
+            }
+        }
+        self.retries = 0;
+        match self.cc.on_ack(ack, from_buf as u32) {
+            AckAction::RetransmitNextHole => {
+                if self.snd_una.lt(self.snd_max) {
+                    debug!(
+                        "{} -> {}: partial ACK {} in recovery, retransmitting next hole",
+                        self.local, self.remote, ack
+                    );
+                    self.stats.partial_ack_retransmits += 1;
+                    self.retransmit_one = true;
+                }
+            }
+            AckAction::RecoveryDone => {
+                trace!("{} -> {}: fast recovery done", self.local, self.remote);
+            }
+            AckAction::None => {}
+        }
+        // RFC 6298 (5.2)/(5.3): stop the timer when all is acked, else restart it.
+        if self.snd_una == self.snd_max {
+            self.rto_deadline = None;
+        } else {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+    }
+
+    /// Seventh step: queue in-order data, hold out-of-order data.
+    fn process_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8]) {
+        if !matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            return;
+        }
+        if seq == self.rcv_nxt {
+            let had_gap = !self.reassembly.is_empty();
+            self.deliver(payload);
+            let rcv_nxt = self.rcv_nxt;
+            let mut extra = Vec::new();
+            let n = self
+                .reassembly
+                .drain_ready(rcv_nxt, |chunk| extra.extend_from_slice(chunk));
+            if n > 0 {
+                self.deliver(&extra);
+            }
+            if let Some(fin) = self.fin_pending {
+                if fin == self.rcv_nxt {
+                    self.fin_pending = None;
+                    self.process_fin(now);
+                }
+            }
+            if had_gap {
+                // RFC 5681 section 4.2: ACK at once when a gap is (partly) filled.
+                self.ack_pending = true;
+            } else {
+                self.schedule_ack(now);
+            }
+        } else {
+            self.stats.out_of_order += 1;
+            self.reassembly.insert(self.rcv_nxt, seq, payload);
+            // RFC 5681 section 4.2: an out-of-order segment is acked at once (a duplicate ACK).
+            self.ack_pending = true;
+        }
+    }
+
+    fn deliver(&mut self, data: &[u8]) {
+        self.rcv_nxt += data.len();
+        self.stats.bytes_in += data.len() as u64;
+        self.unacked_bytes += data.len();
+        if !self.read_shutdown {
+            let room = self.cfg.recv_buffer.saturating_sub(self.rcv_buf.len());
+            self.rcv_buf.extend(&data[..data.len().min(room)]);
+        }
+    }
+
+    /// Delayed ACK (RFC 1122 4.2.3.2, RFC 5681 section 4.2): ack at least every
+    /// second full-sized segment, and within the delay otherwise.
+    fn schedule_ack(&mut self, now: Instant) {
+        match self.cfg.ack_delay {
+            Some(delay) if self.unacked_bytes < 2 * self.cfg.mss as usize => {
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(now + delay);
+                }
+            }
+            _ => self.ack_pending = true,
+        }
+    }
+
+    /// Eighth step: the peer's FIN, in order.
+    fn process_fin(&mut self, now: Instant) {
+        self.rcv_nxt += 1u32;
+        self.fin_received = true;
+        self.ack_pending = true;
+        debug!("{} -> {}: FIN received", self.local, self.remote);
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(State::CloseWait),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now);
+                } else {
+                    self.set_state(State::Closing);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now),
+            State::TimeWait => self.time_wait_deadline = Some(now + 2 * self.cfg.msl),
+            _ => {}
+        }
+    }
+
+    fn enter_time_wait(&mut self, now: Instant) {
+        self.set_state(State::TimeWait);
+        self.rto_deadline = None;
+        self.persist_deadline = None;
+        self.time_wait_deadline = Some(now + 2 * self.cfg.msl);
+    }
+
+    // ------------------------------------------------------------------
+    // Output
+    // ------------------------------------------------------------------
+
+    /// The window field to advertise, and the right edge it implies.
+    fn advertise(&mut self, syn: bool) -> u16 {
+        let free = self.free_window();
+        let current = self.rcv_adv - self.rcv_nxt;
+        // Receiver SWS avoidance (RFC 1122 4.2.3.3): don't move the right edge by crumbs.
+        let threshold = (self.cfg.recv_buffer / 2).min(usize::from(self.cfg.mss));
+        let mut wnd = if free >= current + threshold || free == self.cfg.recv_buffer {
+            free
+        } else {
+            current
+        };
+        let shift = if syn { 0 } else { self.rcv_wscale };
+        let field = (wnd >> shift).min(65535);
+        wnd = field << shift;
+        // Never shrink the window (RFC 9293 section 3.8.6.2.2).
+        let edge = self.rcv_nxt + wnd;
+        if edge.gt(self.rcv_adv) {
+            self.rcv_adv = edge;
+        }
+        field as u16
+    }
+
+    /// Options for our SYN or SYN-ACK: MSS always; window scale on a SYN if
+    /// configured, on a SYN-ACK only if the peer offered it (RFC 7323 section 2.2).
+    fn syn_options(&self, is_syn_ack: bool) -> TcpOptions {
+        let offer = if is_syn_ack {
+            self.wscale_ok
+        } else {
+            self.cfg.window_scaling
+        };
+        TcpOptions {
+            mss: Some(self.cfg.mss),
+            window_scale: offer.then_some(self.rcv_wscale),
+            sack_permitted: false,
+            timestamp: None,
+        }
+    }
+
+    /// Writes the next segment this connection wants to send into `buf` (a
+    /// whole IPv4 packet) and returns its length, or `None` when there is
+    /// nothing to send now. Call it until it returns `None`.
+    pub fn dispatch(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.rst_pending {
+            self.rst_pending = false;
+            let repr = TcpRepr {
+                src: self.local,
+                dst: self.remote,
+                seq: self.snd_nxt,
+                ack: SeqNum(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+            };
+            debug!("{} -> {}: sending RST", self.local, self.remote);
+            return self.emit(buf, &repr, 0, 0);
+        }
+        match self.state {
+            State::Closed | State::Listen => None,
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+                let syn_ack = self.state == State::SynReceived;
+                let flags = if syn_ack {
+                    TcpFlags::SYN | TcpFlags::ACK
+                } else {
+                    TcpFlags::SYN
+                };
+                let window = self.advertise(true);
+                let repr = TcpRepr {
+                    src: self.local,
+                    dst: self.remote,
+                    seq: self.iss,
+                    ack: if syn_ack { self.rcv_nxt } else { SeqNum(0) },
+                    flags,
+                    window,
+                    options: self.syn_options(syn_ack),
+                };
+                self.snd_nxt = self.iss + 1u32;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                if self.retries == 0 {
+                    self.rtt_probe = Some((self.snd_nxt, now));
+                }
+                if self.rto_deadline.is_none() {
+                    self.rto_deadline = Some(now + self.rtt.rto());
+                }
+                trace!("{} -> {}: sending {:?}", self.local, self.remote, flags);
+                self.emit(buf, &repr, 0, 0)
+            }
+            State::SynSent => None,
+            _ => self.dispatch_synchronized(now, buf),
+        }
+    }
+
+    fn dispatch_synchronized(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mss = self.snd_mss as usize;
+        let sending_state = matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        );
+
+        // Fast retransmit / NewReno: one segment at SND.UNA.
+        if self.retransmit_one && sending_state {
+            self.retransmit_one = false;
+            let len = mss.min(self.snd_buf.len());
+            let fin = self.fin_seq.is_some_and(|f| f == self.snd_una + len);
+            if len > 0 || fin {
+                let seq = self.snd_una;
+                return self.emit_data(now, buf, seq, 0, len, fin, true);
+            }
+        }
+
+        if sending_state {
+            let off = self.snd_nxt - self.snd_una;
+            if off <= self.snd_buf.len() {
+                let unsent = self.snd_buf.len() - off;
+                let in_flight = off;
+                let wnd = (self.snd_wnd.min(self.cc.cwnd())) as usize;
+                let usable = wnd.saturating_sub(in_flight);
+                let len = unsent.min(usable).min(mss);
+                // Our FIN goes right after the last byte, unless it is already acked.
+                let can_fin = self.fin_queued && !self.fin_acked();
+                let fin = can_fin && len == unsent;
+                let send = if len == 0 {
+                    // Only a FIN, if it is due.
+                    fin
+                } else if len == mss || fin {
+                    true
+                } else if len < unsent {
+                    // Window-limited small segment: sender SWS avoidance
+                    // (RFC 1122 4.2.3.4): only if nothing is in flight, or
+                    // it is at least half the largest window ever offered.
+                    in_flight == 0 || len >= (self.max_snd_wnd as usize) / 2
+                } else {
+                    // The tail of the data: Nagle holds it while data is unacknowledged.
+                    !self.nagle || in_flight == 0
+                };
+                if send {
+                    let seq = self.snd_nxt;
+                    let retransmission = seq.lt(self.snd_max);
+                    return self.emit_data(now, buf, seq, off, len, fin, retransmission);
+                }
+                // Zero window with data waiting and nothing in flight: arm the persist timer.
+                if unsent > 0
+                    && self.snd_wnd == 0
+                    && in_flight == 0
+                    && self.rto_deadline.is_none()
+                    && self.persist_deadline.is_none()
+                {
+                    let backoff = 1u32 << self.persist_backoff.min(6);
+                    let interval = (self.rtt.rto() * backoff).min(self.cfg.rtt.max_rto);
+                    self.persist_deadline = Some(now + interval);
+                }
+            }
+        }
+
+        if self.probe_pending {
+            self.probe_pending = false;
+            if self.snd_wnd == 0 {
+                // A zero-window probe: an old sequence number the peer must answer
+                // with its current window (RFC 9293 section 3.8.6.1).
+                self.stats.zero_window_probes += 1;
+                trace!("{} -> {}: zero-window probe", self.local, self.remote);
+                let window = self.advertise(false);
+                let repr = TcpRepr {
+                    src: self.local,
+                    dst: self.remote,
+                    seq: self.snd_una + u32::MAX, // SND.UNA - 1
+                    ack: self.rcv_nxt,
+                    flags: TcpFlags::ACK,
+                    window,
+                    options: TcpOptions::default(),
+                };
+                return self.emit(buf, &repr, 0, 0);
+            }
+        }
+
+        if self.ack_pending {
+            let window = self.advertise(false);
+            let repr = TcpRepr {
+                src: self.local,
+                dst: self.remote,
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK,
+                window,
+                options: TcpOptions::default(),
+            };
+            return self.emit(buf, &repr, 0, 0);
+        }
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_data(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        seq: SeqNum,
+        off: usize,
+        len: usize,
+        fin: bool,
+        retransmission: bool,
+    ) -> Option<usize> {
+        let mut flags = TcpFlags::ACK;
+        if len > 0 && off + len == self.snd_buf.len() {
+            flags = flags | TcpFlags::PSH;
+        }
+        if fin {
+            flags = flags | TcpFlags::FIN;
+        }
+        let window = self.advertise(false);
+        let repr = TcpRepr {
+            src: self.local,
+            dst: self.remote,
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window,
+            options: TcpOptions::default(),
+        };
+        let written = self.emit(buf, &repr, off, len)?;
+        if retransmission {
+            trace!(
+                "{} -> {}: retransmitting seq={} len={}{}",
+                self.local,
+                self.remote,
+                seq,
+                len,
+                if fin { " +FIN" } else { "" }
+            );
+        }
+        let end = seq + len + usize::from(fin);
+        if fin {
+            self.fin_seq = Some(seq + len);
+        }
+        if seq == self.snd_nxt {
+            self.snd_nxt = end;
+        }
+        if end.gt(self.snd_max) {
+            if self.rtt_probe.is_none() && !retransmission {
+                self.rtt_probe = Some((end, now));
+            }
+            self.snd_max = end;
+        }
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        self.persist_deadline = None;
+        Some(written)
+    }
+
+    /// Serialises one segment whose payload is `snd_buf[off..off + len]`.
+    fn emit(&mut self, buf: &mut [u8], repr: &TcpRepr, off: usize, len: usize) -> Option<usize> {
+        let snd_buf = &self.snd_buf;
+        let written = wire::emit_tcp(buf, repr, len, |out| {
+            let (a, b) = snd_buf.as_slices();
+            let mut copied = 0;
+            if off < a.len() {
+                let n = (a.len() - off).min(len);
+                out[..n].copy_from_slice(&a[off..off + n]);
+                copied = n;
+            }
+            if copied < len {
+                let start = off + copied - a.len();
+                out[copied..len].copy_from_slice(&b[start..start + len - copied]);
+            }
+        });
+        let Some(written) = written else {
+            debug!("{} -> {}: output buffer too small", self.local, self.remote);
+            return None;
+        };
+        self.stats.segs_out += 1;
+        self.stats.bytes_out += len as u64;
+        if repr.flags.contains(TcpFlags::ACK) {
+            self.ack_pending = false;
+            self.ack_deadline = None;
+            self.unacked_bytes = 0;
+        }
+        trace!(
+            "{} -> {}: {:?} seq={} ack={} win={} len={}",
+            self.local,
+            self.remote,
+            repr.flags,
+            repr.seq,
+            repr.ack,
+            repr.window,
+            len
+        );
+        Some(written)
+    }
+}
+
+/// The message for an error kind that ended a connection.
+pub(crate) fn error_text(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::ConnectionRefused => "connection refused",
+        io::ErrorKind::ConnectionReset => "connection reset by peer",
+        io::ErrorKind::TimedOut => "connection timed out",
+        _ => "connection failed",
+    }
+}
