@@ -1,42 +1,695 @@
 //! Out-of-order segment reassembly.
 //!
-//! INTERFACE STUB — to be implemented (see the doc comments for the contract).
+//! RFC 9293 section 3.10.7.4 ("Seventh, process the segment text") lets a
+//! receiver keep segments that arrive ahead of `RCV.NXT` and deliver them
+//! once the gap before them is filled (RFC 9293 section 3.4 and 3.10.7.4:
+//! segments in the window but not at `RCV.NXT` "would normally be held for
+//! later processing"). [`ReassemblyQueue`] holds those bytes.
+//!
+//! Representation: a `Vec` of blocks, each an absolute start [`SeqNum`] plus
+//! its bytes, kept sorted in sequence space, pairwise disjoint and
+//! non-adjacent (touching blocks are merged). Positions are compared as
+//! offsets from the `rcv_nxt` passed to each call, computed with
+//! wrap-aware `SeqNum::diff`, so everything works across the 2^32 wrap as
+//! long as the caller's `rcv_nxt` only moves forward.
 
 use crate::seq::SeqNum;
 
+/// One contiguous run of held bytes starting at `start`.
+#[derive(Clone, Debug)]
+struct Block {
+    start: SeqNum,
+    data: Vec<u8>,
+}
+
+impl Block {
+    /// Offsets `[start, end)` of this block relative to `rcv_nxt`.
+    fn offsets(&self, rcv_nxt: SeqNum) -> (i64, i64) {
+        let s = i64::from(self.start.diff(rcv_nxt));
+        // data.len() <= isize::MAX fits in i64.
+        (s, s.saturating_add(self.data.len() as i64))
+    }
+}
+
 /// Holds data that arrived ahead of `RCV.NXT` until the gap before it is filled.
+///
+/// Invariants: at most `max_bytes` bytes are held; blocks are sorted,
+/// disjoint and never adjacent (adjacent or overlapping data is merged).
 #[derive(Clone, Debug, Default)]
 pub struct ReassemblyQueue {
     max_bytes: usize,
+    blocks: Vec<Block>,
+    held: usize,
 }
 
 impl ReassemblyQueue {
     /// An empty queue that will hold at most `max_bytes` bytes.
+    ///
+    /// `max_bytes` is also the span of sequence space accepted beyond
+    /// `rcv_nxt` (the receive window, RFC 9293 section 3.4). It is capped at
+    /// 2^31 - 1 for that purpose, the largest span over which sequence
+    /// numbers still compare correctly (RFC 9293 section 3.4; RFC 7323
+    /// section 2.3 limits real windows to 2^30).
     pub fn new(max_bytes: usize) -> Self {
-        ReassemblyQueue { max_bytes }
+        ReassemblyQueue {
+            max_bytes,
+            blocks: Vec::new(),
+            held: 0,
+        }
+    }
+
+    /// The memory bound given to [`new`](Self::new).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// The accepted span beyond `rcv_nxt`, as an offset.
+    fn window(&self) -> i64 {
+        self.max_bytes.min(i32::MAX as usize) as i64
+    }
+
+    /// Drops held bytes outside `[rcv_nxt, rcv_nxt + window)`.
+    ///
+    /// Bytes before `rcv_nxt` are already delivered (RFC 9293 section
+    /// 3.10.7.4); bytes at or beyond the window could only be there if the
+    /// caller moved `rcv_nxt` backwards, and are dropped (highest sequence
+    /// numbers first) so the memory bound keeps holding.
+    fn trim_to_window(&mut self, rcv_nxt: SeqNum) {
+        let win = self.window();
+        let mut held = 0usize;
+        self.blocks.retain_mut(|b| {
+            let (s, e) = b.offsets(rcv_nxt);
+            if e <= 0 || s >= win {
+                return false;
+            }
+            if e > win {
+                b.data.truncate((win - s) as usize);
+            }
+            if s < 0 {
+                b.data.drain(..(-s) as usize);
+                b.start = rcv_nxt;
+            }
+            held = held.saturating_add(b.data.len());
+            true
+        });
+        self.held = held;
     }
 
     /// Stores `data` that starts at `seq` (ahead of `rcv_nxt`).
-    pub fn insert(&mut self, _rcv_nxt: SeqNum, _seq: SeqNum, _data: &[u8]) -> usize {
-        let _ = self.max_bytes;
-        0
+    ///
+    /// Returns the number of bytes of `data` newly stored. Rules:
+    ///
+    /// * Bytes before `rcv_nxt` were already delivered and are ignored
+    ///   (RFC 9293 section 3.10.7.4: trim to the window's left edge).
+    /// * Only bytes in `[rcv_nxt, rcv_nxt + max_bytes)` are kept — the
+    ///   receive window (RFC 9293 section 3.10.7.4: trim to the window's
+    ///   right edge). Since held bytes are distinct sequence numbers inside
+    ///   that span, at most `max_bytes` bytes are ever held; what does not
+    ///   fit (the highest sequence numbers) is dropped.
+    /// * Bytes already held are kept as they are; only the uncovered parts
+    ///   of `data` are stored (first copy wins).
+    /// * Overlapping and adjacent ranges are merged into one block.
+    ///
+    /// Held bytes that lie before `rcv_nxt` (the caller delivered them some
+    /// other way) are discarded as a side effect.
+    pub fn insert(&mut self, rcv_nxt: SeqNum, seq: SeqNum, data: &[u8]) -> usize {
+        self.trim_to_window(rcv_nxt);
+        let win = self.window();
+        let seg_start = i64::from(seq.diff(rcv_nxt));
+        let seg_end = seg_start.saturating_add(data.len() as i64);
+        let s = seg_start.max(0);
+        let e = seg_end.min(win);
+        if s >= e {
+            return 0;
+        }
+        // 0 <= s - seg_start < e - seg_start <= data.len()
+        let seg = &data[(s - seg_start) as usize..(e - seg_start) as usize];
+        let at = |off: i64| &seg[(off - s) as usize..];
+        let upto = |from: i64, to: i64| &seg[(from - s) as usize..(to - s) as usize];
+
+        // Blocks [i, j) overlap or touch [s, e).
+        let i = self
+            .blocks
+            .iter()
+            .position(|b| b.offsets(rcv_nxt).1 >= s)
+            .unwrap_or(self.blocks.len());
+        let j = self.blocks[i..]
+            .iter()
+            .position(|b| b.offsets(rcv_nxt).0 > e)
+            .map_or(self.blocks.len(), |k| i + k);
+
+        if i == j {
+            self.blocks.insert(
+                i,
+                Block {
+                    start: rcv_nxt + (s as usize),
+                    data: seg.to_vec(),
+                },
+            );
+            self.held = self.held.saturating_add(seg.len());
+            return seg.len();
+        }
+
+        let mut new_bytes = 0usize;
+        let first_start = self.blocks[i].offsets(rcv_nxt).0;
+        let merged_start = first_start.min(s);
+        // The gap [s, first_start), if any, is filled by the loop below.
+        let mut merged = Vec::new();
+        let mut cursor = merged_start;
+        for b in self.blocks.drain(i..j) {
+            let (bs, be) = b.offsets(rcv_nxt);
+            if bs > cursor {
+                // A gap between two held blocks, inside [s, e).
+                let gap = upto(cursor, bs);
+                new_bytes += gap.len();
+                merged.extend_from_slice(gap);
+            }
+            if merged.is_empty() {
+                merged = b.data;
+            } else {
+                merged.extend_from_slice(&b.data);
+            }
+            cursor = be;
+        }
+        if e > cursor {
+            let tail = at(cursor);
+            new_bytes += tail.len();
+            merged.extend_from_slice(tail);
+        }
+        self.blocks.insert(
+            i,
+            Block {
+                start: rcv_nxt + (merged_start as usize),
+                data: merged,
+            },
+        );
+        self.held = self.held.saturating_add(new_bytes);
+        new_bytes
     }
 
     /// Hands `sink` every held byte that is now contiguous with `rcv_nxt`.
-    pub fn drain_ready(&mut self, _rcv_nxt: SeqNum, _sink: impl FnMut(&[u8])) -> usize {
-        0
+    ///
+    /// Blocks that end at or before `rcv_nxt` are discarded (already
+    /// delivered). If a block starts at or before `rcv_nxt`, its bytes from
+    /// `rcv_nxt` onwards are passed to `sink` (possibly over several calls)
+    /// and removed. Returns the number of bytes handed over; the caller
+    /// advances `RCV.NXT` by that amount (RFC 9293 section 3.10.7.4).
+    pub fn drain_ready(&mut self, rcv_nxt: SeqNum, mut sink: impl FnMut(&[u8])) -> usize {
+        let mut nxt = rcv_nxt;
+        let mut delivered = 0usize;
+        let mut remove = 0usize;
+        for b in &self.blocks {
+            let (s, e) = b.offsets(nxt);
+            if e <= 0 {
+                // Entirely old: discard.
+                self.held = self.held.saturating_sub(b.data.len());
+                remove += 1;
+                continue;
+            }
+            if s > 0 {
+                break;
+            }
+            // -s < e <= data.len()
+            let ready = &b.data[(-s) as usize..];
+            sink(ready);
+            delivered = delivered.saturating_add(ready.len());
+            nxt += ready.len();
+            self.held = self.held.saturating_sub(b.data.len());
+            remove += 1;
+        }
+        self.blocks.drain(..remove);
+        delivered
     }
 
     /// Bytes currently held.
     pub fn held_bytes(&self) -> usize {
-        0
+        self.held
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        true
+        self.blocks.is_empty()
     }
 
     /// Forgets everything held.
-    pub fn clear(&mut self) {}
+    pub fn clear(&mut self) {
+        self.blocks.clear();
+        self.held = 0;
+    }
+
+    /// The held ranges `[start, end)` in sequence order, disjoint and
+    /// non-adjacent — the shape of SACK blocks (RFC 2018 section 3).
+    pub fn blocks(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        self.blocks
+            .iter()
+            .map(|b| (b.start, b.start + b.data.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    /// A stream of `n` bytes with a pattern that catches misplaced bytes.
+    fn stream(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    fn blocks(q: &ReassemblyQueue) -> Vec<(u32, u32)> {
+        q.blocks().map(|(s, e)| (s.0, e.0)).collect()
+    }
+
+    /// Drains everything ready at `rcv_nxt` into a Vec.
+    fn drain(q: &mut ReassemblyQueue, rcv_nxt: SeqNum) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = q.drain_ready(rcv_nxt, |b| out.extend_from_slice(b));
+        assert_eq!(n, out.len());
+        out
+    }
+
+    /// Checks the structural invariants: held count, bound, sorted,
+    /// disjoint, non-adjacent.
+    fn check(q: &ReassemblyQueue, rcv_nxt: SeqNum) {
+        let bs: Vec<_> = q.blocks().collect();
+        let total: usize = bs.iter().map(|&(s, e)| e - s).sum();
+        assert_eq!(total, q.held_bytes());
+        assert!(q.held_bytes() <= q.max_bytes());
+        assert_eq!(q.is_empty(), bs.is_empty());
+        for &(s, e) in &bs {
+            assert!(s.lt(e), "empty block");
+            assert!(s.ge(rcv_nxt) || e.gt(rcv_nxt));
+        }
+        for w in bs.windows(2) {
+            assert!(w[0].1.lt(w[1].0), "blocks not sorted/merged: {bs:?}");
+        }
+    }
+
+    /// A receiver as the connection will drive it: in-order data (possibly
+    /// starting before RCV.NXT) is delivered directly and then the queue is
+    /// drained; anything ahead of RCV.NXT goes into the queue. Chunks that
+    /// were dropped (memory bound) are retransmitted in later rounds.
+    fn simulate(isn: u32, data: &[u8], chunks: &[(usize, usize)], max: usize) -> Vec<u8> {
+        let isn = SeqNum(isn);
+        let end = isn + data.len();
+        let mut q = ReassemblyQueue::new(max);
+        let mut rcv_nxt = isn;
+        let mut out = Vec::new();
+        for _round in 0..1000 {
+            for &(off, len) in chunks {
+                let seq = isn + off;
+                let seg_end = seq + len;
+                let payload = &data[off..off + len];
+                if seq.le(rcv_nxt) && seg_end.gt(rcv_nxt) {
+                    let skip = rcv_nxt - seq;
+                    out.extend_from_slice(&payload[skip..]);
+                    rcv_nxt += payload.len() - skip;
+                    let ready = drain(&mut q, rcv_nxt);
+                    rcv_nxt += ready.len();
+                    out.extend_from_slice(&ready);
+                } else {
+                    let n = q.insert(rcv_nxt, seq, payload);
+                    assert!(n <= len);
+                }
+                check(&q, rcv_nxt);
+            }
+            if rcv_nxt == end {
+                break;
+            }
+        }
+        assert_eq!(rcv_nxt, end);
+        assert!(q.is_empty());
+        out
+    }
+
+    /// Splits `0..n` into consecutive chunks of random size in `1..=max_len`.
+    fn partition(rng: &mut impl Rng, n: usize, max_len: usize) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        let mut off = 0;
+        while off < n {
+            let len = rng.random_range(1..=max_len).min(n - off);
+            v.push((off, len));
+            off += len;
+        }
+        v
+    }
+
+    const ISNS: [u32; 4] = [0, 1000, u32::MAX - 100, u32::MAX];
+
+    // RFC 9293 section 3.10.7.4: a segment ahead of RCV.NXT is held and
+    // delivered once RCV.NXT reaches it.
+    #[test]
+    fn single_block_then_delivered() {
+        for isn in ISNS {
+            let r = SeqNum(isn);
+            let mut q = ReassemblyQueue::new(1000);
+            assert!(q.is_empty());
+            assert_eq!(q.insert(r, r + 10u32, b"hello"), 5);
+            assert_eq!(q.held_bytes(), 5);
+            assert_eq!(blocks(&q), vec![((r + 10u32).0, (r + 15u32).0)]);
+            // Nothing is ready while the gap is open.
+            assert!(drain(&mut q, r).is_empty());
+            assert_eq!(q.held_bytes(), 5);
+            // Data exactly at RCV.NXT is also accepted and drained.
+            let mut q2 = ReassemblyQueue::new(1000);
+            assert_eq!(q2.insert(r, r, b"abc"), 3);
+            assert_eq!(drain(&mut q2, r), b"abc");
+            assert!(q2.is_empty());
+            // Once RCV.NXT reaches the block it is handed over.
+            assert_eq!(drain(&mut q, r + 10u32), b"hello");
+            assert!(q.is_empty());
+            assert_eq!(q.held_bytes(), 0);
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4: filling the gap makes the held data
+    // contiguous; adjacent blocks are merged.
+    #[test]
+    fn gap_filled_later() {
+        for isn in ISNS {
+            let r = SeqNum(isn);
+            let mut q = ReassemblyQueue::new(1000);
+            assert_eq!(q.insert(r, r + 10u32, b"KLMNO"), 5);
+            assert_eq!(q.insert(r, r + 20u32, b"UVW"), 3);
+            assert_eq!(blocks(&q).len(), 2);
+            // Fill 15..20: merges both blocks into one.
+            assert_eq!(q.insert(r, r + 15u32, b"PQRST"), 5);
+            assert_eq!(blocks(&q), vec![((r + 10u32).0, (r + 23u32).0)]);
+            // Fill 0..10 (caller would deliver it directly; here via queue).
+            assert_eq!(q.insert(r, r, b"ABCDEFGHIJ"), 10);
+            assert_eq!(blocks(&q).len(), 1);
+            assert_eq!(drain(&mut q, r), b"ABCDEFGHIJKLMNOPQRSTUVW");
+            assert!(q.is_empty());
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4: drain_ready skips bytes before RCV.NXT and
+    // discards blocks that end at or before it.
+    #[test]
+    fn drain_skips_already_delivered() {
+        for isn in ISNS {
+            let r = SeqNum(isn);
+            let mut q = ReassemblyQueue::new(1000);
+            q.insert(r, r + 5u32, b"56789");
+            q.insert(r, r + 20u32, b"klmno");
+            q.insert(r, r + 30u32, b"uvw");
+            // The caller got 0..8 by other means: 8..10 are ready.
+            assert_eq!(drain(&mut q, r + 8u32), b"89");
+            assert_eq!(q.held_bytes(), 8);
+            // The caller got up to 25: the block ending at 25 is discarded,
+            // nothing delivered because 25..30 is missing.
+            assert!(drain(&mut q, r + 25u32).is_empty());
+            assert_eq!(blocks(&q), vec![((r + 30u32).0, (r + 33u32).0)]);
+            assert_eq!(q.held_bytes(), 3);
+            // Block ending exactly at RCV.NXT is discarded as well.
+            assert!(drain(&mut q, r + 33u32).is_empty());
+            assert!(q.is_empty());
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4 (trim to the left window edge): data before
+    // RCV.NXT is not stored; a straddling segment keeps only its new part.
+    #[test]
+    fn data_before_rcv_nxt() {
+        for isn in ISNS {
+            let r = SeqNum(isn);
+            let mut q = ReassemblyQueue::new(100);
+            let behind = SeqNum(isn.wrapping_sub(10));
+            assert_eq!(q.insert(r, behind, b"0123456789"), 0);
+            assert_eq!(q.insert(r, behind, b""), 0);
+            assert_eq!(q.insert(r, r + 5u32, b""), 0);
+            assert!(q.is_empty());
+            // Straddles RCV.NXT: only the 4 bytes from RCV.NXT on are kept.
+            assert_eq!(q.insert(r, behind, b"0123456789abcd"), 4);
+            assert_eq!(blocks(&q), vec![(r.0, (r + 4u32).0)]);
+            assert_eq!(drain(&mut q, r), b"abcd");
+            // Far behind (half the sequence space away) is ignored too.
+            assert_eq!(q.insert(r, SeqNum(isn.wrapping_sub(1 << 31)), b"xyz"), 0);
+            assert!(q.is_empty());
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4 (held bytes already delivered): if the
+    // caller advanced RCV.NXT past held data, a later insert drops it.
+    #[test]
+    fn insert_prunes_delivered_blocks() {
+        let r = SeqNum(u32::MAX - 3);
+        let mut q = ReassemblyQueue::new(100);
+        q.insert(r, r + 2u32, b"abcdef"); // 2..8
+        let r2 = r + 5u32;
+        assert_eq!(q.insert(r2, r2 + 10u32, b"zz"), 2);
+        assert_eq!(
+            blocks(&q),
+            vec![(r2.0, (r2 + 3u32).0), ((r2 + 10u32).0, (r2 + 12u32).0)]
+        );
+        assert_eq!(q.held_bytes(), 5);
+        assert_eq!(drain(&mut q, r2), b"def");
+    }
+
+    // RFC 9293 section 3.10.7.4 / RFC 793 section 3.9: retransmitted
+    // (duplicate) data is not stored twice, and the first copy is kept.
+    #[test]
+    fn duplicates_and_overlaps() {
+        for isn in ISNS {
+            let r = SeqNum(isn);
+            let mut q = ReassemblyQueue::new(1000);
+            assert_eq!(q.insert(r, r + 10u32, b"klmno"), 5); // 10..15
+            assert_eq!(q.insert(r, r + 10u32, b"XXXXX"), 0); // exact dup
+            assert_eq!(q.insert(r, r + 11u32, b"XX"), 0); // inside
+                                                          // Partial overlap on the left: only 8..10 is new.
+            assert_eq!(q.insert(r, r + 8u32, b"ijXXX"), 2);
+            // Partial overlap on the right: only 15..17 is new.
+            assert_eq!(q.insert(r, r + 13u32, b"XXpq"), 2);
+            assert_eq!(blocks(&q), vec![((r + 8u32).0, (r + 17u32).0)]);
+            // Two more blocks: 20..22 and 25..27.
+            assert_eq!(q.insert(r, r + 20u32, b"uv"), 2);
+            assert_eq!(q.insert(r, r + 25u32, b"z{"), 2);
+            assert_eq!(blocks(&q).len(), 3);
+            // One segment covering all three blocks and the gaps between
+            // them, extending on both sides: 5..30.
+            let cover: Vec<u8> = (5u8..30).map(|i| b'a' + i).collect();
+            let mut wrong = cover.clone();
+            for (k, b) in wrong.iter_mut().enumerate() {
+                let off = k + 5;
+                if (8..17).contains(&off) || (20..22).contains(&off) || (25..27).contains(&off) {
+                    *b = b'X'; // must be ignored: the held copy wins
+                }
+            }
+            let new = 25 - 9 - 2 - 2;
+            assert_eq!(q.insert(r, r + 5u32, &wrong), new);
+            assert_eq!(blocks(&q), vec![((r + 5u32).0, (r + 30u32).0)]);
+            assert_eq!(q.held_bytes(), 25);
+            assert_eq!(drain(&mut q, r + 5u32), cover);
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4 (trim to the right window edge) and the
+    // memory bound: never more than max_bytes held; excess is dropped.
+    #[test]
+    fn memory_bound() {
+        for isn in ISNS {
+            let r = SeqNum(isn);
+            let mut q = ReassemblyQueue::new(100);
+            // Beyond the window entirely.
+            assert_eq!(q.insert(r, r + 100u32, b"x"), 0);
+            assert_eq!(q.insert(r, r + 5000u32, &[1; 50]), 0);
+            // Straddles the right edge: only 90..100 kept.
+            assert_eq!(q.insert(r, r + 90u32, &[2; 30]), 10);
+            assert_eq!(blocks(&q), vec![((r + 90u32).0, (r + 100u32).0)]);
+            // A huge segment fills the rest, but no more than max_bytes.
+            assert_eq!(q.insert(r, r + 1u32, &[3; 500]), 89);
+            assert_eq!(q.held_bytes(), 99);
+            assert_eq!(q.insert(r, r, &[4; 1000]), 1);
+            assert_eq!(q.held_bytes(), 100);
+            check(&q, r);
+            // Full: nothing more fits.
+            assert_eq!(q.insert(r, r + 50u32, &[5; 10]), 0);
+            let out = drain(&mut q, r);
+            assert_eq!(out.len(), 100);
+            assert_eq!(out[0], 4);
+            assert!(out[1..90].iter().all(|&b| b == 3));
+            assert!(out[90..].iter().all(|&b| b == 2));
+            // After delivery the window has moved on.
+            let r2 = r + 100u32;
+            assert_eq!(q.insert(r2, r2 + 99u32, b"ab"), 1);
+            assert_eq!(q.held_bytes(), 1);
+        }
+        // A zero bound holds nothing.
+        let mut q = ReassemblyQueue::new(0);
+        assert_eq!(q.insert(SeqNum(0), SeqNum(0), b"abc"), 0);
+        assert_eq!(q.insert(SeqNum(0), SeqNum(1), b"abc"), 0);
+        assert!(q.is_empty());
+    }
+
+    // RFC 9293 section 3.4: the bound also holds if the caller (wrongly)
+    // moves RCV.NXT backwards; the highest sequence numbers are dropped.
+    #[test]
+    fn memory_bound_with_backwards_rcv_nxt() {
+        let r = SeqNum(u32::MAX - 20);
+        let mut q = ReassemblyQueue::new(50);
+        assert_eq!(q.insert(r, r + 30u32, &[1; 20]), 20); // 30..50
+        let back = SeqNum(r.0.wrapping_sub(10));
+        // Window is now [r-10, r+40): bytes 40..50 are out and dropped.
+        assert_eq!(q.insert(back, back, &[2; 100]), 40);
+        check(&q, back);
+        assert_eq!(q.held_bytes(), 50);
+        assert_eq!(drain(&mut q, back).len(), 50);
+        assert!(q.is_empty());
+        // Way off (rcv_nxt moved by ~2^31): nothing panics, bound holds.
+        let mut q = ReassemblyQueue::new(usize::MAX);
+        assert_eq!(q.insert(SeqNum(0), SeqNum(10), &[7; 64]), 64);
+        let far = SeqNum(1u32 << 31);
+        assert_eq!(q.insert(far, far + 5u32, &[8; 4]), 4);
+        check(&q, far);
+        let _ = drain(&mut q, SeqNum((1u32 << 31) + 60));
+        check(&q, SeqNum((1u32 << 31) + 60));
+    }
+
+    // RFC 9293 section 3.10.7.4: clear() forgets everything.
+    #[test]
+    fn clear_forgets() {
+        let r = SeqNum(7);
+        let mut q = ReassemblyQueue::new(100);
+        q.insert(r, r + 3u32, b"abc");
+        q.insert(r, r + 10u32, b"def");
+        q.clear();
+        assert!(q.is_empty());
+        assert_eq!(q.held_bytes(), 0);
+        assert_eq!(blocks(&q), vec![]);
+        assert!(drain(&mut q, r + 3u32).is_empty());
+        let d = ReassemblyQueue::default();
+        assert!(d.is_empty());
+        assert_eq!(d.max_bytes(), 0);
+    }
+
+    // RFC 9293 section 3.10.7.4: any arrival order of 1-byte segments
+    // reassembles to the original stream, also across the 2^32 wrap.
+    #[test]
+    fn shuffled_one_byte_segments() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let data = stream(600);
+        for isn in ISNS.into_iter().chain([u32::MAX - 300]) {
+            for _ in 0..5 {
+                let mut chunks: Vec<_> = (0..data.len()).map(|i| (i, 1)).collect();
+                chunks.shuffle(&mut rng);
+                assert_eq!(simulate(isn, &data, &chunks, data.len()), data);
+            }
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4: variable-size segments in random order,
+    // with random duplicates and overlapping retransmissions mixed in.
+    #[test]
+    fn shuffled_variable_segments_with_overlaps() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let data = stream(5000);
+        for isn in ISNS.into_iter().chain([u32::MAX - 2500]) {
+            for _ in 0..10 {
+                let mut chunks = partition(&mut rng, data.len(), 300);
+                // Overlapping extra segments at random places.
+                for _ in 0..rng.random_range(0..20) {
+                    let off = rng.random_range(0..data.len());
+                    let len = rng.random_range(1..=600).min(data.len() - off);
+                    chunks.push((off, len));
+                }
+                // Exact duplicates.
+                for _ in 0..rng.random_range(0..5) {
+                    let c = chunks[rng.random_range(0..chunks.len())];
+                    chunks.push(c);
+                }
+                chunks.shuffle(&mut rng);
+                assert_eq!(simulate(isn, &data, &chunks, data.len()), data);
+            }
+        }
+    }
+
+    // RFC 9293 section 3.10.7.4 with a memory bound smaller than the
+    // stream: excess is dropped and must be retransmitted, yet the result
+    // is byte-exact and the bound is never exceeded (checked per step).
+    #[test]
+    fn shuffled_segments_under_memory_pressure() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let data = stream(3000);
+        for isn in ISNS.into_iter().chain([u32::MAX - 1500]) {
+            for max in [1, 64, 500, 1499] {
+                let mut chunks = partition(&mut rng, data.len(), 200);
+                chunks.shuffle(&mut rng);
+                assert_eq!(simulate(isn, &data, &chunks, max), data);
+            }
+        }
+    }
+
+    // RFC 9293 section 3.4: random inserts and drains, compared against a
+    // byte-map model, starting just below 2^32 so the wrap is crossed.
+    #[test]
+    fn random_against_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let data = stream(4000);
+        let isn = SeqNum(u32::MAX - 1000);
+        let max = 700;
+        let mut q = ReassemblyQueue::new(max);
+        let mut model: Vec<Option<u8>> = vec![None; data.len()];
+        let mut nxt = 0usize; // offset of RCV.NXT in `data`
+        for _ in 0..5000 {
+            if nxt == data.len() {
+                break;
+            }
+            let off = rng.random_range(nxt.saturating_sub(50)..data.len());
+            let len = rng.random_range(0..=150).min(data.len() - off);
+            let n = q.insert(isn + nxt, isn + off, &data[off..off + len]);
+            let mut expect = 0;
+            for k in off.max(nxt)..(off + len).min(nxt + max) {
+                if model[k].is_none() {
+                    model[k] = Some(data[k]);
+                    expect += 1;
+                }
+            }
+            assert_eq!(n, expect);
+            check(&q, isn + nxt);
+            // Model blocks must match the queue's blocks.
+            let mut mb = Vec::new();
+            let mut k = nxt;
+            while k < data.len() {
+                if model[k].is_some() {
+                    let s = k;
+                    while k < data.len() && model[k].is_some() {
+                        k += 1;
+                    }
+                    mb.push(((isn + s).0, (isn + k).0));
+                } else {
+                    k += 1;
+                }
+            }
+            assert_eq!(blocks(&q), mb);
+            if rng.random_range(0..4) == 0 {
+                let out = drain(&mut q, isn + nxt);
+                for &b in &out {
+                    assert_eq!(Some(b), model[nxt]);
+                    nxt += 1;
+                }
+                assert!(nxt == data.len() || model[nxt].is_none());
+            }
+        }
+    }
+
+    // RFC 2018 section 3: blocks() reports disjoint [start, end) ranges in
+    // order, including ranges that wrap through zero.
+    #[test]
+    fn blocks_across_wrap() {
+        let r = SeqNum(u32::MAX - 5);
+        let mut q = ReassemblyQueue::new(100);
+        q.insert(r, r + 20u32, b"cc"); // wraps: 14..16
+        q.insert(r, r + 2u32, b"aaaaaa"); // u32::MAX-3 ..= 2
+        q.insert(r, r + 10u32, b"b"); // 4..5
+        assert_eq!(blocks(&q), vec![(u32::MAX - 3, 2), (4, 5), (14, 16)]);
+        assert_eq!(q.held_bytes(), 9);
+        // Bridging 2..4 merges the first two blocks across the wrap; the
+        // byte at 1 is already held and the first copy is kept.
+        assert_eq!(q.insert(r, SeqNum(1), b"Xbc"), 2);
+        assert_eq!(blocks(&q), vec![(u32::MAX - 3, 5), (14, 16)]);
+        assert_eq!(q.held_bytes(), 11);
+        assert_eq!(drain(&mut q, r + 2u32), b"aaaaaabcb");
+        assert_eq!(blocks(&q), vec![(14, 16)]);
+    }
 }
