@@ -8,3 +8,8 @@ pub mod state;
 pub mod tcb;
 pub mod time;
 pub mod wire;
+pub mod isn;
+pub mod stack;
+pub mod sim;
+pub mod device;
+pub mod socket;

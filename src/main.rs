@@ -1,1 +1,232 @@
-fn main() {}
+//! `utcp`: the command-line face of the stack. See `utcp --help`.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use utcp::socket::{NetStack, TcpListener, TcpStream};
+use utcp::stack::StackConfig;
+
+/// A user-space TCP/IPv4 stack over a Linux TUN device.
+///
+/// utcp attaches to an existing TUN device (create it with
+/// scripts/setup-tun.sh) and answers for --addr on it: the kernel on the
+/// other side of the device talks to utcp as to any other host. Run it in the
+/// network namespace that holds the device, as root.
+///
+/// Set RUST_LOG=debug to watch every connection's state transitions and
+/// retransmissions; RUST_LOG=trace shows every segment.
+#[derive(Parser, Debug)]
+#[command(name = "utcp", version, about, long_about)]
+struct Cli {
+    /// TUN device to attach to.
+    #[arg(long, default_value = "utcp0", global = true)]
+    dev: String,
+    /// IPv4 address utcp answers for on the device.
+    #[arg(long, default_value = "10.77.0.2", global = true)]
+    addr: Ipv4Addr,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The seed demo server: a thread per connection reads up to 256 bytes
+    /// and prints the client's message.
+    Server {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 4399)]
+        port: u16,
+    },
+    /// The seed demo client: connects, sends a message, closes.
+    Client {
+        /// Where to connect, e.g. 10.77.0.1:4399.
+        target: SocketAddrV4,
+        /// What to send.
+        #[arg(long, default_value = "Hi, I am a client")]
+        message: String,
+    },
+    /// Echo server: every byte comes back; a half-close is answered once all is echoed.
+    Echo {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 7)]
+        port: u16,
+    },
+    /// Discard server: reads everything, prints "<peer> <N> bytes" per connection.
+    Sink {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 9)]
+        port: u16,
+    },
+    /// Netcat-like client: stdin to the connection, the connection to stdout.
+    Connect {
+        /// Where to connect, e.g. 10.77.0.1:5000.
+        target: SocketAddrV4,
+    },
+    /// Netcat-like server: accepts one connection, then works like `connect`.
+    Listen {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_micros()
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("utcp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> io::Result<()> {
+    let net = NetStack::tun(&cli.dev, StackConfig::new(cli.addr))?;
+    match cli.command {
+        Command::Server { port } => serve(&net, port, seed_connection),
+        Command::Echo { port } => serve(&net, port, echo_connection),
+        Command::Sink { port } => serve(&net, port, sink_connection),
+        Command::Client { target, message } => client(&net, target, &message),
+        Command::Connect { target } => {
+            let stream = TcpStream::connect(&net, target)?;
+            pipe_stdio(stream)
+        }
+        Command::Listen { port } => {
+            let listener = bind(&net, port)?;
+            let (stream, peer) = listener.accept()?;
+            eprintln!("utcp: connection from {peer}");
+            drop(listener);
+            pipe_stdio(stream)
+        }
+    }
+}
+
+fn bind(net: &NetStack, port: u16) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(net, port)?;
+    eprintln!("utcp: listening on {}", listener.local_addr()?);
+    Ok(listener)
+}
+
+/// Accepts forever, one thread per connection, like the seed's goroutines.
+fn serve(net: &NetStack, port: u16, handler: fn(TcpStream) -> io::Result<()>) -> io::Result<()> {
+    let listener = bind(net, port)?;
+    loop {
+        let (stream, peer) = listener.accept()?;
+        log::info!("connection from {peer}");
+        thread::Builder::new()
+            .name(format!("conn-{peer}"))
+            .spawn(move || {
+                if let Err(e) = handler(stream) {
+                    eprintln!("utcp: connection from {peer}: {e}");
+                }
+            })?;
+    }
+}
+
+/// The seed server's handler: read up to 256 bytes, print them.
+fn seed_connection(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 256];
+    let mut n = 0;
+    while n < buf.len() {
+        let k = stream.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let text = String::from_utf8_lossy(&buf[..n]);
+    let mut out = io::stdout().lock();
+    if text.ends_with('\n') {
+        write!(out, "{text}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    out.flush()
+}
+
+fn echo_connection(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buf[..n])?;
+    }
+    stream.shutdown(Shutdown::Write)
+}
+
+fn sink_connection(mut stream: TcpStream) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    let mut out = io::stdout().lock();
+    writeln!(out, "{peer} {total} bytes")?;
+    out.flush()
+}
+
+fn client(net: &NetStack, target: SocketAddrV4, message: &str) -> io::Result<()> {
+    let mut stream = TcpStream::connect(net, target)?;
+    stream.write_all(message.as_bytes())?;
+    stream.shutdown(Shutdown::Write)?;
+    // Wait (bounded) for the peer to close too, so our last ACK goes out.
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// stdin -> connection (half-close on EOF), connection -> stdout, until both are done.
+fn pipe_stdio(stream: TcpStream) -> io::Result<()> {
+    let writer = stream.try_clone()?;
+    let upload = thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || -> io::Result<()> {
+            let mut stdin = io::stdin().lock();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = stdin.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                (&writer).write_all(&buf[..n])?;
+            }
+            writer.shutdown(Shutdown::Write)
+        })?;
+    let mut stdout = io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = (&stream).read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        stdout.write_all(&buf[..n])?;
+    }
+    stdout.flush()?;
+    match upload.join() {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::other("stdin thread panicked")),
+    }
+}

@@ -260,7 +260,8 @@ impl Tcb {
     /// first [`dispatch`](Self::dispatch) emits the SYN-ACK.
     pub fn accept(seg: &TcpSegment<'_>, iss: SeqNum, cfg: TcpConfig) -> Self {
         let mut tcb = Tcb::new(seg.dst, seg.src, iss, cfg);
-        tcb.set_state(State::Listen);
+        // The listener's state, so the log reads LISTEN -> SYN-RECEIVED.
+        tcb.state = State::Listen;
         tcb.irs = seg.seq;
         tcb.rcv_nxt = seg.seq + 1u32;
         tcb.rcv_adv = tcb.rcv_nxt;
@@ -415,6 +416,11 @@ impl Tcb {
             State::SynSent | State::SynReceived | State::Listen => false,
             _ => true,
         }
+    }
+
+    /// True while a reset is waiting to be sent by [`dispatch`](Self::dispatch).
+    pub fn has_output(&self) -> bool {
+        self.rst_pending
     }
 
     /// True once our FIN was sent and acknowledged.

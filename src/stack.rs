@@ -1,0 +1,616 @@
+//! The stack: demultiplexing by 4-tuple, listeners, ISNs, resets for
+//! segments nobody wants, and ICMP echo. Sans-IO like the [`Tcb`]s it owns.
+//!
+//! The driver calls, in any order and as often as it likes:
+//! - [`Stack::handle_packet`] for every raw IPv4 packet read from the device,
+//! - [`Stack::handle_timeout`] when [`Stack::poll_timeout`]'s deadline passes,
+//! - [`Stack::dispatch`] to collect the packets to write to the device,
+//!
+//! and the socket layer uses [`Stack::listen`], [`Stack::accept`],
+//! [`Stack::connect`], [`Stack::tcb_mut`] and [`Stack::release`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use log::{debug, trace};
+use rand::{Rng, SeedableRng};
+
+use crate::isn::IsnGenerator;
+use crate::seq::SeqNum;
+use crate::state::State;
+use crate::tcb::{TcpConfig, Tcb, Verdict};
+use crate::time::Instant;
+use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+
+/// Configuration of a [`Stack`].
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// The IPv4 address the stack answers for.
+    pub addr: Ipv4Addr,
+    /// The device MTU; our MSS is derived from it (MTU - 40).
+    pub mtu: usize,
+    /// Defaults for every connection.
+    pub tcp: TcpConfig,
+    /// Seed for the ISN secret and port choice; `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+impl StackConfig {
+    /// A configuration for `addr` with a 1500-byte MTU and default TCP settings.
+    pub fn new(addr: Ipv4Addr) -> Self {
+        StackConfig {
+            addr,
+            mtu: 1500,
+            tcp: TcpConfig::default(),
+            seed: None,
+        }
+    }
+}
+
+/// Identifies one connection inside a [`Stack`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// Who holds a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// Created by a listener, handshake not complete yet.
+    Embryonic(u16),
+    /// Established, waiting in the listener's accept queue.
+    Queued(u16),
+    /// Handed to the application.
+    App,
+    /// The application let go; the TCB lives on until CLOSED.
+    Orphan,
+}
+
+#[derive(Debug)]
+struct Entry {
+    tcb: Tcb,
+    owner: Owner,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+#[derive(Debug)]
+struct Listener {
+    backlog: usize,
+    queue: VecDeque<ConnId>,
+}
+
+/// Counters of the whole stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StackStats {
+    /// Packets handed to [`Stack::handle_packet`].
+    pub packets_in: u64,
+    /// Packets produced by [`Stack::dispatch`].
+    pub packets_out: u64,
+    /// Packets dropped by the wire codec, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Packets not addressed to our IP.
+    pub not_for_us: u64,
+    /// TCP segments demultiplexed.
+    pub tcp_in: u64,
+    /// Resets we sent for segments without a connection.
+    pub resets_sent: u64,
+    /// SYNs dropped because the accept backlog was full.
+    pub syn_backlog_full: u64,
+    /// ICMP echo replies sent.
+    pub echo_replies: u64,
+    /// Connections created (both directions).
+    pub connections: u64,
+}
+
+/// The sans-IO TCP/IPv4 stack.
+#[derive(Debug)]
+pub struct Stack {
+    cfg: StackConfig,
+    isn: IsnGenerator,
+    rng: rand::rngs::StdRng,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    tuples: HashMap<(SocketAddrV4, SocketAddrV4), ConnId>,
+    listeners: HashMap<u16, Listener>,
+    /// Packets queued by the stack itself: resets and echo replies.
+    control: VecDeque<Control>,
+    stats: StackStats,
+}
+
+#[derive(Debug)]
+enum Control {
+    Reset(TcpRepr),
+    EchoReply {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ident: u16,
+        seq: u16,
+        payload: Vec<u8>,
+    },
+}
+
+/// At most this many resets and echo replies wait for dispatch; more are dropped.
+const CONTROL_QUEUE_MAX: usize = 1024;
+/// First port of the ephemeral range (RFC 6335 section 6).
+const EPHEMERAL_FIRST: u16 = 49152;
+
+impl Stack {
+    /// A stack with no connections and no listeners.
+    pub fn new(mut cfg: StackConfig) -> Self {
+        let mut rng = match cfg.seed {
+            Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+            None => rand::rngs::StdRng::from_os_rng(),
+        };
+        let secret: [u8; 16] = rng.random();
+        let mss = cfg.mtu.saturating_sub(wire::IPV4_HEADER_LEN + wire::TCP_HEADER_LEN);
+        cfg.tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX).max(64);
+        Stack {
+            isn: IsnGenerator::new(secret),
+            rng,
+            slots: Vec::new(),
+            free: Vec::new(),
+            tuples: HashMap::new(),
+            listeners: HashMap::new(),
+            control: VecDeque::new(),
+            stats: StackStats::default(),
+            cfg,
+        }
+    }
+
+    /// The address the stack answers for.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.cfg.addr
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    /// Stack-wide counters.
+    pub fn stats(&self) -> &StackStats {
+        &self.stats
+    }
+
+    /// The state of every connection the stack holds.
+    pub fn connection_states(&self) -> impl Iterator<Item = State> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .map(|e| e.tcb.state())
+    }
+
+    /// Number of connections the stack holds (any state, including TIME-WAIT).
+    pub fn connection_count(&self) -> usize {
+        self.tuples.len()
+    }
+
+    // ------------------------------------------------------------------
+    // Socket-layer calls
+    // ------------------------------------------------------------------
+
+    /// Starts listening on `port` with an accept queue of `backlog` connections.
+    pub fn listen(&mut self, port: u16, backlog: usize) -> io::Result<()> {
+        if port == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot listen on port 0",
+            ));
+        }
+        if self.listeners.contains_key(&port) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("port {port} is already in use by a listener"),
+            ));
+        }
+        debug!("listening on {}:{port}", self.cfg.addr);
+        self.listeners.insert(
+            port,
+            Listener {
+                backlog: backlog.max(1),
+                queue: VecDeque::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops listening on `port`; connections not yet accepted are reset.
+    pub fn unlisten(&mut self, port: u16) {
+        if self.listeners.remove(&port).is_none() {
+            return;
+        }
+        debug!("no longer listening on {}:{port}", self.cfg.addr);
+        let doomed: Vec<ConnId> = self
+            .iter_ids()
+            .filter(|id| {
+                matches!(
+                    self.entry(*id).map(|e| e.owner),
+                    Some(Owner::Embryonic(p) | Owner::Queued(p)) if p == port
+                )
+            })
+            .collect();
+        for id in doomed {
+            if let Some(e) = self.entry_mut(id) {
+                e.tcb.abort();
+                e.owner = Owner::Orphan;
+            }
+        }
+    }
+
+    /// True if a listener is bound to `port`.
+    pub fn is_listening(&self, port: u16) -> bool {
+        self.listeners.contains_key(&port)
+    }
+
+    /// Takes the next established connection from `port`'s accept queue.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        let id = self.listeners.get_mut(&port)?.queue.pop_front()?;
+        if let Some(e) = self.entry_mut(id) {
+            e.owner = Owner::App;
+        }
+        Some(id)
+    }
+
+    /// Opens a connection to `remote` (active open). The returned connection
+    /// is in SYN-SENT; wait for it to leave that state.
+    pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> io::Result<ConnId> {
+        let ip = *remote.ip();
+        if remote.port() == 0
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip == self.cfg.addr
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot connect to {remote}"),
+            ));
+        }
+        let port = self.ephemeral_port(remote).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "no free ephemeral port for this destination",
+            )
+        })?;
+        let local = SocketAddrV4::new(self.cfg.addr, port);
+        let iss = self.isn.isn(now, local, remote);
+        let tcb = Tcb::connect(local, remote, iss, self.cfg.tcp.clone());
+        Ok(self.insert(tcb, Owner::App))
+    }
+
+    fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Option<u16> {
+        let span = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
+        let start = self.rng.random_range(0..span);
+        (0..span)
+            .map(|i| EPHEMERAL_FIRST + ((start + i) % span) as u16)
+            .find(|&port| {
+                !self.listeners.contains_key(&port)
+                    && !self
+                        .tuples
+                        .contains_key(&(SocketAddrV4::new(self.cfg.addr, port), remote))
+            })
+    }
+
+    /// The connection's TCB, if it still exists.
+    pub fn tcb(&self, id: ConnId) -> Option<&Tcb> {
+        self.entry(id).map(|e| &e.tcb)
+    }
+
+    /// The connection's TCB, mutably (for send, recv, close...).
+    pub fn tcb_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
+        self.entry_mut(id).map(|e| &mut e.tcb)
+    }
+
+    /// The application let go of `id`: close it gracefully (if it still
+    /// needs closing); the stack forgets it once it reaches CLOSED.
+    pub fn release(&mut self, id: ConnId) {
+        if let Some(e) = self.entry_mut(id) {
+            e.owner = Owner::Orphan;
+            e.tcb.close();
+        }
+        self.reap(id);
+    }
+
+    // ------------------------------------------------------------------
+    // Slab plumbing
+    // ------------------------------------------------------------------
+
+    fn insert(&mut self, tcb: Tcb, owner: Owner) -> ConnId {
+        let key = (tcb.local(), tcb.remote());
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.entry = Some(Entry { tcb, owner });
+        let id = ConnId {
+            index,
+            generation: slot.generation,
+        };
+        self.tuples.insert(key, id);
+        self.stats.connections += 1;
+        id
+    }
+
+    fn entry(&self, id: ConnId) -> Option<&Entry> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.entry.as_ref()
+    }
+
+    fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    fn iter_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.entry.as_ref().map(|_| ConnId {
+                index: i as u32,
+                generation: s.generation,
+            })
+        })
+    }
+
+    /// Forgets a CLOSED connection nobody holds any more.
+    fn reap(&mut self, id: ConnId) {
+        let Some(e) = self.entry(id) else { return };
+        if e.tcb.state() != State::Closed || e.tcb.has_output() {
+            return;
+        }
+        if matches!(e.owner, Owner::App | Owner::Queued(_)) {
+            return;
+        }
+        let key = (e.tcb.local(), e.tcb.remote());
+        trace!("forgetting connection {} -> {}", key.0, key.1);
+        if self.tuples.get(&key) == Some(&id) {
+            self.tuples.remove(&key);
+        }
+        let slot = &mut self.slots[id.index as usize];
+        slot.entry = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+    }
+
+    // ------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------
+
+    /// Processes one raw IPv4 packet from the device.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.stats.packets_in += 1;
+        let parsed = match wire::parse(packet) {
+            Ok(p) => p,
+            Err(reason) => {
+                *self.stats.dropped.entry(reason.as_str()).or_insert(0) += 1;
+                debug!("dropped a {}-byte packet: {reason}", packet.len());
+                return;
+            }
+        };
+        match parsed {
+            Packet::IcmpEchoRequest {
+                src,
+                dst,
+                ident,
+                seq,
+                payload,
+            } => {
+                if dst != self.cfg.addr {
+                    self.stats.not_for_us += 1;
+                    return;
+                }
+                trace!("echo request from {src} seq {seq}");
+                self.push_control(Control::EchoReply {
+                    src: dst,
+                    dst: src,
+                    ident,
+                    seq,
+                    payload: payload.to_vec(),
+                });
+            }
+            Packet::Tcp(seg) => {
+                if *seg.dst.ip() != self.cfg.addr {
+                    self.stats.not_for_us += 1;
+                    return;
+                }
+                self.stats.tcp_in += 1;
+                self.handle_segment(now, &seg);
+            }
+        }
+    }
+
+    fn handle_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        if let Some(&id) = self.tuples.get(&(seg.dst, seg.src)) {
+            let Some(e) = self.entry_mut(id) else { return };
+            let verdict = e.tcb.on_segment(now, seg);
+            if verdict == Verdict::SendReset {
+                self.reset_for(seg);
+            }
+            self.after_event(id);
+            return;
+        }
+        if self.listeners.contains_key(&seg.dst.port()) {
+            self.handle_listen(now, seg);
+            return;
+        }
+        // RFC 9293 section 3.10.7.1: CLOSED. Answer anything but a RST with a RST.
+        trace!("segment for {} from {}: no connection", seg.dst, seg.src);
+        self.reset_for(seg);
+    }
+
+    /// RFC 9293 section 3.10.7.2: a segment for a listening port.
+    fn handle_listen(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        if seg.flags.contains(TcpFlags::ACK) {
+            self.reset_for(seg);
+            return;
+        }
+        if !seg.flags.contains(TcpFlags::SYN) {
+            return;
+        }
+        let port = seg.dst.port();
+        let backlog = self.listeners.get(&port).map_or(0, |l| l.backlog);
+        let queued = self.listeners.get(&port).map_or(0, |l| l.queue.len());
+        let embryonic = self
+            .slots
+            .iter()
+            .filter(|s| matches!(&s.entry, Some(e) if e.owner == Owner::Embryonic(port)))
+            .count();
+        if queued + embryonic >= backlog {
+            // Like Linux, drop the SYN; the peer will retry.
+            self.stats.syn_backlog_full += 1;
+            debug!("backlog of port {port} full, dropping SYN from {}", seg.src);
+            return;
+        }
+        let iss = self.isn.isn(now, seg.dst, seg.src);
+        let tcb = Tcb::accept(seg, iss, self.cfg.tcp.clone());
+        debug!("{} -> {}: SYN received on a listener", seg.dst, seg.src);
+        self.insert(tcb, Owner::Embryonic(port));
+    }
+
+    /// Queues the reset RFC 9293 section 3.10.7.1 prescribes for `seg`.
+    fn reset_for(&mut self, seg: &TcpSegment<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let repr = if seg.flags.contains(TcpFlags::ACK) {
+            TcpRepr {
+                src: seg.dst,
+                dst: seg.src,
+                seq: seg.ack,
+                ack: SeqNum(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+            }
+        } else {
+            TcpRepr {
+                src: seg.dst,
+                dst: seg.src,
+                seq: SeqNum(0),
+                ack: seg.seq + seg.seg_len(),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                options: TcpOptions::default(),
+            }
+        };
+        debug!("{} -> {}: sending RST", seg.dst, seg.src);
+        self.stats.resets_sent += 1;
+        self.push_control(Control::Reset(repr));
+    }
+
+    fn push_control(&mut self, c: Control) {
+        if self.control.len() < CONTROL_QUEUE_MAX {
+            self.control.push_back(c);
+        }
+    }
+
+    /// Moves connections between owners after they changed state.
+    fn after_event(&mut self, id: ConnId) {
+        let Some(e) = self.entry_mut(id) else { return };
+        if let Owner::Embryonic(port) = e.owner {
+            if e.tcb.state().is_synchronized() {
+                e.owner = Owner::Queued(port);
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.queue.push_back(id);
+                }
+            }
+        }
+        self.reap(id);
+    }
+
+    // ------------------------------------------------------------------
+    // Timers
+    // ------------------------------------------------------------------
+
+    /// The earliest deadline of any connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter_map(|e| e.tcb.poll_at())
+            .min()
+    }
+
+    /// Runs every timer that expired at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<ConnId> = self
+            .iter_ids()
+            .filter(|id| {
+                self.entry(*id)
+                    .and_then(|e| e.tcb.poll_at())
+                    .is_some_and(|t| t <= now)
+            })
+            .collect();
+        for id in due {
+            if let Some(e) = self.entry_mut(id) {
+                e.tcb.on_timeout(now);
+            }
+            self.after_event(id);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Output
+    // ------------------------------------------------------------------
+
+    /// Produces every packet that is ready to go, writing each into `buf` and
+    /// handing it to `emit`. `buf` must hold a whole packet (the MTU).
+    pub fn dispatch(&mut self, now: Instant, buf: &mut [u8], mut emit: impl FnMut(&[u8])) {
+        while let Some(c) = self.control.pop_front() {
+            let n = match &c {
+                Control::Reset(repr) => wire::emit_tcp(buf, repr, 0, |_| {}),
+                Control::EchoReply {
+                    src,
+                    dst,
+                    ident,
+                    seq,
+                    payload,
+                } => {
+                    self.stats.echo_replies += 1;
+                    wire::emit_icmp_echo_reply(buf, *src, *dst, *ident, *seq, payload)
+                }
+            };
+            if let Some(n) = n {
+                self.stats.packets_out += 1;
+                emit(&buf[..n]);
+            }
+        }
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let id = ConnId {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            let Some(e) = slot.entry.as_mut() else {
+                continue;
+            };
+            // Bounded: a TCB emits at most its window's worth, but keep a cap anyway.
+            for _ in 0..4096 {
+                let Some(n) = e.tcb.dispatch(now, buf) else {
+                    break;
+                };
+                self.stats.packets_out += 1;
+                emit(&buf[..n]);
+            }
+            self.reap(id);
+        }
+    }
+}
