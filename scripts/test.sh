@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run utcp's full check: formatting, clippy and the test suite (unit tests plus
+# the interop tests that talk to the kernel's TCP over a TUN device inside
+# private network namespaces).
+#
+# Usage: sudo scripts/test.sh [extra args for `cargo test --release`]
+#   e.g. sudo scripts/test.sh --test interop -- --nocapture
+#
+# The interop tests need root, /dev/net/tun and netcat-openbsd; they fail (they
+# are never skipped) when these are missing, so this script checks up front.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROG=${0##*/}
+
+die() {
+    echo "$PROG: error: $*" >&2
+    exit 1
+}
+
+case ${1:-} in
+    -h | --help)
+        sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+esac
+
+# ---- preflight -------------------------------------------------------------------
+[[ $(id -u) -eq 0 ]] ||
+    die "must run as root: the interop tests create network namespaces and TUN devices (sudo $0)"
+[[ -c /dev/net/tun ]] ||
+    die "/dev/net/tun is missing: the interop tests need TUN devices (try: modprobe tun)"
+command -v ip >/dev/null 2>&1 || die "'ip' not found: apt-get install iproute2"
+command -v nc >/dev/null 2>&1 || die "'nc' not found: apt-get install netcat-openbsd"
+nc -h 2>&1 | grep -q -- '-N' ||
+    die "'nc' is not netcat-openbsd (no -N option): apt-get install netcat-openbsd"
+command -v ping >/dev/null 2>&1 || die "'ping' not found: apt-get install iputils-ping"
+command -v ss >/dev/null 2>&1 || die "'ss' not found: apt-get install iproute2"
+command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain"
+
+# Actually try the kernel features once, so a sandbox that has the device node
+# but refuses to use it fails here with a clear message.
+probe_ns=utcp-probe-$$
+if ! "$ROOT/scripts/setup-tun.sh" --netns "$probe_ns" >/dev/null; then
+    ip netns delete "$probe_ns" 2>/dev/null || true
+    die "could not create a network namespace with a TUN device (see the error above)"
+fi
+"$ROOT/scripts/setup-tun.sh" --netns "$probe_ns" --down >/dev/null
+
+cd "$ROOT"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+echo "==> cargo test --release $*"
+cargo test --release "$@"

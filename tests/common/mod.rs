@@ -1,0 +1,732 @@
+//! Harness for utcp's interop tests.
+//!
+//! Every test gets its own network namespace (`utcpt-<pid>-<counter>`) with a
+//! TUN device created by `scripts/setup-tun.sh` (kernel side 10.77.0.1/24, the
+//! utcp stack answers for 10.77.0.2). All traffic stays inside that namespace.
+//! Processes started through [`Netns`] are killed (by PID) and the namespace is
+//! deleted when the guards drop, also when a test panics. Every wait is
+//! bounded.
+//!
+//! The tests need root, `/dev/net/tun`, iproute2 and netcat-openbsd. When those
+//! are missing they FAIL with a message; they never skip.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+/// Kernel-side address of the TUN device.
+pub const KERNEL_IP: &str = "10.77.0.1";
+/// Address the utcp stack answers for.
+pub const UTCP_IP: &str = "10.77.0.2";
+/// TUN device name used inside every test namespace.
+pub const DEV: &str = "utcp0";
+/// The seed demo's message.
+pub const SEED_MESSAGE: &str = "Hi, I am a client";
+/// What a utcp listening command prints on stderr once it accepts.
+pub const LISTENING: &str = "listening on";
+
+/// How long to wait for a utcp listening command to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound for short client commands (connect, send, close).
+pub const SHORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for bulk transfers.
+pub const BULK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Poll interval for all bounded waits.
+const POLL: Duration = Duration::from_millis(20);
+/// Cap on captured output per stream, so a chatty process cannot eat memory.
+const CAPTURE_CAP: usize = 16 << 20;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static STALE_CLEANUP: Once = Once::new();
+
+/// Path of the utcp binary under test.
+pub fn utcp_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_utcp")
+}
+
+/// Repository root (where `scripts/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn unique_suffix() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Runs a command to completion with a bounded wait; returns (status, stdout,
+/// stderr). Panics on spawn failure or timeout (the child is killed).
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> (ExitStatus, String, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let desc = format!("{cmd:?}");
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {desc}: {e}"));
+    let mut proc = Proc::from_child("cmd", child, Capture::Pipe);
+    match proc.wait_timeout(timeout) {
+        Some(status) => {
+            proc.finish_readers();
+            (status, proc.stdout_string(), proc.stderr_string())
+        }
+        None => panic!("{desc} did not finish within {timeout:?}\n{}", proc.log()),
+    }
+}
+
+/// Deletes namespaces `utcpt-<pid>-*` left behind by test processes that no
+/// longer exist (e.g. killed with SIGKILL). Never touches a live process.
+fn cleanup_stale_namespaces() {
+    let Ok(entries) = std::fs::read_dir("/var/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten().take(1000) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("utcpt-") else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "delete", &name]);
+            let _ = cmd.status();
+        }
+    }
+}
+
+/// A network namespace with a TUN device inside, deleted on drop.
+pub struct Netns {
+    name: String,
+    children: Mutex<Vec<Arc<Mutex<Child>>>>,
+}
+
+impl Netns {
+    /// Creates `utcpt-<pid>-<counter>` with `utcp0` (10.77.0.1/24, mtu 1500).
+    /// Panics (the test fails) if that is not possible.
+    pub fn new() -> Netns {
+        Self::with_mtu(1500)
+    }
+
+    pub fn with_mtu(mtu: u32) -> Netns {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "the interop tests must run as root (they create network namespaces and TUN devices); \
+             use scripts/test.sh as root"
+        );
+        assert!(
+            Path::new("/dev/net/tun").exists(),
+            "/dev/net/tun is missing: the interop tests need TUN devices (modprobe tun)"
+        );
+        STALE_CLEANUP.call_once(cleanup_stale_namespaces);
+
+        let name = format!("utcpt-{}", unique_suffix());
+        // Construct the guard first so a half-created namespace is removed.
+        let ns = Netns {
+            name,
+            children: Mutex::new(Vec::new()),
+        };
+        let script = repo_root().join("scripts/setup-tun.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script)
+            .args(["--netns", &ns.name, "--dev", DEV])
+            .args(["--addr", &format!("{KERNEL_IP}/24")])
+            .args(["--mtu", &mtu.to_string()]);
+        let (status, stdout, stderr) = run_bounded(cmd, Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "could not create network namespace {} with TUN device {DEV} via {}: {status}\n\
+             stdout: {stdout}\nstderr: {stderr}",
+            ns.name,
+            script.display()
+        );
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip netns exec NAME program` (arguments to be added by the caller).
+    /// The `ip` process execs the program directly, so the child's PID is the
+    /// program's PID.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// A `utcp` command inside the namespace. RUST_LOG defaults to `info`
+    /// unless already set in the environment.
+    pub fn utcp_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(utcp_bin());
+        cmd.args(args);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd
+    }
+
+    /// Spawns `cmd` (usually from [`Netns::command`]); stderr is always
+    /// captured. The returned guard kills the child on drop; the namespace
+    /// guard also kills it when the namespace is dropped.
+    pub fn spawn(&self, label: &str, mut cmd: Command, stdin: Stdio, stdout: Capture) -> Proc {
+        cmd.stdin(stdin).stderr(Stdio::piped());
+        match &stdout {
+            Capture::Pipe => {
+                cmd.stdout(Stdio::piped());
+            }
+            Capture::Null => {
+                cmd.stdout(Stdio::null());
+            }
+            Capture::File(path) => {
+                let f = File::create(path)
+                    .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+                cmd.stdout(f);
+            }
+        }
+        let desc = format!("{cmd:?}");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("[{label}] could not spawn {desc}: {e}"));
+        let proc = Proc::from_child(label, child, stdout);
+        self.children.lock().unwrap().push(proc.child.clone());
+        proc
+    }
+
+    /// Spawns `utcp <args>` in the namespace.
+    pub fn spawn_utcp(&self, label: &str, args: &[&str], stdin: Stdio, stdout: Capture) -> Proc {
+        self.spawn(label, self.utcp_command(args), stdin, stdout)
+    }
+
+    /// Spawns a listening `utcp <args>` and waits (bounded) for its
+    /// `listening on` line on stderr. Panics with its log if it does not come.
+    pub fn spawn_utcp_listening(
+        &self,
+        label: &str,
+        args: &[&str],
+        stdin: Stdio,
+        stdout: Capture,
+    ) -> Proc {
+        let proc = self.spawn_utcp(label, args, stdin, stdout);
+        if let Err(e) = proc.wait_for_stderr(LISTENING, READY_TIMEOUT) {
+            panic!("utcp {args:?} never became ready: {e}\n{}", proc.log());
+        }
+        proc
+    }
+
+    /// Runs a program in the namespace to completion (bounded), feeding it
+    /// `input` on stdin. Panics if it does not finish in time.
+    pub fn run(
+        &self,
+        label: &str,
+        program: &str,
+        args: &[&str],
+        input: &[u8],
+        timeout: Duration,
+    ) -> RunResult {
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        self.run_cmd(label, cmd, input, timeout)
+    }
+
+    /// Like [`Netns::run`] for an already built command.
+    pub fn run_cmd(&self, label: &str, cmd: Command, input: &[u8], timeout: Duration) -> RunResult {
+        let mut proc = self.spawn(label, cmd, Stdio::piped(), Capture::Pipe);
+        let stdin = proc.take_stdin();
+        let input = input.to_vec();
+        let writer = thread::spawn(move || {
+            if let Some(mut stdin) = stdin {
+                // The child may exit without reading everything; ignore EPIPE.
+                let _ = stdin.write_all(&input);
+            }
+        });
+        let status = match proc.wait_timeout(timeout) {
+            Some(s) => s,
+            None => panic!(
+                "[{label}] did not finish within {timeout:?}\n{}",
+                proc.log()
+            ),
+        };
+        let _ = writer.join();
+        proc.finish_readers();
+        RunResult {
+            status,
+            stdout: proc.stdout_bytes(),
+            stderr: proc.stderr_string(),
+        }
+    }
+
+    /// Waits (bounded) until a kernel TCP socket listens on `port` in this
+    /// namespace.
+    pub fn wait_for_kernel_listen(&self, port: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sockets = self.kernel_tcp_sockets();
+            if sockets
+                .iter()
+                .any(|s| s.state == "LISTEN" && s.local.ends_with(&format!(":{port}")))
+            {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "nothing listens on TCP port {port} in {} after {timeout:?}: {sockets:?}",
+                    self.name
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The kernel's TCP sockets in this namespace (`ss -Htan`).
+    pub fn kernel_tcp_sockets(&self) -> Vec<SockInfo> {
+        let mut cmd = self.command("ss");
+        cmd.arg("-Htan");
+        let (status, stdout, stderr) = run_bounded(cmd, Duration::from_secs(10));
+        assert!(status.success(), "ss failed in {}: {stderr}", self.name);
+        stdout
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() < 5 {
+                    return None;
+                }
+                Some(SockInfo {
+                    state: f[0].to_string(),
+                    local: f[3].to_string(),
+                    peer: f[4].to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Spawns a thread that first enters this namespace; std::net sockets it
+    /// creates live in the namespace.
+    pub fn spawn_thread<T, F>(&self, f: F) -> JoinHandle<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let name = self.name.clone();
+        thread::spawn(move || {
+            enter_netns(&name);
+            f()
+        })
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let children =
+            std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
+        for child in children {
+            let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "delete", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match cmd.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "warning: could not delete namespace {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("warning: could not run ip netns delete {}: {e}", self.name),
+        }
+    }
+}
+
+/// One line of `ss -tan`.
+#[derive(Debug, Clone)]
+pub struct SockInfo {
+    pub state: String,
+    pub local: String,
+    pub peer: String,
+}
+
+/// Moves the calling thread into the named network namespace. Only call this
+/// on a thread created for that purpose.
+pub fn enter_netns(name: &str) {
+    let path = format!("/var/run/netns/{name}");
+    let f = File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+    // SAFETY: f is an open namespace file descriptor; setns only changes the
+    // calling thread's network namespace.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "setns({path}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Runs `f` on a fresh thread inside the namespace and returns its result
+/// (bounded by [`BULK_TIMEOUT`]; a panic in `f` is propagated).
+pub fn run_in_netns<T, F>(ns: &Netns, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    join_bounded(ns.spawn_thread(f), BULK_TIMEOUT, "run_in_netns closure")
+}
+
+/// Joins a thread, panicking if it does not finish within `timeout` (the thread
+/// is then left behind; its sockets have their own timeouts).
+pub fn join_bounded<T>(handle: JoinHandle<T>, timeout: Duration, what: &str) -> T {
+    let deadline = Instant::now() + timeout;
+    while !handle.is_finished() {
+        if Instant::now() >= deadline {
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        thread::sleep(POLL);
+    }
+    match handle.join() {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+}
+
+/// Where a spawned process's stdout goes.
+pub enum Capture {
+    /// Collected in memory (see [`Proc::stdout_bytes`]).
+    Pipe,
+    /// Discarded.
+    Null,
+    /// Written to this file.
+    File(PathBuf),
+}
+
+/// Result of [`Netns::run`].
+#[derive(Debug)]
+pub struct RunResult {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl RunResult {
+    pub fn stdout_string(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+type Buf = Arc<Mutex<Vec<u8>>>;
+
+fn spawn_reader<R: Read + Send + 'static>(mut r: R, buf: Buf) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match r.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = CAPTURE_CAP.saturating_sub(b.len());
+                    b.extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// A spawned child process. Killed (by PID, via its `Child` handle) on drop.
+/// stderr (and stdout with [`Capture::Pipe`]) are collected by reader threads
+/// so they can be inspected while it runs and printed when a test fails.
+pub struct Proc {
+    label: String,
+    pid: u32,
+    child: Arc<Mutex<Child>>,
+    stdout: Buf,
+    stderr: Buf,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    fn from_child(label: &str, mut child: Child, stdout_mode: Capture) -> Proc {
+        let stdout: Buf = Arc::default();
+        let stderr: Buf = Arc::default();
+        let mut readers = Vec::new();
+        if let Some(err) = child.stderr.take() {
+            readers.push(spawn_reader(err, stderr.clone()));
+        }
+        if let Capture::Pipe = stdout_mode {
+            if let Some(out) = child.stdout.take() {
+                readers.push(spawn_reader(out, stdout.clone()));
+            }
+        }
+        Proc {
+            label: label.to_string(),
+            pid: child.id(),
+            child: Arc::new(Mutex::new(child)),
+            stdout,
+            stderr,
+            readers,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Takes the child's stdin pipe (if it was spawned with `Stdio::piped()`).
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.lock().unwrap().stdin.take()
+    }
+
+    /// Exit status if the process has exited (non-blocking).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.lock().unwrap().try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.try_status().is_none()
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Waits up to `timeout` for the exit status, panicking with the log when
+    /// the process is still running then.
+    pub fn wait_or_panic(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait_timeout(timeout) {
+            Some(s) => {
+                self.finish_readers();
+                s
+            }
+            None => panic!(
+                "[{}] (pid {}) still running after {timeout:?}\n{}",
+                self.label,
+                self.pid,
+                self.log()
+            ),
+        }
+    }
+
+    /// Kills the process (SIGKILL) if it still runs and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+        }
+        if let Ok(s) = child.wait() {
+            self.status.get_or_insert(s);
+        }
+    }
+
+    /// After the process exited: waits (bounded) for the reader threads to
+    /// drain the pipes, so the captured output is complete.
+    pub fn finish_readers(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(POLL);
+        }
+        let (done, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.readers)
+            .into_iter()
+            .partition(|r| r.is_finished());
+        for r in done {
+            let _ = r.join();
+        }
+        self.readers = pending;
+    }
+
+    pub fn stdout_bytes(&self) -> Vec<u8> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stdout_string(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    pub fn stderr_string(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    fn wait_for(
+        &self,
+        buf: &Buf,
+        which: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if String::from_utf8_lossy(&buf.lock().unwrap()).contains(needle) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                // Give the reader a moment to collect the last output.
+                thread::sleep(Duration::from_millis(100));
+                if String::from_utf8_lossy(&buf.lock().unwrap()).contains(needle) {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "[{}] exited ({status}) before printing {needle:?} on {which}",
+                    self.label
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "[{}] did not print {needle:?} on {which} within {timeout:?}",
+                    self.label
+                ));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Waits (bounded) until captured stderr contains `needle`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> Result<(), String> {
+        self.wait_for(&self.stderr, "stderr", needle, timeout)
+    }
+
+    /// Waits (bounded) until captured stdout contains `needle`.
+    pub fn wait_for_stdout(&self, needle: &str, timeout: Duration) -> Result<(), String> {
+        self.wait_for(&self.stdout, "stdout", needle, timeout)
+    }
+
+    /// Human-readable dump of what was captured, for failure messages.
+    pub fn log(&self) -> String {
+        let tail = |s: String| {
+            const MAX: usize = 16 * 1024;
+            if s.len() > MAX {
+                let mut cut = s.len() - MAX;
+                while !s.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                format!("...[{} bytes cut]...\n{}", cut, &s[cut..])
+            } else {
+                s
+            }
+        };
+        format!(
+            "----- [{}] pid {} stderr -----\n{}\n----- [{}] stdout -----\n{}\n-----",
+            self.label,
+            self.pid,
+            tail(self.stderr_string()),
+            self.label,
+            tail(self.stdout_string())
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        self.finish_readers();
+    }
+}
+
+/// A file in the temp dir with a unique name, removed on drop.
+pub struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    pub fn new(label: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("utcp-test-{}-{label}", unique_suffix()));
+        TempFile { path }
+    }
+
+    pub fn with_contents(label: &str, data: &[u8]) -> TempFile {
+        let f = TempFile::new(label);
+        std::fs::write(&f.path, data)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", f.path.display()));
+        f
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn read(&self) -> Vec<u8> {
+        std::fs::read(&self.path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", self.path.display()))
+    }
+
+    /// Opens the file for use as a child's stdin.
+    pub fn as_stdin(&self) -> Stdio {
+        Stdio::from(
+            File::open(&self.path)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.path.display())),
+        )
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `len` pseudo-random bytes, reproducible from `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut buf = vec![0u8; len];
+    rng.fill(&mut buf[..]);
+    buf
+}
+
+/// Asserts two byte strings are equal without dumping megabytes on failure.
+pub fn assert_same_bytes(what: &str, expected: &[u8], got: &[u8]) {
+    if expected == got {
+        return;
+    }
+    let first_diff = expected
+        .iter()
+        .zip(got.iter())
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    panic!(
+        "{what}: data differs: expected {} bytes, got {} bytes, first difference at offset {first_diff}",
+        expected.len(),
+        got.len()
+    );
+}

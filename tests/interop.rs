@@ -1,0 +1,484 @@
+//! Real interop tests: the utcp binary against the Linux kernel's TCP/IP over a
+//! TUN device, each test inside its own network namespace (see
+//! `tests/common/mod.rs`). Needs root, /dev/net/tun, iproute2, iputils-ping and
+//! netcat-openbsd; run with `scripts/test.sh`.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TEN_MIB: usize = 10 * 1024 * 1024;
+
+fn addr(ip: &str, port: u16) -> SocketAddr {
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+fn mib_per_s(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9)
+}
+
+#[test]
+fn ping_gets_echo_reply() {
+    let ns = Netns::new();
+    let server = ns.spawn_utcp_listening("utcp server", &["server"], Stdio::null(), Capture::Pipe);
+    let ping = ns.run(
+        "ping",
+        "ping",
+        &["-c", "3", "-W", "2", UTCP_IP],
+        b"",
+        SHORT_TIMEOUT,
+    );
+    assert!(
+        ping.status.success(),
+        "ping {UTCP_IP} failed ({}):\n{}\n{}\n{}",
+        ping.status,
+        ping.stdout_string(),
+        ping.stderr,
+        server.log()
+    );
+}
+
+#[test]
+fn kernel_nc_sends_seed_message_to_utcp_server() {
+    let ns = Netns::new();
+    let server = ns.spawn_utcp_listening(
+        "utcp server",
+        &["server", "--port", "4399"],
+        Stdio::null(),
+        Capture::Pipe,
+    );
+    let nc = ns.run(
+        "nc",
+        "nc",
+        &["-N", "-w", "5", UTCP_IP, "4399"],
+        SEED_MESSAGE.as_bytes(),
+        SHORT_TIMEOUT,
+    );
+    assert!(
+        nc.status.success(),
+        "nc -> utcp server failed ({}): {}\n{}",
+        nc.status,
+        nc.stderr,
+        server.log()
+    );
+    if let Err(e) = server.wait_for_stdout(&format!("{SEED_MESSAGE}\n"), Duration::from_secs(10)) {
+        panic!("{e}\n{}", server.log());
+    }
+    let out = server.stdout_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec![SEED_MESSAGE],
+        "utcp server should print exactly one line with the message\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn utcp_client_sends_seed_message_to_kernel_nc() {
+    let ns = Netns::new();
+    let mut nc_cmd = ns.command("nc");
+    nc_cmd.args(["-l", KERNEL_IP, "4399"]);
+    let mut nc = ns.spawn("nc -l", nc_cmd, Stdio::null(), Capture::Pipe);
+    ns.wait_for_kernel_listen(4399, Duration::from_secs(10));
+
+    let target = format!("{KERNEL_IP}:4399");
+    let client = ns.run_cmd(
+        "utcp client",
+        ns.utcp_command(&["client", &target]),
+        b"",
+        SHORT_TIMEOUT,
+    );
+    assert!(
+        client.status.success(),
+        "utcp client exited with {}: {}\nnc: {}",
+        client.status,
+        client.stderr,
+        nc.log()
+    );
+    let status = nc.wait_or_panic(Duration::from_secs(10));
+    assert!(status.success(), "nc -l exited with {status}\n{}", nc.log());
+    assert_eq!(
+        nc.stdout_string(),
+        SEED_MESSAGE,
+        "kernel nc received something else\nutcp client stderr: {}",
+        client.stderr
+    );
+}
+
+#[test]
+fn ten_megabytes_kernel_to_utcp() {
+    let ns = Netns::new();
+    let data = random_bytes(TEN_MIB, 0x5eed_0001);
+    let input = TempFile::with_contents("k2u-in", &data);
+    let output = TempFile::new("k2u-out");
+
+    // stdin /dev/null: utcp half-closes its sending side right away, which the
+    // kernel's nc handles; the data flows kernel -> utcp.
+    let mut listener = ns.spawn_utcp_listening(
+        "utcp listen",
+        &["listen", "--port", "5001"],
+        Stdio::null(),
+        Capture::File(output.path().to_path_buf()),
+    );
+    let start = Instant::now();
+    let mut nc_cmd = ns.command("nc");
+    nc_cmd.args(["-N", UTCP_IP, "5001"]);
+    let mut nc = ns.spawn("nc -N", nc_cmd, input.as_stdin(), Capture::Pipe);
+
+    let nc_status = nc.wait_or_panic(BULK_TIMEOUT);
+    let remaining = BULK_TIMEOUT.saturating_sub(start.elapsed()) + Duration::from_secs(5);
+    let utcp_status = match listener.wait_timeout(remaining) {
+        Some(s) => s,
+        None => panic!(
+            "utcp listen did not exit after the transfer ({} of {} bytes written)\n{}\n{}",
+            std::fs::metadata(output.path())
+                .map(|m| m.len())
+                .unwrap_or(0),
+            data.len(),
+            listener.log(),
+            nc.log()
+        ),
+    };
+    let elapsed = start.elapsed();
+    listener.finish_readers();
+    eprintln!(
+        "10 MiB kernel->utcp in {:.2} s ({:.1} MiB/s)",
+        elapsed.as_secs_f64(),
+        mib_per_s(data.len(), elapsed)
+    );
+    assert!(
+        nc_status.success(),
+        "nc exited with {nc_status}\n{}",
+        nc.log()
+    );
+    assert!(
+        utcp_status.success(),
+        "utcp listen exited with {utcp_status}\n{}",
+        listener.log()
+    );
+    assert_same_bytes("kernel->utcp", &data, &output.read());
+}
+
+#[test]
+fn ten_megabytes_utcp_to_kernel() {
+    let ns = Netns::new();
+    let data = random_bytes(TEN_MIB, 0x5eed_0002);
+    let input = TempFile::with_contents("u2k-in", &data);
+    let output = TempFile::new("u2k-out");
+
+    // netcat-openbsd as listener with stdin at EOF: it sends nothing, and
+    // exits once the peer's FIN arrived and everything was written out.
+    let mut nc_cmd = ns.command("nc");
+    nc_cmd.args(["-l", KERNEL_IP, "5002"]);
+    let mut nc = ns.spawn(
+        "nc -l",
+        nc_cmd,
+        Stdio::null(),
+        Capture::File(output.path().to_path_buf()),
+    );
+    ns.wait_for_kernel_listen(5002, Duration::from_secs(10));
+
+    let start = Instant::now();
+    let target = format!("{KERNEL_IP}:5002");
+    let mut client = ns.spawn_utcp(
+        "utcp connect",
+        &["connect", &target],
+        input.as_stdin(),
+        Capture::Pipe,
+    );
+    let utcp_status =
+        match client.wait_timeout(BULK_TIMEOUT) {
+            Some(s) => s,
+            None => panic!(
+            "utcp connect did not finish within {BULK_TIMEOUT:?} ({} of {} bytes arrived)\n{}\n{}",
+            std::fs::metadata(output.path()).map(|m| m.len()).unwrap_or(0),
+            data.len(),
+            client.log(),
+            nc.log()
+        ),
+        };
+    let nc_status = nc.wait_or_panic(Duration::from_secs(10));
+    let elapsed = start.elapsed();
+    client.finish_readers();
+    eprintln!(
+        "10 MiB utcp->kernel in {:.2} s ({:.1} MiB/s)",
+        elapsed.as_secs_f64(),
+        mib_per_s(data.len(), elapsed)
+    );
+    assert!(
+        utcp_status.success(),
+        "utcp connect exited with {utcp_status}\n{}",
+        client.log()
+    );
+    assert!(
+        nc_status.success(),
+        "nc -l exited with {nc_status}\n{}",
+        nc.log()
+    );
+    assert_same_bytes("utcp->kernel", &data, &output.read());
+}
+
+#[test]
+fn kernel_closes_first() {
+    let ns = Netns::new();
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &["echo", "--port", "7"],
+        Stdio::null(),
+        Capture::Pipe,
+    );
+    let server = addr(UTCP_IP, 7);
+
+    let result = run_in_netns(&ns, move || -> Result<(), String> {
+        let msg = b"kernel closes first: ping through utcp echo\n".repeat(20);
+        let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(10))
+            .map_err(|e| format!("connect {server}: {e}"))?;
+        s.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(SHORT_TIMEOUT)).unwrap();
+        s.write_all(&msg).map_err(|e| format!("write: {e}"))?;
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back)
+            .map_err(|e| format!("read echo: {e}"))?;
+        if back != msg {
+            return Err("echo differs from what was sent".into());
+        }
+        // Kernel closes first: FIN from us, then utcp must answer with its FIN
+        // (read returns EOF) instead of more data or a reset.
+        s.shutdown(Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))?;
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest)
+            .map_err(|e| format!("waiting for utcp's FIN: {e}"))?;
+        if !rest.is_empty() {
+            return Err(format!("unexpected {} bytes after the echo", rest.len()));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{}", echo.log());
+    }
+
+    // The kernel was the active closer and got utcp's FIN: its socket must be
+    // in TIME-WAIT (or gone), never stuck in FIN-WAIT or ESTABLISHED.
+    let peer = format!("{UTCP_IP}:7");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stuck: Vec<SockInfo> = ns
+            .kernel_tcp_sockets()
+            .into_iter()
+            .filter(|s| s.peer == peer && s.state != "TIME-WAIT")
+            .collect();
+        if stuck.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "kernel socket did not finish closing: {stuck:?}\n{}",
+                echo.log()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    // utcp's side finished too: the echo server is alive and serves a new
+    // connection.
+    assert!(echo.is_running(), "utcp echo exited\n{}", echo.log());
+    let again = run_in_netns(&ns, move || -> Result<Vec<u8>, String> {
+        let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(10))
+            .map_err(|e| format!("second connect: {e}"))?;
+        s.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
+        s.write_all(b"again").map_err(|e| e.to_string())?;
+        s.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).map_err(|e| e.to_string())?;
+        Ok(v)
+    });
+    match again {
+        Ok(v) => assert_eq!(v, b"again", "second echo differs\n{}", echo.log()),
+        Err(e) => panic!("{e}\n{}", echo.log()),
+    }
+}
+
+#[test]
+fn utcp_closes_first() {
+    let ns = Netns::new();
+    let port = 6000;
+    let listener = run_in_netns(&ns, move || TcpListener::bind(addr(KERNEL_IP, port)))
+        .expect("bind kernel listener in the namespace");
+    listener.set_nonblocking(true).unwrap();
+
+    let message = "utcp closes first";
+    let target = format!("{KERNEL_IP}:{port}");
+    let mut client = ns.spawn_utcp(
+        "utcp client",
+        &["client", &target, "--message", message],
+        Stdio::null(),
+        Capture::Pipe,
+    );
+
+    // Accept (bounded).
+    let deadline = Instant::now() + SHORT_TIMEOUT;
+    let (mut conn, peer) = loop {
+        match listener.accept() {
+            Ok(c) => break c,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if let Some(status) = client.try_status() {
+                    panic!(
+                        "utcp client exited ({status}) without connecting\n{}",
+                        client.log()
+                    );
+                }
+                if Instant::now() >= deadline {
+                    panic!("utcp client never connected\n{}", client.log());
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}\n{}", client.log()),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
+
+    // utcp writes and closes first: we read the message, then EOF.
+    let mut got = Vec::new();
+    if let Err(e) = conn.read_to_end(&mut got) {
+        panic!("reading from utcp client: {e}\n{}", client.log());
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        message,
+        "kernel received something else\n{}",
+        client.log()
+    );
+    // The kernel is now the passive closer.
+    let peer_s = peer.to_string();
+    let states: Vec<String> = ns
+        .kernel_tcp_sockets()
+        .into_iter()
+        .filter(|s| s.peer == peer_s)
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec!["CLOSE-WAIT".to_string()],
+        "kernel socket should be in CLOSE-WAIT after utcp's FIN\n{}",
+        client.log()
+    );
+    drop(conn); // our FIN
+
+    let status = client.wait_or_panic(SHORT_TIMEOUT);
+    assert!(
+        status.success(),
+        "utcp client exited with {status}\n{}",
+        client.log()
+    );
+
+    // utcp must have ACKed our FIN: no kernel socket left in LAST-ACK.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<SockInfo> = ns
+            .kernel_tcp_sockets()
+            .into_iter()
+            .filter(|s| s.peer == peer_s)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "kernel socket did not finish closing (utcp never ACKed its FIN?): {left:?}\n{}",
+                client.log()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn connect_to_closed_port_is_refused() {
+    let ns = Netns::new();
+    let target = format!("{KERNEL_IP}:5999");
+    let client = ns.run_cmd(
+        "utcp client",
+        ns.utcp_command(&["client", &target]),
+        b"",
+        SHORT_TIMEOUT,
+    );
+    assert!(
+        !client.status.success(),
+        "utcp client to a closed port should fail, got {}\nstderr: {}",
+        client.status,
+        client.stderr
+    );
+    assert!(
+        client.stderr.to_lowercase().contains("refused"),
+        "stderr should say the connection was refused: {}",
+        client.stderr
+    );
+}
+
+#[test]
+fn fifty_concurrent_echo_connections() {
+    const CONNS: usize = 50;
+    const LEN: usize = 16 * 1024;
+    let ns = Netns::new();
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &["echo", "--port", "7"],
+        Stdio::null(),
+        Capture::Pipe,
+    );
+    let server = addr(UTCP_IP, 7);
+
+    let handles: Vec<_> = (0..CONNS)
+        .map(|i| {
+            ns.spawn_thread(move || -> Result<(), String> {
+                let mut payload = random_bytes(LEN, 1000 + i as u64);
+                payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                let mut s = TcpStream::connect_timeout(&server, SHORT_TIMEOUT)
+                    .map_err(|e| format!("conn {i}: connect: {e}"))?;
+                s.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
+                s.set_write_timeout(Some(SHORT_TIMEOUT)).unwrap();
+                s.write_all(&payload)
+                    .map_err(|e| format!("conn {i}: write: {e}"))?;
+                s.shutdown(Shutdown::Write)
+                    .map_err(|e| format!("conn {i}: shutdown: {e}"))?;
+                let mut back = Vec::with_capacity(LEN);
+                s.read_to_end(&mut back)
+                    .map_err(|e| format!("conn {i}: read: {e} (got {} bytes)", back.len()))?;
+                if back != payload {
+                    return Err(format!(
+                        "conn {i}: echo differs: sent {} bytes, got {}",
+                        payload.len(),
+                        back.len()
+                    ));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+
+    let start = Instant::now();
+    let mut errors = Vec::new();
+    for h in handles {
+        let left = BULK_TIMEOUT.saturating_sub(start.elapsed());
+        if let Err(e) = join_bounded(h, left, "echo client thread") {
+            errors.push(e);
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} of {CONNS} connections failed:\n{}\n{}",
+        errors.len(),
+        errors.join("\n"),
+        echo.log()
+    );
+    assert!(echo.is_running(), "utcp echo exited\n{}", echo.log());
+}
