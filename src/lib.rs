@@ -1,15 +1,15 @@
 //! utcp: a user-space TCP/IPv4 stack over a Linux TUN device.
 
 pub mod congestion;
+pub mod device;
+pub mod isn;
 pub mod reassembly;
 pub mod rtt;
 pub mod seq;
+pub mod sim;
+pub mod socket;
+pub mod stack;
 pub mod state;
 pub mod tcb;
 pub mod time;
 pub mod wire;
-pub mod isn;
-pub mod stack;
-pub mod sim;
-pub mod device;
-pub mod socket;

@@ -33,6 +33,8 @@ pub enum Fate {
 }
 
 type Filter = Box<dyn FnMut(Dir, &[u8]) -> Fate>;
+/// A packet on the link: (arrival time, tie-breaker, direction, bytes).
+type InFlight = Reverse<(Instant, u64, Dir, Vec<u8>)>;
 
 /// Two stacks joined by a simulated link.
 pub struct SimNet {
@@ -43,7 +45,7 @@ pub struct SimNet {
     now: Instant,
     latency: Duration,
     next_id: u64,
-    in_flight: BinaryHeap<Reverse<(Instant, u64, Dir, Vec<u8>)>>,
+    in_flight: BinaryHeap<InFlight>,
     filter: Filter,
     buf: Vec<u8>,
     /// Packets delivered so far, per direction.
@@ -134,7 +136,11 @@ impl SimNet {
 
     /// Steps until `done` returns true or `limit` of simulated time passes.
     /// Returns whether `done` became true.
-    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut SimNet) -> bool) -> bool {
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut SimNet) -> bool,
+    ) -> bool {
         let end = self.now + limit;
         // Bounded in steps as well as in simulated time.
         for _ in 0..10_000_000u64 {

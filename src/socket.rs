@@ -119,7 +119,10 @@ impl Shared {
 }
 
 fn dead_error(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, format!("network device failed: {msg}"))
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("network device failed: {msg}"),
+    )
 }
 
 /// Owns the driver thread; dropped when the last user handle goes.
@@ -663,12 +666,20 @@ impl TcpStream {
 
     /// The read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self.inner.read_timeout.lock().unwrap_or_else(|e| e.into_inner()))
+        Ok(*self
+            .inner
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(*self.inner.write_timeout.lock().unwrap_or_else(|e| e.into_inner()))
+        Ok(*self
+            .inner
+            .write_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
     }
 
     fn deadline(slot: &Mutex<Option<Duration>>) -> Option<std::time::Instant> {
@@ -700,10 +711,7 @@ impl TcpStream {
             let (g, timed_out) = shared.wait(core, deadline);
             core = g;
             if timed_out {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "read timed out",
-                ));
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, "read timed out"));
             }
         }
     }
@@ -731,10 +739,7 @@ impl TcpStream {
             let (g, timed_out) = shared.wait(core, deadline);
             core = g;
             if timed_out {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "write timed out",
-                ));
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, "write timed out"));
             }
         }
     }

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use crate::isn::IsnGenerator;
 use crate::seq::SeqNum;
 use crate::state::State;
-use crate::tcb::{TcpConfig, Tcb, Verdict};
+use crate::tcb::{Tcb, TcpConfig, Verdict};
 use crate::time::Instant;
 use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
@@ -149,7 +149,9 @@ impl Stack {
             None => rand::rngs::StdRng::from_os_rng(),
         };
         let secret: [u8; 16] = rng.random();
-        let mss = cfg.mtu.saturating_sub(wire::IPV4_HEADER_LEN + wire::TCP_HEADER_LEN);
+        let mss = cfg
+            .mtu
+            .saturating_sub(wire::IPV4_HEADER_LEN + wire::TCP_HEADER_LEN);
         cfg.tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX).max(64);
         Stack {
             isn: IsnGenerator::new(secret),

@@ -770,7 +770,7 @@ impl Tcb {
                 }
                 return Verdict::Done;
             }
-            seq = seq + 1u32;
+            seq += 1u32;
             flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
         }
 

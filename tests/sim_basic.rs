@@ -25,7 +25,10 @@ fn handshake_data_and_close() {
     n.b.listen(80, 8).unwrap();
     let now = n.now();
     let c = n.a.connect(now, SocketAddrV4::new(B, 80)).unwrap();
-    assert!(n.run_until(Duration::from_secs(5), |n| n.a.tcb(c).unwrap().state() == State::Established));
+    assert!(
+        n.run_until(Duration::from_secs(5), |n| n.a.tcb(c).unwrap().state()
+            == State::Established)
+    );
     let mut s = None;
     assert!(n.run_until(Duration::from_secs(5), |n| {
         s = n.b.accept(80);
@@ -53,11 +56,20 @@ fn handshake_data_and_close() {
     assert!(ok, "got {} of {}", got.len(), data.len());
     assert_eq!(got, data);
     n.a.tcb_mut(c).unwrap().close();
-    assert!(n.run_until(Duration::from_secs(5), |n| n.b.tcb(s).unwrap().state() == State::CloseWait));
+    assert!(
+        n.run_until(Duration::from_secs(5), |n| n.b.tcb(s).unwrap().state()
+            == State::CloseWait)
+    );
     let mut buf = [0u8; 16];
     assert_eq!(n.b.tcb_mut(s).unwrap().recv(&mut buf).unwrap(), 0);
     n.b.tcb_mut(s).unwrap().close();
-    assert!(n.run_until(Duration::from_secs(5), |n| n.b.tcb(s).unwrap().state() == State::Closed));
+    assert!(
+        n.run_until(Duration::from_secs(5), |n| n.b.tcb(s).unwrap().state()
+            == State::Closed)
+    );
     assert_eq!(n.a.tcb(c).unwrap().state(), State::TimeWait);
-    assert!(n.run_until(Duration::from_secs(5), |n| n.a.tcb(c).unwrap().state() == State::Closed));
+    assert!(
+        n.run_until(Duration::from_secs(5), |n| n.a.tcb(c).unwrap().state()
+            == State::Closed)
+    );
 }

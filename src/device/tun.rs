@@ -56,7 +56,10 @@ impl TunDevice {
             } else {
                 " (is it a TUN device, and is another process attached to it?)"
             };
-            io::Error::new(e.kind(), format!("cannot attach to TUN device {name}: {e}{hint}"))
+            io::Error::new(
+                e.kind(),
+                format!("cannot attach to TUN device {name}: {e}{hint}"),
+            )
         })?;
         iface.set_non_blocking()?;
         Ok(TunDevice { iface, mtu })
