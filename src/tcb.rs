@@ -1455,3 +1455,7 @@ pub(crate) fn error_text(kind: io::ErrorKind) -> &'static str {
         _ => "connection failed",
     }
 }
+
+#[cfg(test)]
+#[path = "tcb_tests.rs"]
+mod tests;
