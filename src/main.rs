@@ -7,7 +7,8 @@ use std::thread;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use utcp::socket::{NetStack, TcpListener, TcpStream};
+use utcp::device::impair::Impairment;
+use utcp::socket::{NetStack, RuntimeOptions, TcpListener, TcpStream};
 use utcp::stack::StackConfig;
 
 /// A user-space TCP/IPv4 stack over a Linux TUN device.
@@ -28,6 +29,12 @@ struct Cli {
     /// IPv4 address utcp answers for on the device.
     #[arg(long, default_value = "10.77.0.2", global = true)]
     addr: Ipv4Addr,
+    /// Impair the device on purpose, in both directions: comma-separated
+    /// key=value pairs among drop, dup, reorder (probabilities: 0.05 or 5%),
+    /// delay, jitter, reorder-delay (durations: 10ms, 500us, 1s) and seed.
+    /// Example: --impair drop=5%,reorder=1%,delay=2ms
+    #[arg(long, global = true, value_name = "SPEC")]
+    impair: Option<Impairment>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,8 +96,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> io::Result<()> {
-    let net = NetStack::tun(&cli.dev, StackConfig::new(cli.addr))?;
-    match cli.command {
+    let opts = RuntimeOptions {
+        impairment: cli.impair.clone(),
+        ..RuntimeOptions::default()
+    };
+    if let Some(imp) = &cli.impair {
+        log::info!("impairing {} in both directions: {imp}", cli.dev);
+    }
+    let net = NetStack::tun_with_options(&cli.dev, StackConfig::new(cli.addr), opts)?;
+    let result = run_command(&net, cli.command);
+    if let Some(st) = net.impair_stats() {
+        eprintln!(
+            "utcp: impairment: dropped {} in / {} out, duplicated {} / {}, reordered {} / {}",
+            st.dropped[0],
+            st.dropped[1],
+            st.duplicated[0],
+            st.duplicated[1],
+            st.reordered[0],
+            st.reordered[1]
+        );
+    }
+    result
+}
+
+fn run_command(net: &NetStack, command: Command) -> io::Result<()> {
+    let net = net.clone();
+    match command {
         Command::Server { port } => serve(&net, port, seed_connection),
         Command::Echo { port } => serve(&net, port, echo_connection),
         Command::Sink { port } => serve(&net, port, sink_connection),

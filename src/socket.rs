@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use log::{debug, error};
 
+use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
 use crate::device::tun::TunDevice;
 use crate::device::Device;
 use crate::stack::{ConnId, Stack, StackConfig, StackStats};
@@ -40,6 +41,19 @@ struct Core {
     driver_deadline: Option<Instant>,
     /// The device failed; every call reports this.
     dead: Option<String>,
+    /// Deliberate packet loss/duplication/delay, if configured.
+    impair: Option<Impairer>,
+}
+
+impl Core {
+    /// The earliest moment the driver must act: a TCP timer or a held packet.
+    fn next_deadline(&self) -> Option<Instant> {
+        let held = self.impair.as_ref().and_then(Impairer::poll_at);
+        [self.stack.poll_timeout(), held]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 struct Shared {
@@ -76,18 +90,25 @@ impl Shared {
     /// Transmits what is ready and wakes the driver if its deadline moved earlier.
     fn flush(&self, core: &mut Core) {
         let now = self.now();
-        let Core { stack, out, .. } = core;
-        stack.dispatch(now, out, |pkt| {
-            if let Err(e) = self.device.send(pkt) {
-                debug!("device send failed: {e}");
-            }
+        let Core {
+            stack, out, impair, ..
+        } = core;
+        stack.dispatch(now, out, |pkt| match impair {
+            Some(imp) => imp.process(now, Direction::Out, pkt, |p| self.send(p)),
+            None => self.send(pkt),
         });
-        let next = core.stack.poll_timeout();
+        let next = core.next_deadline();
         if let Some(next) = next {
             if core.driver_deadline.is_none_or(|d| next < d) {
                 core.driver_deadline = Some(next);
                 self.wake_driver();
             }
+        }
+    }
+
+    fn send(&self, pkt: &[u8]) {
+        if let Err(e) = self.device.send(pkt) {
+            debug!("device send failed: {e}");
         }
     }
 
@@ -123,6 +144,24 @@ fn dead_error(msg: &str) -> io::Error {
         io::ErrorKind::BrokenPipe,
         format!("network device failed: {msg}"),
     )
+}
+
+/// Options of the runtime around the core.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Deliberate impairment of the device's packets, in and out.
+    pub impairment: Option<Impairment>,
+    /// How long dropping the last handle waits for closing connections.
+    pub linger: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            impairment: None,
+            linger: DEFAULT_LINGER,
+        }
+    }
 }
 
 /// Owns the driver thread; dropped when the last user handle goes.
@@ -194,8 +233,28 @@ impl NetStack {
         NetStack::new(dev, cfg)
     }
 
+    /// Like [`tun`](Self::tun), with runtime options (impairment, linger).
+    pub fn tun_with_options(
+        name: &str,
+        mut cfg: StackConfig,
+        opts: RuntimeOptions,
+    ) -> io::Result<NetStack> {
+        let dev = TunDevice::open(name)?;
+        cfg.mtu = dev.mtu();
+        NetStack::with_options(dev, cfg, opts)
+    }
+
     /// Runs a stack over any [`Device`].
-    pub fn new(device: impl Device, mut cfg: StackConfig) -> io::Result<NetStack> {
+    pub fn new(device: impl Device, cfg: StackConfig) -> io::Result<NetStack> {
+        NetStack::with_options(device, cfg, RuntimeOptions::default())
+    }
+
+    /// Runs a stack over any [`Device`], with runtime options.
+    pub fn with_options(
+        device: impl Device,
+        mut cfg: StackConfig,
+        opts: RuntimeOptions,
+    ) -> io::Result<NetStack> {
         cfg.mtu = cfg.mtu.min(device.mtu());
         // SAFETY: eventfd(2) with valid flags; we own the returned fd.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -211,6 +270,7 @@ impl NetStack {
                 out,
                 driver_deadline: None,
                 dead: None,
+                impair: opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new),
             }),
             cond: Condvar::new(),
             wake,
@@ -226,7 +286,7 @@ impl NetStack {
             rt: Arc::new(Runtime {
                 shared,
                 thread: Mutex::new(Some(thread)),
-                linger: DEFAULT_LINGER,
+                linger: opts.linger,
             }),
         })
     }
@@ -239,6 +299,16 @@ impl NetStack {
     /// A snapshot of the stack-wide counters.
     pub fn stats(&self) -> StackStats {
         self.rt.shared.lock().stack.stats().clone()
+    }
+
+    /// What the impairment option did so far (None without impairment).
+    pub fn impair_stats(&self) -> Option<ImpairStats> {
+        self.rt
+            .shared
+            .lock()
+            .impair
+            .as_ref()
+            .map(|i| i.stats().clone())
     }
 
     /// Waits until no connection has a handshake or close in progress, or
@@ -271,7 +341,7 @@ fn drive(shared: &Shared) {
         }
         let timeout = {
             let mut core = shared.lock();
-            let next = core.stack.poll_timeout();
+            let next = core.next_deadline();
             core.driver_deadline = next;
             next.map(|t| t.saturating_duration_since(shared.now()))
         };
@@ -320,7 +390,13 @@ fn drive(shared: &Shared) {
                     Ok(n) => {
                         got += 1;
                         let now = shared.now();
-                        core.stack.handle_packet(now, &rx[..n]);
+                        let Core { stack, impair, .. } = &mut *core;
+                        match impair {
+                            Some(imp) => imp.process(now, Direction::In, &rx[..n], |p| {
+                                stack.handle_packet(now, p)
+                            }),
+                            None => stack.handle_packet(now, &rx[..n]),
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -331,7 +407,14 @@ fn drive(shared: &Shared) {
                 }
             }
             let now = shared.now();
-            core.stack.handle_timeout(now);
+            let Core { stack, impair, .. } = &mut *core;
+            if let Some(imp) = impair {
+                imp.release(now, |dir, p| match dir {
+                    Direction::In => stack.handle_packet(now, p),
+                    Direction::Out => shared.send(p),
+                });
+            }
+            stack.handle_timeout(now);
             shared.flush(&mut core);
             if got < RX_BATCH || fatal.is_some() {
                 break;

@@ -147,6 +147,9 @@ pub struct Tcb {
     rcv_adv: SeqNum,
     /// Shift we apply to our window field.
     rcv_wscale: u8,
+    /// The window field we sent last, and RCV.NXT at that time.
+    last_adv_field: u16,
+    last_adv_nxt: SeqNum,
     /// Both sides sent the window scale option.
     wscale_ok: bool,
     rcv_buf: VecDeque<u8>,
@@ -174,6 +177,9 @@ pub struct Tcb {
 
     // What dispatch must emit next.
     ack_pending: bool,
+    /// Out-of-order segments not yet answered: each gets its own duplicate
+    /// ACK (RFC 5681 section 4.2), even when the driver read them in one batch.
+    dup_acks_owed: u32,
     retransmit_one: bool,
     probe_pending: bool,
     rst_pending: bool,
@@ -220,6 +226,8 @@ impl Tcb {
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
             rcv_wscale,
+            last_adv_field: 0,
+            last_adv_nxt: SeqNum(0),
             wscale_ok: false,
             rcv_buf: VecDeque::new(),
             reassembly: ReassemblyQueue::new(cfg.recv_buffer),
@@ -237,6 +245,7 @@ impl Tcb {
             rtt_probe: None,
             cc: Congestion::new(snd_mss, cfg.initial_window),
             ack_pending: false,
+            dup_acks_owed: 0,
             retransmit_one: false,
             probe_pending: false,
             rst_pending: false,
@@ -572,6 +581,7 @@ impl Tcb {
         self.ack_deadline = None;
         self.time_wait_deadline = None;
         self.ack_pending = false;
+        self.dup_acks_owed = 0;
         self.retransmit_one = false;
         self.probe_pending = false;
         self.reassembly.clear();
@@ -1067,6 +1077,8 @@ impl Tcb {
             return;
         }
         if seq == self.rcv_nxt {
+            // Progress: earlier out-of-order segments need no duplicate ACKs any more.
+            self.dup_acks_owed = 0;
             let had_gap = !self.reassembly.is_empty();
             self.deliver(payload);
             let rcv_nxt = self.rcv_nxt;
@@ -1094,6 +1106,7 @@ impl Tcb {
             self.reassembly.insert(self.rcv_nxt, seq, payload);
             // RFC 5681 section 4.2: an out-of-order segment is acked at once (a duplicate ACK).
             self.ack_pending = true;
+            self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(64);
         }
     }
 
@@ -1154,6 +1167,11 @@ impl Tcb {
 
     /// The window field to advertise, and the right edge it implies.
     fn advertise(&mut self, syn: bool) -> u16 {
+        // A duplicate ACK must repeat the last window exactly, or the peer
+        // takes it for a window update and does not count it (RFC 5681 section 2).
+        if self.dup_acks_owed > 0 && self.rcv_nxt == self.last_adv_nxt && !syn {
+            return self.last_adv_field;
+        }
         let free = self.free_window();
         let current = self.rcv_adv - self.rcv_nxt;
         // Receiver SWS avoidance (RFC 1122 4.2.3.3): don't move the right edge by crumbs.
@@ -1171,6 +1189,8 @@ impl Tcb {
         if edge.gt(self.rcv_adv) {
             self.rcv_adv = edge;
         }
+        self.last_adv_nxt = self.rcv_nxt;
+        self.last_adv_field = field as u16;
         field as u16
     }
 
@@ -1330,7 +1350,7 @@ impl Tcb {
             }
         }
 
-        if self.ack_pending {
+        if self.ack_pending || self.dup_acks_owed > 0 {
             let window = self.advertise(false);
             let repr = TcpRepr {
                 src: self.local,
@@ -1429,6 +1449,7 @@ impl Tcb {
         self.stats.bytes_out += len as u64;
         if repr.flags.contains(TcpFlags::ACK) {
             self.ack_pending = false;
+            self.dup_acks_owed = self.dup_acks_owed.saturating_sub(1);
             self.ack_deadline = None;
             self.unacked_bytes = 0;
         }

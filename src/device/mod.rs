@@ -7,6 +7,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
+pub mod impair;
 pub mod tun;
 
 /// A packet device the runtime can drive.
