@@ -813,9 +813,12 @@ impl Tcb {
             return Verdict::Done;
         }
         if !acceptable {
-            // Zero window: keep only the control information.
+            // Zero window: keep only the control information, and answer the
+            // text we cannot take with an ACK -- it may be a zero-window probe
+            // (RFC 9293 sections 3.8.6.1 and 3.10.7.4, first check).
             payload = &[];
             flags = TcpFlags(flags.0 & !TcpFlags::FIN.0);
+            self.ack_pending = true;
         }
 
         // Trim what we already have (before RCV.NXT) ...

@@ -1669,6 +1669,36 @@ fn our_window_shrinks_to_zero_then_update() {
     );
 }
 
+/// RFC 9293 section 3.8.6.1: "The receiving TCP endpoint ... MUST ... send
+/// an acknowledgment" to a zero-window probe. A probe carrying one byte at
+/// RCV.NXT into our zero window is not acceptable: drop the data, send an ACK
+/// with the current window (section 3.10.7.4, first check).
+#[test]
+fn zero_window_probe_from_peer_is_acked() {
+    let cfg = TcpConfig {
+        recv_buffer: 1000,
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    let a = data(1001);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a[..1000]),
+    );
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1001, 0)]);
+    seg_in(
+        &mut tcb,
+        at(500),
+        &from_peer(ACK, PEER_ISS + 1001, ISS + 1, &a[1000..]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(500)),
+        vec![ack(ISS + 1, PEER_ISS + 1001, 0)]
+    );
+    assert_eq!(tcb.recv_queued(), 1000);
+}
+
 /// RFC 9293 section 3.10.7.4: with a zero receive window, an ACK at RCV.NXT
 /// is still processed (it may ack our data and update the send window).
 #[test]
