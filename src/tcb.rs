@@ -741,6 +741,17 @@ impl Tcb {
         Verdict::Done
     }
 
+    /// The peer's window in bytes. The window of a SYN segment (such as the
+    /// SYN-ACK that completes a simultaneous open) is never scaled (RFC 7323
+    /// section 2.2).
+    fn seg_window(&self, seg: &TcpSegment<'_>) -> u32 {
+        if seg.flags.contains(TcpFlags::SYN) {
+            u32::from(seg.window)
+        } else {
+            u32::from(seg.window) << self.snd_wscale
+        }
+    }
+
     /// The window the peer may currently fill: RCV.WND.
     fn rcv_wnd(&self) -> usize {
         self.rcv_adv - self.rcv_nxt
@@ -870,7 +881,7 @@ impl Tcb {
         if self.state == State::SynReceived {
             if seg.ack.gt(self.snd_una) && seg.ack.le(self.snd_max) {
                 self.set_state(State::Established);
-                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+                self.snd_wnd = self.seg_window(seg);
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seq;
                 self.snd_wl2 = seg.ack;
@@ -957,7 +968,7 @@ impl Tcb {
             self.ack_pending = true;
             return Some(Verdict::Done);
         }
-        let window = u32::from(seg.window) << self.snd_wscale;
+        let window = self.seg_window(seg);
         if ack.gt(self.snd_una) {
             self.ack_new_data(now, ack);
         } else if ack == self.snd_una

@@ -563,6 +563,49 @@ fn simultaneous_open() {
     assert_eq!(tcb.poll_at(), None);
 }
 
+/// RFC 7323 section 2.2: "The window field in a segment where the SYN bit is
+/// set MUST NOT be scaled" -- also the SYN-ACK that completes a simultaneous open.
+#[test]
+fn simultaneous_open_syn_ack_window_not_scaled() {
+    let cfg = TcpConfig {
+        recv_buffer: 512 * 1024,
+        ..config()
+    };
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), cfg);
+    out(&mut tcb, T0);
+    let opts = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(3),
+        ..TcpOptions::default()
+    };
+    let syn = TcpSegment {
+        options: opts,
+        window: 20_000,
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    seg_in(&mut tcb, at(5), &syn);
+    assert_eq!(tcb.state(), State::SynReceived);
+    out(&mut tcb, at(5));
+    let syn_ack = TcpSegment {
+        options: opts,
+        window: 20_000,
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    seg_in(&mut tcb, at(10), &syn_ack);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.window_scales(), (4, 3));
+    assert_eq!(tcb.peer_window(), 20_000);
+    // Sender SWS avoidance and RFC 5961 section 5.2 use the largest window seen.
+    assert_eq!(tcb.max_snd_wnd, 20_000);
+    // The next, non-SYN segment is scaled.
+    seg_in(
+        &mut tcb,
+        at(20),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 20_000),
+    );
+    assert_eq!(tcb.peer_window(), 160_000);
+}
+
 /// RFC 6298 (5.5) and RFC 9293 section 3.8.1: the SYN is retransmitted with
 /// exponential back-off (1 s, 2 s, 4 s, ...) and connect gives up with
 /// TimedOut after `max_syn_retries` retransmissions (RFC 1122 4.2.3.5).
