@@ -527,7 +527,12 @@ impl Tcb {
             State::SynSent | State::Listen => {
                 self.set_state(State::Closed);
             }
-            State::SynReceived | State::Established => {
+            State::SynReceived => {
+                // RFC 9293 section 3.10.4: queue the FIN for processing after
+                // entering ESTABLISHED, so the SYN-ACK can still be retransmitted.
+                self.fin_queued = true;
+            }
+            State::Established => {
                 self.fin_queued = true;
                 self.set_state(State::FinWait1);
             }

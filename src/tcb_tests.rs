@@ -436,6 +436,32 @@ fn syn_received_ack_with_data() {
     assert_eq!(read_all(&mut tcb), payload);
 }
 
+/// RFC 9293 section 3.10.4 (CLOSE in SYN-RECEIVED) with section 3.8.1: a
+/// close() before the handshake completed must not stop the SYN-ACK from
+/// being retransmitted when it is lost; the FIN follows once established.
+#[test]
+fn syn_received_close_then_syn_ack_lost() {
+    let mut tcb = syn_received();
+    tcb.close();
+    // The SYN-ACK was lost: the RTO must resend it (a SYN-ACK, not a FIN at ISS).
+    let t = tcb.poll_at().expect("the SYN-ACK timer runs");
+    tcb.on_timeout(t);
+    assert_eq!(out(&mut tcb, t), vec![our_syn_ack(ISS, PEER_ISS)]);
+    // So does the peer's retransmitted SYN (section 3.10.7.4, fourth check).
+    seg_in(&mut tcb, t, &peer_syn(PEER_ISS));
+    assert_eq!(out(&mut tcb, t), vec![our_syn_ack(ISS, PEER_ISS)]);
+    // The peer completes the handshake; our FIN goes out after it.
+    let t = t + Duration::from_millis(10);
+    seg_in(&mut tcb, t, &from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]));
+    assert_eq!(tcb.state(), State::FinWait1);
+    assert_eq!(
+        out(&mut tcb, t),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 1, WIN, &[])]
+    );
+    seg_in(&mut tcb, t, &from_peer(ACK, PEER_ISS + 1, ISS + 2, &[]));
+    assert_eq!(tcb.state(), State::FinWait2);
+}
+
 // ----------------------------------------------------------------------
 // Active open: SYN-SENT
 // ----------------------------------------------------------------------
