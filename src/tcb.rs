@@ -642,6 +642,14 @@ impl Tcb {
             // Nothing outstanding (acked in the meantime).
             return;
         }
+        if self.snd_wnd == 0 && !self.snd_buf.is_empty() {
+            // The peer shrank its window to zero with data in flight. That is
+            // no loss: probe the window instead of timing the connection out
+            // (RFC 1122 4.2.2.16); dispatch arms the persist timer.
+            self.snd_nxt = self.snd_una;
+            self.probe_pending = true;
+            return;
+        }
         if self.retries >= limit {
             debug!(
                 "{} -> {}: giving up after {} retransmissions",

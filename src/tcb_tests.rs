@@ -1793,6 +1793,61 @@ fn zero_receive_window_still_processes_acks() {
     assert!(tcb.all_acked());
 }
 
+/// RFC 1122 4.2.2.16 (and RFC 9293 section 3.8.6.1): a sender "MUST be
+/// robust against window shrinking"; it "SHOULD NOT time out the connection"
+/// because data beyond the right edge is not acknowledged, and "if the window
+/// shrinks to zero, the TCP MUST probe it in the standard way". Here the peer
+/// acks one of two segments with a zero window and then answers every probe.
+#[test]
+fn window_shrunk_to_zero_with_data_in_flight_is_probed() {
+    let mut tcb = established();
+    let a = data(2920);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1)).len(), 2);
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1461, 0),
+    );
+    assert_eq!(out(&mut tcb, at(2)), vec![]);
+    // Nothing new may be sent into the zero window (old data MAY be resent).
+    let no_new_data = |segs: &[Seg]| {
+        for s in segs {
+            let end = s.seq.wrapping_add(s.payload.len() as u32);
+            assert!(SeqNum(end).le(SeqNum(ISS + 2921)), "{s:?}");
+        }
+    };
+    for i in 0..20 {
+        let t = tcb
+            .poll_at()
+            .expect("a timer runs while data is unacknowledged");
+        tcb.on_timeout(t);
+        // Each expiry sends a zero-window probe.
+        assert_eq!(out(&mut tcb, t), vec![ack(ISS + 1460, PEER_ISS + 1, WIN)]);
+        assert_eq!(tcb.stats().zero_window_probes, i + 1);
+        // The peer is alive: it answers with its (still zero) window.
+        seg_in(
+            &mut tcb,
+            t,
+            &from_peer_win(ACK, PEER_ISS + 1, ISS + 1461, 0),
+        );
+        no_new_data(&out(&mut tcb, t));
+    }
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.error(), None);
+    // The window opens: the unacknowledged segment goes out again.
+    let t = tcb.poll_at().unwrap();
+    seg_in(
+        &mut tcb,
+        t,
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1461, 5000),
+    );
+    assert_eq!(
+        out(&mut tcb, t),
+        vec![seg(ACK | PSH, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..])]
+    );
+}
+
 // ----------------------------------------------------------------------
 // Options: MSS and window scale
 // ----------------------------------------------------------------------
