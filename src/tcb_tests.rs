@@ -1418,6 +1418,7 @@ fn assert_rst_closes(mut tcb: Tcb, rcv_nxt: u32, error: Option<io::ErrorKind>) {
     assert_eq!(tcb.poll_at(), None, "{state}");
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), ESTABLISHED: CLOSED, "connection reset".
 #[test]
 fn established_rst() {
     let mut tcb = established();
@@ -1426,6 +1427,7 @@ fn established_rst() {
     assert_rst_closes(tcb, PEER_ISS + 1, Some(io::ErrorKind::ConnectionReset));
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), ESTABLISHED: "all outstanding RECEIVEs and SEND should receive \"reset\" responses".
 #[test]
 fn established_rst_fails_reads_and_writes() {
     let mut tcb = established();
@@ -1441,6 +1443,7 @@ fn established_rst_fails_reads_and_writes() {
     );
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), FIN-WAIT-1: CLOSED, "connection reset".
 #[test]
 fn fin_wait_1_rst() {
     assert_rst_closes(
@@ -1450,6 +1453,7 @@ fn fin_wait_1_rst() {
     );
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), FIN-WAIT-2: CLOSED, "connection reset".
 #[test]
 fn fin_wait_2_rst() {
     assert_rst_closes(
@@ -1459,6 +1463,7 @@ fn fin_wait_2_rst() {
     );
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), CLOSE-WAIT: CLOSED, "connection reset".
 #[test]
 fn close_wait_rst() {
     assert_rst_closes(
@@ -1468,16 +1473,19 @@ fn close_wait_rst() {
     );
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), CLOSING: CLOSED, no error.
 #[test]
 fn closing_rst() {
     assert_rst_closes(closing(), PEER_ISS + 2, None);
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), LAST-ACK: CLOSED, no error.
 #[test]
 fn last_ack_rst() {
     assert_rst_closes(last_ack(), PEER_ISS + 2, None);
 }
 
+/// RFC 9293 section 3.10.7.4 (second check), TIME-WAIT: CLOSED, no error.
 #[test]
 fn time_wait_rst() {
     assert_rst_closes(time_wait(), PEER_ISS + 2, None);
