@@ -536,7 +536,12 @@ impl Tcb {
             State::SynSent | State::Listen => {
                 self.set_state(State::Closed);
             }
-            State::SynReceived | State::Established => {
+            State::SynReceived => {
+                // RFC 9293 section 3.10.4: queue the FIN for processing after
+                // entering ESTABLISHED, so the SYN-ACK can still be retransmitted.
+                self.fin_queued = true;
+            }
+            State::Established => {
                 self.fin_queued = true;
                 self.set_state(State::FinWait1);
             }
@@ -647,6 +652,14 @@ impl Tcb {
             // Nothing outstanding (acked in the meantime).
             return;
         }
+        if self.snd_wnd == 0 && !self.snd_buf.is_empty() {
+            // The peer shrank its window to zero with data in flight. That is
+            // no loss: probe the window instead of timing the connection out
+            // (RFC 1122 4.2.2.16); dispatch arms the persist timer.
+            self.snd_nxt = self.snd_una;
+            self.probe_pending = true;
+            return;
+        }
         if self.retries >= limit {
             debug!(
                 "{} -> {}: giving up after {} retransmissions",
@@ -751,6 +764,17 @@ impl Tcb {
         Verdict::Done
     }
 
+    /// The peer's window in bytes. The window of a SYN segment (such as the
+    /// SYN-ACK that completes a simultaneous open) is never scaled (RFC 7323
+    /// section 2.2).
+    fn seg_window(&self, seg: &TcpSegment<'_>) -> u32 {
+        if seg.flags.contains(TcpFlags::SYN) {
+            u32::from(seg.window)
+        } else {
+            u32::from(seg.window) << self.snd_wscale
+        }
+    }
+
     /// The window the peer may currently fill: RCV.WND.
     fn rcv_wnd(&self) -> usize {
         self.rcv_adv - self.rcv_nxt
@@ -823,9 +847,12 @@ impl Tcb {
             return Verdict::Done;
         }
         if !acceptable {
-            // Zero window: keep only the control information.
+            // Zero window: keep only the control information, and answer the
+            // text we cannot take with an ACK -- it may be a zero-window probe
+            // (RFC 9293 sections 3.8.6.1 and 3.10.7.4, first check).
             payload = &[];
             flags = TcpFlags(flags.0 & !TcpFlags::FIN.0);
+            self.ack_pending = true;
         }
 
         // Trim what we already have (before RCV.NXT) ...
@@ -877,7 +904,7 @@ impl Tcb {
         if self.state == State::SynReceived {
             if seg.ack.gt(self.snd_una) && seg.ack.le(self.snd_max) {
                 self.set_state(State::Established);
-                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+                self.snd_wnd = self.seg_window(seg);
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seq;
                 self.snd_wl2 = seg.ack;
@@ -964,7 +991,7 @@ impl Tcb {
             self.ack_pending = true;
             return Some(Verdict::Done);
         }
-        let window = u32::from(seg.window) << self.snd_wscale;
+        let window = self.seg_window(seg);
         if ack.gt(self.snd_una) {
             self.ack_new_data(now, ack);
         } else if ack == self.snd_una

@@ -1,3 +1,2273 @@
 //! State-transition tests for the TCB: a segment in, the state and the segment out.
+//!
+//! Each test drives one [`Tcb`] through a short script: segments from the peer
+//! go in through [`seg_in`], and everything the TCB then wants to transmit is
+//! collected by [`out`] and compared field by field. Time is an explicit
+//! [`Instant`]; nothing sleeps. Each test names the RFC rule it checks.
 
 use super::*;
+
+use std::net::Ipv4Addr;
+
+use crate::wire::{Packet, TcpFlags, TcpOptions, TcpSegment};
+
+// ----------------------------------------------------------------------
+// Harness
+// ----------------------------------------------------------------------
+
+const LOCAL: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+const REMOTE: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000);
+
+/// Our initial send sequence number.
+const ISS: u32 = 10_000;
+/// The peer's initial sequence number.
+const PEER_ISS: u32 = 50_000;
+/// Our receive buffer in the test config: below 64 KiB, so our window
+/// scale shift is 0 and window fields read as plain byte counts.
+const RCV_BUF: usize = 60_000;
+/// Our window field while the receive buffer is empty.
+const WIN: u16 = RCV_BUF as u16;
+/// The window the peer advertises unless a test says otherwise.
+const PEER_WIN: u16 = 65_535;
+/// The RTO once the handshake gave an RTT sample of 0: the 200 ms floor.
+const RTO: Duration = Duration::from_millis(200);
+
+const SYN: TcpFlags = TcpFlags::SYN;
+const ACK: TcpFlags = TcpFlags::ACK;
+const FIN: TcpFlags = TcpFlags::FIN;
+const RST: TcpFlags = TcpFlags::RST;
+const PSH: TcpFlags = TcpFlags::PSH;
+
+const T0: Instant = Instant::ZERO;
+
+/// `n` milliseconds after `T0`.
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// The test config: immediate ACKs (delayed ACK is tested on its own) and a
+/// receive buffer whose window fits the 16-bit field unscaled.
+fn config() -> TcpConfig {
+    TcpConfig {
+        recv_buffer: RCV_BUF,
+        ack_delay: None,
+        ..TcpConfig::default()
+    }
+}
+
+/// `n` bytes of recognisable data.
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// A segment as it left the TCB, parsed back from the wire, owning its payload.
+#[derive(Clone, PartialEq, Eq)]
+struct Seg {
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    options: TcpOptions,
+    payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Seg {
+    /// Compact, so that a failed comparison stays readable: the payload is
+    /// shown as its length and a checksum-like sum.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sum: u64 = self.payload.iter().map(|&b| u64::from(b)).sum();
+        write!(
+            f,
+            "<{:?} seq={} ack={} win={} len={} sum={}",
+            self.flags,
+            self.seq,
+            self.ack,
+            self.window,
+            self.payload.len(),
+            sum
+        )?;
+        if self.options != TcpOptions::default() {
+            write!(f, " {:?}", self.options)?;
+        }
+        f.write_str(">")
+    }
+}
+
+/// The segment we expect: no options.
+fn seg(flags: TcpFlags, seq: u32, ack: u32, window: u16, payload: &[u8]) -> Seg {
+    Seg {
+        seq,
+        ack,
+        flags,
+        window,
+        options: TcpOptions::default(),
+        payload: payload.to_vec(),
+    }
+}
+
+/// A bare ACK we expect.
+fn ack(seq: u32, ack: u32, window: u16) -> Seg {
+    seg(ACK, seq, ack, window, &[])
+}
+
+/// Everything `tcb` sends at `now`: `dispatch` until it returns `None`, each
+/// packet parsed with `wire::parse` (so checksums and lengths are checked too).
+fn out(tcb: &mut Tcb, now: Instant) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    let mut buf = vec![0u8; 65_535];
+    while let Some(n) = tcb.dispatch(now, &mut buf) {
+        let Ok(Packet::Tcp(s)) = wire::parse(&buf[..n]) else {
+            panic!("dispatch wrote something that is not a valid TCP packet");
+        };
+        assert_eq!((s.src, s.dst), (LOCAL, REMOTE), "addresses of {s:?}");
+        segs.push(Seg {
+            seq: s.seq.0,
+            ack: s.ack.0,
+            flags: s.flags,
+            window: s.window,
+            options: s.options,
+            payload: s.payload.to_vec(),
+        });
+        assert!(segs.len() < 1000, "dispatch never returns None");
+    }
+    segs
+}
+
+/// A segment from the peer.
+fn from_peer(flags: TcpFlags, seq: u32, ack: u32, payload: &[u8]) -> TcpSegment<'_> {
+    TcpSegment {
+        src: REMOTE,
+        dst: LOCAL,
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: PEER_WIN,
+        options: TcpOptions::default(),
+        payload,
+    }
+}
+
+/// A segment from the peer with a given window field.
+fn from_peer_win(flags: TcpFlags, seq: u32, ack: u32, window: u16) -> TcpSegment<'static> {
+    TcpSegment {
+        window,
+        ..from_peer(flags, seq, ack, &[])
+    }
+}
+
+/// Feeds one segment to `tcb` at `now`.
+fn seg_in(tcb: &mut Tcb, now: Instant, s: &TcpSegment<'_>) -> Verdict {
+    tcb.on_segment(now, s)
+}
+
+fn mss_only(mss: u16) -> TcpOptions {
+    TcpOptions {
+        mss: Some(mss),
+        ..TcpOptions::default()
+    }
+}
+
+/// The peer's SYN, with an MSS option of 1460 and no window scale.
+fn peer_syn(seq: u32) -> TcpSegment<'static> {
+    TcpSegment {
+        options: mss_only(1460),
+        ..from_peer(SYN, seq, 0, &[])
+    }
+}
+
+/// The SYN-ACK we send from SYN-RECEIVED with the test config.
+fn our_syn_ack(iss: u32, peer_iss: u32) -> Seg {
+    Seg {
+        options: mss_only(1460),
+        ..seg(SYN | ACK, iss, peer_iss.wrapping_add(1), WIN, &[])
+    }
+}
+
+/// LISTEN -> SYN-RECEIVED on `syn`, the SYN-ACK already taken out.
+fn syn_received_with(syn: &TcpSegment<'_>, iss: u32, cfg: TcpConfig) -> Tcb {
+    let mut tcb = Tcb::accept(syn, SeqNum(iss), cfg);
+    assert_eq!(tcb.state(), State::SynReceived);
+    let segs = out(&mut tcb, T0);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].flags, SYN | ACK);
+    tcb
+}
+
+fn syn_received() -> Tcb {
+    syn_received_with(&peer_syn(PEER_ISS), ISS, config())
+}
+
+/// A passive open completed at `T0`: SND.NXT = iss+1, RCV.NXT = peer_iss+1.
+fn established_with(syn: &TcpSegment<'_>, iss: u32, cfg: TcpConfig) -> Tcb {
+    let peer_iss = syn.seq.0;
+    let mut tcb = syn_received_with(syn, iss, cfg);
+    let v = seg_in(
+        &mut tcb,
+        T0,
+        &from_peer(ACK, peer_iss.wrapping_add(1), iss.wrapping_add(1), &[]),
+    );
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, T0), vec![]);
+    tcb
+}
+
+fn established_cfg(cfg: TcpConfig) -> Tcb {
+    established_with(&peer_syn(PEER_ISS), ISS, cfg)
+}
+
+fn established() -> Tcb {
+    established_cfg(config())
+}
+
+/// An active open completed at `T0`.
+fn established_active() -> Tcb {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    assert_eq!(out(&mut tcb, T0).len(), 1);
+    let syn_ack = TcpSegment {
+        options: mss_only(1460),
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    assert_eq!(seg_in(&mut tcb, T0, &syn_ack), Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, T0), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
+    tcb
+}
+
+/// ESTABLISHED, then close(): our FIN (seq ISS+1) is out.
+fn fin_wait_1() -> Tcb {
+    let mut tcb = established();
+    tcb.close();
+    assert_eq!(tcb.state(), State::FinWait1);
+    assert_eq!(
+        out(&mut tcb, T0),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 1, WIN, &[])]
+    );
+    tcb
+}
+
+/// FIN-WAIT-1, then the peer acked our FIN.
+fn fin_wait_2() -> Tcb {
+    let mut tcb = fin_wait_1();
+    seg_in(&mut tcb, T0, &from_peer(ACK, PEER_ISS + 1, ISS + 2, &[]));
+    assert_eq!(tcb.state(), State::FinWait2);
+    assert_eq!(out(&mut tcb, T0), vec![]);
+    tcb
+}
+
+/// FIN-WAIT-1, then the peer's FIN crossed ours (simultaneous close).
+fn closing() -> Tcb {
+    let mut tcb = fin_wait_1();
+    seg_in(
+        &mut tcb,
+        T0,
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::Closing);
+    assert_eq!(out(&mut tcb, T0), vec![ack(ISS + 2, PEER_ISS + 2, WIN)]);
+    tcb
+}
+
+/// FIN-WAIT-2, then the peer's FIN, acked: TIME-WAIT entered at `T0`.
+fn time_wait() -> Tcb {
+    let mut tcb = fin_wait_2();
+    seg_in(
+        &mut tcb,
+        T0,
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2, &[]),
+    );
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(out(&mut tcb, T0), vec![ack(ISS + 2, PEER_ISS + 2, WIN)]);
+    tcb
+}
+
+/// ESTABLISHED, then the peer's FIN, acked.
+fn close_wait() -> Tcb {
+    let mut tcb = established();
+    seg_in(
+        &mut tcb,
+        T0,
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::CloseWait);
+    assert_eq!(out(&mut tcb, T0), vec![ack(ISS + 1, PEER_ISS + 2, WIN)]);
+    tcb
+}
+
+/// CLOSE-WAIT, then close(): our FIN (seq ISS+1) is out.
+fn last_ack() -> Tcb {
+    let mut tcb = close_wait();
+    tcb.close();
+    assert_eq!(tcb.state(), State::LastAck);
+    assert_eq!(
+        out(&mut tcb, T0),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 2, WIN, &[])]
+    );
+    tcb
+}
+
+/// Reads everything the application can read now.
+fn read_all(tcb: &mut Tcb) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = tcb.recv(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+// ----------------------------------------------------------------------
+// Passive open: LISTEN -> SYN-RECEIVED -> ESTABLISHED
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.10.7.2 (LISTEN, third check) and Figure 6: a SYN is
+/// answered with <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> carrying our MSS
+/// (section 3.7.1), and the final ACK moves SYN-RECEIVED to ESTABLISHED.
+#[test]
+fn three_way_handshake_passive() {
+    let syn = peer_syn(PEER_ISS);
+    let mut tcb = Tcb::accept(&syn, SeqNum(ISS), config());
+    assert_eq!(tcb.state(), State::SynReceived);
+    assert_eq!(out(&mut tcb, T0), vec![our_syn_ack(ISS, PEER_ISS)]);
+    // RFC 6298 (5.1): the SYN-ACK arms the retransmission timer (initial RTO 1 s).
+    assert_eq!(tcb.poll_at(), Some(at(1000)));
+
+    let v = seg_in(
+        &mut tcb,
+        at(10),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, at(10)), vec![]);
+    assert_eq!(tcb.snd_una(), SeqNum(ISS + 1));
+    assert_eq!(tcb.rcv_nxt(), SeqNum(PEER_ISS + 1));
+    assert_eq!(tcb.peer_window(), u32::from(PEER_WIN));
+    // RFC 6298 (5.2): everything acked, the timer is off.
+    assert_eq!(tcb.poll_at(), None);
+    // RFC 6298 (2.2): the handshake gave the first RTT sample.
+    assert_eq!(tcb.rtt().srtt(), Some(Duration::from_millis(10)));
+}
+
+/// RFC 9293 section 3.10.7.4 (fifth check, SYN-RECEIVED): an ACK outside
+/// SND.UNA < SEG.ACK =< SND.NXT is answered with a reset.
+#[test]
+fn syn_received_bad_ack() {
+    let mut tcb = syn_received();
+    for bad in [ISS, ISS + 2, ISS + 1000, ISS - 1000] {
+        let v = seg_in(&mut tcb, at(10), &from_peer(ACK, PEER_ISS + 1, bad, &[]));
+        assert_eq!(v, Verdict::SendReset, "ack {bad}");
+        assert_eq!(tcb.state(), State::SynReceived);
+    }
+    assert_eq!(out(&mut tcb, at(10)), vec![]);
+}
+
+/// RFC 9293 section 3.10.7.4 (second check, SYN-RECEIVED): a RST at RCV.NXT
+/// ends the embryonic connection.
+#[test]
+fn syn_received_rst() {
+    let mut tcb = syn_received();
+    let v = seg_in(&mut tcb, at(10), &from_peer(RST, PEER_ISS + 1, 0, &[]));
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(out(&mut tcb, at(10)), vec![]);
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 9293 section 3.10.7.4 (fourth check) and Figure 9's recovery from a
+/// lost SYN-ACK: the peer's retransmitted SYN gets the same SYN-ACK again.
+#[test]
+fn syn_received_duplicate_syn() {
+    let mut tcb = syn_received();
+    let v = seg_in(&mut tcb, at(500), &peer_syn(PEER_ISS));
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::SynReceived);
+    assert_eq!(out(&mut tcb, at(500)), vec![our_syn_ack(ISS, PEER_ISS)]);
+    // The handshake still completes.
+    seg_in(
+        &mut tcb,
+        at(600),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::Established);
+}
+
+/// RFC 6298 (5.4)-(5.6) for the SYN-ACK: resent on RTO, the timer doubled;
+/// RFC 6298 section 3 (Karn): no RTT sample from the retransmitted SYN-ACK.
+#[test]
+fn syn_received_syn_ack_retransmitted_on_rto() {
+    let mut tcb = syn_received();
+    assert_eq!(tcb.poll_at(), Some(at(1000)));
+    tcb.on_timeout(at(999));
+    assert_eq!(out(&mut tcb, at(999)), vec![]);
+    tcb.on_timeout(at(1000));
+    assert_eq!(out(&mut tcb, at(1000)), vec![our_syn_ack(ISS, PEER_ISS)]);
+    assert_eq!(tcb.poll_at(), Some(at(3000)));
+    assert_eq!(tcb.stats().retransmits_timeout, 1);
+
+    seg_in(
+        &mut tcb,
+        at(1100),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.rtt().srtt(), None);
+}
+
+/// RFC 9293 section 3.10.7.4: the handshake-completing ACK may carry data,
+/// which is delivered (seventh step) once ESTABLISHED.
+#[test]
+fn syn_received_ack_with_data() {
+    let mut tcb = syn_received();
+    let payload = data(100);
+    seg_in(
+        &mut tcb,
+        at(10),
+        &from_peer(ACK | PSH, PEER_ISS + 1, ISS + 1, &payload),
+    );
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(
+        out(&mut tcb, at(10)),
+        vec![ack(ISS + 1, PEER_ISS + 101, WIN - 100)]
+    );
+    assert_eq!(read_all(&mut tcb), payload);
+}
+
+/// RFC 9293 section 3.10.4 (CLOSE in SYN-RECEIVED) with section 3.8.1: a
+/// close() before the handshake completed must not stop the SYN-ACK from
+/// being retransmitted when it is lost; the FIN follows once established.
+#[test]
+fn syn_received_close_then_syn_ack_lost() {
+    let mut tcb = syn_received();
+    tcb.close();
+    // The SYN-ACK was lost: the RTO must resend it (a SYN-ACK, not a FIN at ISS).
+    let t = tcb.poll_at().expect("the SYN-ACK timer runs");
+    tcb.on_timeout(t);
+    assert_eq!(out(&mut tcb, t), vec![our_syn_ack(ISS, PEER_ISS)]);
+    // So does the peer's retransmitted SYN (section 3.10.7.4, fourth check).
+    seg_in(&mut tcb, t, &peer_syn(PEER_ISS));
+    assert_eq!(out(&mut tcb, t), vec![our_syn_ack(ISS, PEER_ISS)]);
+    // The peer completes the handshake; our FIN goes out after it.
+    let t = t + Duration::from_millis(10);
+    seg_in(&mut tcb, t, &from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]));
+    assert_eq!(tcb.state(), State::FinWait1);
+    assert_eq!(
+        out(&mut tcb, t),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 1, WIN, &[])]
+    );
+    seg_in(&mut tcb, t, &from_peer(ACK, PEER_ISS + 1, ISS + 2, &[]));
+    assert_eq!(tcb.state(), State::FinWait2);
+}
+
+// ----------------------------------------------------------------------
+// Active open: SYN-SENT
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.10.1 (OPEN): connect sends <SEQ=ISS><CTL=SYN> with the
+/// MSS (section 3.7.1) and window scale (RFC 7323 section 2.2) options, the
+/// window unscaled, and arms the retransmission timer (RFC 6298 (2.1), 1 s).
+#[test]
+fn syn_sent_emits_syn() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    assert_eq!(tcb.state(), State::SynSent);
+    assert_eq!(tcb.poll_at(), None);
+    let syn = Seg {
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(0),
+            ..TcpOptions::default()
+        },
+        ..seg(SYN, ISS, 0, WIN, &[])
+    };
+    assert_eq!(out(&mut tcb, T0), vec![syn]);
+    assert_eq!(tcb.poll_at(), Some(at(1000)));
+    assert_eq!(tcb.snd_nxt(), SeqNum(ISS + 1));
+    // Nothing can be sent before the handshake is done.
+    assert_eq!(
+        tcb.send(b"early").unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+}
+
+/// RFC 9293 section 3.10.7.3 (SYN-SENT, fourth check) and Figure 6: an
+/// acceptable SYN-ACK moves to ESTABLISHED and is answered with
+/// <SEQ=ISS+1><ACK=RCV.NXT><CTL=ACK>.
+#[test]
+fn three_way_handshake_active() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    let syn_ack = TcpSegment {
+        options: mss_only(1200),
+        window: 30_000,
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    assert_eq!(seg_in(&mut tcb, at(30), &syn_ack), Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, at(30)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.send_mss(), 1200);
+    assert_eq!(tcb.peer_window(), 30_000);
+    // The peer did not offer window scaling, so neither side scales.
+    assert_eq!(tcb.window_scales(), (0, 0));
+    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.rtt().srtt(), Some(Duration::from_millis(30)));
+}
+
+/// RFC 9293 section 3.10.7.3 (SYN-SENT, second check): a RST with an
+/// acceptable ACK means "connection refused".
+#[test]
+fn syn_sent_rst_ack() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    let v = seg_in(&mut tcb, at(1), &from_peer(RST | ACK, 0, ISS + 1, &[]));
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), Some(io::ErrorKind::ConnectionRefused));
+    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+    assert_eq!(
+        tcb.send(b"x").unwrap_err().kind(),
+        io::ErrorKind::ConnectionRefused
+    );
+}
+
+/// RFC 9293 section 3.10.7.3 (SYN-SENT, second check): a RST without ACK is dropped.
+#[test]
+fn syn_sent_rst_without_ack() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    let v = seg_in(&mut tcb, at(1), &from_peer(RST, 0, 0, &[]));
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::SynSent);
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+}
+
+/// RFC 9293 section 3.10.7.3 (SYN-SENT, first check): SEG.ACK =< ISS or
+/// SEG.ACK > SND.NXT is answered with a reset, unless the segment is itself
+/// a RST, which is dropped.
+#[test]
+fn syn_sent_bad_ack() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    for bad in [ISS, ISS - 1, ISS + 2] {
+        let v = seg_in(&mut tcb, at(1), &from_peer(SYN | ACK, PEER_ISS, bad, &[]));
+        assert_eq!(v, Verdict::SendReset, "ack {bad}");
+        assert_eq!(tcb.state(), State::SynSent);
+        let v = seg_in(&mut tcb, at(1), &from_peer(RST | ACK, PEER_ISS, bad, &[]));
+        assert_eq!(v, Verdict::Done, "RST with ack {bad}");
+        assert_eq!(tcb.state(), State::SynSent);
+    }
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+}
+
+/// RFC 9293 section 3.10.7.3 (SYN-SENT, fourth check) and Figure 8: a bare
+/// SYN is a simultaneous open: SYN-RECEIVED, send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>;
+/// the peer's SYN-ACK then completes it (Figure 8 line 6: no further segment).
+#[test]
+fn simultaneous_open() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    let syn = TcpSegment {
+        options: mss_only(1460),
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    assert_eq!(seg_in(&mut tcb, at(5), &syn), Verdict::Done);
+    assert_eq!(tcb.state(), State::SynReceived);
+    // Our MSS again; no window scale, since the peer's SYN did not offer it.
+    assert_eq!(out(&mut tcb, at(5)), vec![our_syn_ack(ISS, PEER_ISS)]);
+    let syn_ack = TcpSegment {
+        options: mss_only(1460),
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    assert_eq!(seg_in(&mut tcb, at(10), &syn_ack), Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, at(10)), vec![]);
+    assert_eq!(tcb.snd_una(), SeqNum(ISS + 1));
+    assert_eq!(tcb.rcv_nxt(), SeqNum(PEER_ISS + 1));
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 7323 section 2.2: "The window field in a segment where the SYN bit is
+/// set MUST NOT be scaled" -- also the SYN-ACK that completes a simultaneous open.
+#[test]
+fn simultaneous_open_syn_ack_window_not_scaled() {
+    let cfg = TcpConfig {
+        recv_buffer: 512 * 1024,
+        ..config()
+    };
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), cfg);
+    out(&mut tcb, T0);
+    let opts = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(3),
+        ..TcpOptions::default()
+    };
+    let syn = TcpSegment {
+        options: opts,
+        window: 20_000,
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    seg_in(&mut tcb, at(5), &syn);
+    assert_eq!(tcb.state(), State::SynReceived);
+    out(&mut tcb, at(5));
+    let syn_ack = TcpSegment {
+        options: opts,
+        window: 20_000,
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    seg_in(&mut tcb, at(10), &syn_ack);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.window_scales(), (4, 3));
+    assert_eq!(tcb.peer_window(), 20_000);
+    // Sender SWS avoidance and RFC 5961 section 5.2 use the largest window seen.
+    assert_eq!(tcb.max_snd_wnd, 20_000);
+    // The next, non-SYN segment is scaled.
+    seg_in(
+        &mut tcb,
+        at(20),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 20_000),
+    );
+    assert_eq!(tcb.peer_window(), 160_000);
+}
+
+/// RFC 6298 (5.5) and RFC 9293 section 3.8.1: the SYN is retransmitted with
+/// exponential back-off (1 s, 2 s, 4 s, ...) and connect gives up with
+/// TimedOut after `max_syn_retries` retransmissions (RFC 1122 4.2.3.5).
+#[test]
+fn syn_sent_retransmit_backoff_then_timeout() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    let syn = out(&mut tcb, T0);
+    assert_eq!(syn.len(), 1);
+    let mut deadline = 1000;
+    let mut interval = 1000;
+    for retry in 1..=5 {
+        assert_eq!(tcb.poll_at(), Some(at(deadline)), "retry {retry}");
+        tcb.on_timeout(at(deadline - 1));
+        assert_eq!(out(&mut tcb, at(deadline - 1)), vec![]);
+        tcb.on_timeout(at(deadline));
+        assert_eq!(out(&mut tcb, at(deadline)), syn, "retry {retry}");
+        interval *= 2;
+        deadline += interval;
+    }
+    assert_eq!(deadline, 63_000);
+    assert_eq!(tcb.poll_at(), Some(at(deadline)));
+    tcb.on_timeout(at(deadline));
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), Some(io::ErrorKind::TimedOut));
+    assert_eq!(out(&mut tcb, at(deadline)), vec![]);
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 6298 section 3 (Karn): a SYN-ACK answering a retransmitted SYN gives no RTT sample.
+#[test]
+fn syn_sent_no_rtt_sample_after_retransmission() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    tcb.on_timeout(at(1000));
+    assert_eq!(out(&mut tcb, at(1000)).len(), 1);
+    seg_in(
+        &mut tcb,
+        at(1010),
+        &from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.rtt().srtt(), None);
+}
+
+// ----------------------------------------------------------------------
+// Data: receiving
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.10.7.4 (seventh step): in-order data is delivered and
+/// acked with <SEQ=SND.NXT><ACK=RCV.NXT>; the window is the free buffer.
+#[test]
+fn established_recv_in_order() {
+    let mut tcb = established();
+    let a = data(300);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a[..100]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 1, PEER_ISS + 101, WIN - 100)]
+    );
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK | PSH, PEER_ISS + 101, ISS + 1, &a[100..]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![ack(ISS + 1, PEER_ISS + 301, WIN - 300)]
+    );
+    assert_eq!(tcb.recv_queued(), 300);
+    assert_eq!(read_all(&mut tcb), a);
+    assert_eq!(tcb.stats().bytes_in, 300);
+}
+
+/// RFC 9293 section 3.10.7.4 (seventh step) and RFC 5681 section 4.2: an
+/// out-of-order segment is held and triggers an immediate duplicate ACK;
+/// filling the gap brings one cumulative ACK covering everything. Run with
+/// delayed ACKs on, since these ACKs must not be delayed.
+#[test]
+fn established_out_of_order_then_gap_filled() {
+    let cfg = TcpConfig {
+        ack_delay: Some(Duration::from_millis(40)),
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    let a = data(300);
+    let base = PEER_ISS + 1;
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, base + 100, ISS + 1, &a[100..200]),
+    );
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, base, WIN)]);
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, base + 200, ISS + 1, &a[200..]),
+    );
+    assert_eq!(out(&mut tcb, at(2)), vec![ack(ISS + 1, base, WIN)]);
+    assert_eq!(tcb.recv_queued(), 0);
+    assert_eq!(tcb.stats().out_of_order, 2);
+
+    seg_in(&mut tcb, at(3), &from_peer(ACK, base, ISS + 1, &a[..100]));
+    assert_eq!(
+        out(&mut tcb, at(3)),
+        vec![ack(ISS + 1, base + 300, WIN - 300)]
+    );
+    assert_eq!(read_all(&mut tcb), a);
+}
+
+/// RFC 9293 section 3.10.7.4: a FIN that arrives before missing data is
+/// processed only once the gap is filled.
+#[test]
+fn established_out_of_order_fin() {
+    let mut tcb = established();
+    let a = data(200);
+    let base = PEER_ISS + 1;
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(FIN | ACK, base + 100, ISS + 1, &a[100..]),
+    );
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, base, WIN)]);
+    seg_in(&mut tcb, at(2), &from_peer(ACK, base, ISS + 1, &a[..100]));
+    assert_eq!(tcb.state(), State::CloseWait);
+    // The FIN takes one sequence number of the window: the right edge stays
+    // where it was (RFC 1122 4.2.3.3), hence WIN - 201.
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![ack(ISS + 1, base + 201, WIN - 201)]
+    );
+    assert_eq!(read_all(&mut tcb), a);
+    let mut buf = [0u8; 8];
+    assert_eq!(tcb.recv(&mut buf).unwrap(), 0);
+}
+
+/// RFC 9293 section 3.10.7.4 (first check, then "trim to the window"): data
+/// beyond RCV.NXT+RCV.WND is cut off; the rest is accepted and acked.
+#[test]
+fn established_data_beyond_window_trimmed() {
+    let cfg = TcpConfig {
+        recv_buffer: 1000,
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    let a = data(1400);
+    seg_in(&mut tcb, at(1), &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a));
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1001, 0)]);
+    assert_eq!(read_all(&mut tcb), a[..1000]);
+}
+
+/// RFC 9293 section 3.10.7.4 (first check): an old duplicate (all before
+/// RCV.NXT) is not acceptable: re-ACK, deliver nothing twice.
+#[test]
+fn established_old_duplicate_data_reacked() {
+    let mut tcb = established();
+    let a = data(100);
+    seg_in(&mut tcb, at(1), &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a));
+    out(&mut tcb, at(1));
+    seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a));
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![ack(ISS + 1, PEER_ISS + 101, WIN - 100)]
+    );
+    assert_eq!(tcb.stats().unacceptable, 1);
+    assert_eq!(read_all(&mut tcb), a);
+}
+
+/// RFC 9293 section 3.10.7.4: a segment overlapping RCV.NXT is trimmed at
+/// the left edge and only its new part delivered.
+#[test]
+fn established_partial_overlap_trimmed() {
+    let mut tcb = established();
+    let a = data(200);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a[..100]),
+    );
+    out(&mut tcb, at(1));
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 51, ISS + 1, &a[50..]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![ack(ISS + 1, PEER_ISS + 201, WIN - 200)]
+    );
+    assert_eq!(read_all(&mut tcb), a);
+}
+
+// ----------------------------------------------------------------------
+// Data: sending
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.8.6 and RFC 5681 section 3.1: we never send beyond
+/// SND.UNA+SND.WND; more goes out as the peer's ACKs open the window.
+#[test]
+fn established_send_respects_peer_window() {
+    let mut tcb = established();
+    seg_in(
+        &mut tcb,
+        T0,
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 1000),
+    );
+    assert_eq!(tcb.peer_window(), 1000);
+    let a = data(2500);
+    assert_eq!(tcb.send(&a).unwrap(), 2500);
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1000])]
+    );
+    // The window is full: nothing more.
+    assert_eq!(out(&mut tcb, at(2)), vec![]);
+    seg_in(
+        &mut tcb,
+        at(3),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1001, 1000),
+    );
+    assert_eq!(
+        out(&mut tcb, at(3)),
+        vec![seg(ACK, ISS + 1001, PEER_ISS + 1, WIN, &a[1000..2000])]
+    );
+    seg_in(
+        &mut tcb,
+        at(4),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 2001, 1000),
+    );
+    assert_eq!(
+        out(&mut tcb, at(4)),
+        vec![seg(ACK | PSH, ISS + 2001, PEER_ISS + 1, WIN, &a[2000..])]
+    );
+    seg_in(
+        &mut tcb,
+        at(5),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 2501, 1000),
+    );
+    assert!(tcb.all_acked());
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 9293 section 3.7.1 and RFC 6928: segments are at most SMSS and the
+/// first flight is the initial window, min(10*MSS, max(2*MSS, 14600)).
+#[test]
+fn established_send_initial_window_of_mss_segments() {
+    let mut tcb = established();
+    let a = data(20 * 1460);
+    tcb.send(&a).unwrap();
+    let segs = out(&mut tcb, at(1));
+    assert_eq!(segs.len(), 10);
+    for (i, s) in segs.iter().enumerate() {
+        let off = i * 1460;
+        assert_eq!(
+            *s,
+            seg(
+                ACK,
+                ISS + 1 + off as u32,
+                PEER_ISS + 1,
+                WIN,
+                &a[off..off + 1460]
+            )
+        );
+    }
+    // RFC 6298 (5.1): the timer runs from the first transmission.
+    assert_eq!(tcb.poll_at(), Some(at(1) + RTO));
+    // An ACK for two segments: slow start adds one MSS (RFC 5681 (3.2)),
+    // which lets three more segments out.
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1 + 2920, &[]),
+    );
+    assert_eq!(tcb.congestion().cwnd(), 11 * 1460);
+    assert_eq!(out(&mut tcb, at(2)).len(), 3);
+}
+
+// ----------------------------------------------------------------------
+// Retransmission
+// ----------------------------------------------------------------------
+
+/// RFC 6298 (5.4)-(5.6): on RTO resend from SND.UNA and double the RTO;
+/// RFC 6298 section 3 (Karn): the ACK of a retransmission is no RTT sample,
+/// so the backed-off RTO stays (5.7) until a clean sample arrives.
+#[test]
+fn established_rto_retransmit() {
+    let mut tcb = established();
+    assert_eq!(tcb.rtt().rto(), RTO);
+    let srtt = tcb.rtt().srtt();
+    let a = data(100);
+    tcb.send(&a).unwrap();
+    let first = out(&mut tcb, at(1000));
+    assert_eq!(first, vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 1, WIN, &a)]);
+    assert_eq!(tcb.poll_at(), Some(at(1200)));
+    tcb.on_timeout(at(1199));
+    assert_eq!(out(&mut tcb, at(1199)), vec![]);
+    tcb.on_timeout(at(1200));
+    assert_eq!(out(&mut tcb, at(1200)), first);
+    assert_eq!(tcb.stats().retransmits_timeout, 1);
+    assert_eq!(tcb.poll_at(), Some(at(1600)));
+    // RFC 5681 (4): cwnd is one segment after a timeout.
+    assert_eq!(tcb.congestion().cwnd(), 1460);
+
+    seg_in(
+        &mut tcb,
+        at(1250),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 101, &[]),
+    );
+    assert!(tcb.all_acked());
+    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.rtt().srtt(), srtt);
+    assert_eq!(tcb.rtt().rto(), 2 * RTO);
+
+    // New data, acked after 50 ms: a valid sample recomputes the RTO.
+    tcb.send(&a).unwrap();
+    out(&mut tcb, at(2000));
+    seg_in(
+        &mut tcb,
+        at(2050),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 201, &[]),
+    );
+    assert_ne!(tcb.rtt().srtt(), srtt);
+    assert_eq!(tcb.rtt().backoff(), 0);
+}
+
+/// RFC 6298 (5.4): after an RTO only the oldest segment is resent at once
+/// (cwnd = 1 MSS, RFC 5681 (4)); its ACK lets the next one out.
+#[test]
+fn established_rto_resends_from_snd_una() {
+    let mut tcb = established();
+    let a = data(3 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(10)).len(), 3);
+    // The first segment was acked, the other two were lost.
+    seg_in(
+        &mut tcb,
+        at(15),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1461, &[]),
+    );
+    let t = tcb.poll_at().unwrap();
+    assert_eq!(t, at(15) + RTO);
+    tcb.on_timeout(t);
+    assert_eq!(
+        out(&mut tcb, t),
+        vec![seg(ACK, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..2920])]
+    );
+    seg_in(&mut tcb, t, &from_peer(ACK, PEER_ISS + 1, ISS + 2921, &[]));
+    assert_eq!(
+        out(&mut tcb, t),
+        vec![seg(ACK | PSH, ISS + 2921, PEER_ISS + 1, WIN, &a[2920..])]
+    );
+}
+
+/// RFC 5681 section 3.2: the third duplicate ACK (not the second) triggers
+/// exactly one retransmission of the segment at SND.UNA; later duplicates
+/// only inflate cwnd.
+#[test]
+fn fast_retransmit_on_third_dup_ack() {
+    let mut tcb = established();
+    let a = data(5 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(10)).len(), 5);
+    // Segment 1 arrives, segment 2 is lost, 3..5 cause duplicate ACKs.
+    let una = ISS + 1 + 1460;
+    seg_in(&mut tcb, at(20), &from_peer(ACK, PEER_ISS + 1, una, &[]));
+    assert_eq!(out(&mut tcb, at(20)), vec![]);
+    for dup in 1..=2 {
+        seg_in(
+            &mut tcb,
+            at(20 + dup),
+            &from_peer(ACK, PEER_ISS + 1, una, &[]),
+        );
+        assert_eq!(out(&mut tcb, at(20 + dup)), vec![], "dup ack {dup}");
+    }
+    assert_eq!(tcb.stats().fast_retransmits, 0);
+    seg_in(&mut tcb, at(23), &from_peer(ACK, PEER_ISS + 1, una, &[]));
+    assert_eq!(
+        out(&mut tcb, at(23)),
+        vec![seg(ACK, una, PEER_ISS + 1, WIN, &a[1460..2920])]
+    );
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+    assert_eq!(tcb.stats().dup_acks, 3);
+    // RFC 5681 (4): ssthresh = FlightSize/2, cwnd = ssthresh + 3*SMSS.
+    assert_eq!(tcb.congestion().ssthresh(), 2 * 1460);
+    assert_eq!(tcb.congestion().cwnd(), 5 * 1460);
+    seg_in(&mut tcb, at(24), &from_peer(ACK, PEER_ISS + 1, una, &[]));
+    assert_eq!(out(&mut tcb, at(24)), vec![]);
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+}
+
+/// RFC 5681 section 2 (definition of a duplicate ACK, condition e): an ACK
+/// that changes the window is a window update, not a duplicate.
+#[test]
+fn window_update_is_not_a_dup_ack() {
+    let mut tcb = established();
+    tcb.send(&data(5 * 1460)).unwrap();
+    out(&mut tcb, at(10));
+    for (i, w) in [60_000u16, 50_000, 40_000].into_iter().enumerate() {
+        seg_in(
+            &mut tcb,
+            at(20 + i as u64),
+            &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, w),
+        );
+    }
+    assert_eq!(tcb.stats().dup_acks, 0);
+    assert_eq!(tcb.stats().fast_retransmits, 0);
+    assert_eq!(out(&mut tcb, at(30)), vec![]);
+}
+
+/// RFC 6582 section 3.2 step 3: a partial ACK in fast recovery retransmits
+/// the next hole at once; the full ACK ends recovery with cwnd = ssthresh.
+#[test]
+fn newreno_partial_ack_retransmits_next_hole() {
+    let mut tcb = established();
+    let a = data(5 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(10)).len(), 5);
+    // Segments 1 and 3 are lost.
+    for i in 0..3 {
+        seg_in(
+            &mut tcb,
+            at(20 + i),
+            &from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]),
+        );
+    }
+    assert_eq!(
+        out(&mut tcb, at(22)),
+        vec![seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1460])]
+    );
+    assert!(tcb.congestion().in_recovery());
+    // The retransmission fills hole 1; the ACK stops at hole 3: partial.
+    seg_in(
+        &mut tcb,
+        at(30),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1 + 2920, &[]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(30)),
+        vec![seg(ACK, ISS + 1 + 2920, PEER_ISS + 1, WIN, &a[2920..4380])]
+    );
+    assert_eq!(tcb.stats().partial_ack_retransmits, 1);
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+    // Full ACK.
+    seg_in(
+        &mut tcb,
+        at(40),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1 + 7300, &[]),
+    );
+    assert!(!tcb.congestion().in_recovery());
+    assert_eq!(tcb.congestion().cwnd(), tcb.congestion().ssthresh());
+    assert!(tcb.all_acked());
+    assert_eq!(out(&mut tcb, at(40)), vec![]);
+}
+
+/// RFC 1122 4.2.3.5 (R2) and RFC 9293 section 3.8.3: after `max_retries`
+/// retransmissions the connection is aborted with TimedOut; every RTO doubles.
+#[test]
+fn established_rto_gives_up_after_max_retries() {
+    let cfg = TcpConfig {
+        max_retries: 3,
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    let a = data(10);
+    tcb.send(&a).unwrap();
+    let first = out(&mut tcb, at(100));
+    let mut t = at(100);
+    let mut rto = RTO;
+    for retry in 1..=3 {
+        assert_eq!(tcb.poll_at(), Some(t + rto), "retry {retry}");
+        t += rto;
+        tcb.on_timeout(t);
+        assert_eq!(out(&mut tcb, t), first, "retry {retry}");
+        rto *= 2;
+    }
+    assert_eq!(tcb.poll_at(), Some(t + rto));
+    t += rto;
+    tcb.on_timeout(t);
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), Some(io::ErrorKind::TimedOut));
+    assert_eq!(out(&mut tcb, t), vec![]);
+    assert_eq!(tcb.poll_at(), None);
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        tcb.recv(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::TimedOut
+    );
+}
+
+// ----------------------------------------------------------------------
+// Closing
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.6 and Figure 12: ESTABLISHED -close-> FIN-WAIT-1 (FIN
+/// after the queued data) -ACK-> FIN-WAIT-2 -FIN-> TIME-WAIT (ACK sent)
+/// -2*MSL-> CLOSED, exactly at 2*MSL and not before.
+#[test]
+fn four_way_close_active() {
+    let mut tcb = established();
+    let a = data(2000);
+    tcb.send(&a).unwrap();
+    tcb.close();
+    assert_eq!(tcb.state(), State::FinWait1);
+    assert_eq!(
+        out(&mut tcb, at(10)),
+        vec![
+            seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1460]),
+            seg(ACK | PSH | FIN, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..]),
+        ]
+    );
+    assert_eq!(
+        tcb.send(b"more").unwrap_err().kind(),
+        io::ErrorKind::BrokenPipe
+    );
+    // The ACK of the data but not the FIN keeps FIN-WAIT-1.
+    seg_in(
+        &mut tcb,
+        at(20),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 2001, &[]),
+    );
+    assert_eq!(tcb.state(), State::FinWait1);
+    seg_in(
+        &mut tcb,
+        at(21),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 2002, &[]),
+    );
+    assert_eq!(tcb.state(), State::FinWait2);
+    assert!(tcb.fin_acked());
+    assert_eq!(out(&mut tcb, at(21)), vec![]);
+    assert_eq!(tcb.poll_at(), None);
+
+    seg_in(
+        &mut tcb,
+        at(30),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2002, &[]),
+    );
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(
+        out(&mut tcb, at(30)),
+        vec![ack(ISS + 2002, PEER_ISS + 2, WIN)]
+    );
+    let msl2 = at(30) + 2 * config().msl;
+    assert_eq!(tcb.poll_at(), Some(msl2));
+    tcb.on_timeout(Instant::from_micros(msl2.total_micros() - 1));
+    assert_eq!(tcb.state(), State::TimeWait);
+    tcb.on_timeout(msl2);
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), None);
+    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(out(&mut tcb, msl2), vec![]);
+}
+
+/// RFC 9293 section 3.10.7.4 (fifth step, FIN-WAIT-1): the ACK of our FIN
+/// moves to FIN-WAIT-2.
+#[test]
+fn fin_wait_1_ack() {
+    let mut tcb = fin_wait_1();
+    seg_in(&mut tcb, at(1), &from_peer(ACK, PEER_ISS + 1, ISS + 2, &[]));
+    assert_eq!(tcb.state(), State::FinWait2);
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 9293 section 3.10.7.4 (eighth step, FIN-WAIT-2): the peer's FIN is
+/// acked and starts the 2*MSL timer.
+#[test]
+fn fin_wait_2_fin() {
+    let mut tcb = fin_wait_2();
+    seg_in(
+        &mut tcb,
+        at(100),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2, &[]),
+    );
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(
+        out(&mut tcb, at(100)),
+        vec![ack(ISS + 2, PEER_ISS + 2, WIN)]
+    );
+    assert_eq!(tcb.poll_at(), Some(at(2100)));
+    let mut buf = [0u8; 4];
+    assert_eq!(tcb.recv(&mut buf).unwrap(), 0);
+}
+
+/// RFC 9293 section 3.6 (half-close): in FIN-WAIT-2 we still receive data.
+#[test]
+fn fin_wait_2_recv_data() {
+    let mut tcb = fin_wait_2();
+    let a = data(100);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK | PSH, PEER_ISS + 1, ISS + 2, &a),
+    );
+    assert_eq!(tcb.state(), State::FinWait2);
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 2, PEER_ISS + 101, WIN - 100)]
+    );
+    assert_eq!(read_all(&mut tcb), a);
+}
+
+/// RFC 9293 section 3.6 (half-close): in FIN-WAIT-1 we still receive data.
+#[test]
+fn fin_wait_1_recv_data() {
+    let mut tcb = fin_wait_1();
+    let a = data(100);
+    seg_in(&mut tcb, at(1), &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a));
+    assert_eq!(tcb.state(), State::FinWait1);
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 2, PEER_ISS + 101, WIN - 100)]
+    );
+    assert_eq!(read_all(&mut tcb), a);
+}
+
+/// RFC 9293 section 3.6 and Figure 13 (simultaneous close): FIN-WAIT-1 plus
+/// the peer's FIN (not acking ours) -> CLOSING, ACK sent; then the ACK of our
+/// FIN -> TIME-WAIT.
+#[test]
+fn fin_wait_1_fin_then_closing_ack() {
+    let mut tcb = fin_wait_1();
+    seg_in(
+        &mut tcb,
+        at(5),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::Closing);
+    assert_eq!(out(&mut tcb, at(5)), vec![ack(ISS + 2, PEER_ISS + 2, WIN)]);
+    seg_in(&mut tcb, at(6), &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]));
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(out(&mut tcb, at(6)), vec![]);
+    assert_eq!(tcb.poll_at(), Some(at(2006)));
+}
+
+/// RFC 9293 section 3.10.7.4 (eighth step, FIN-WAIT-1): a FIN that also acks
+/// our FIN goes straight to TIME-WAIT.
+#[test]
+fn fin_wait_1_fin_ack() {
+    let mut tcb = fin_wait_1();
+    seg_in(
+        &mut tcb,
+        at(5),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2, &[]),
+    );
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(out(&mut tcb, at(5)), vec![ack(ISS + 2, PEER_ISS + 2, WIN)]);
+    assert_eq!(tcb.poll_at(), Some(at(2005)));
+}
+
+/// RFC 6298 (5.4) applied to the FIN (RFC 9293 section 3.8.1): an unacked FIN
+/// is retransmitted on RTO.
+#[test]
+fn fin_wait_1_fin_retransmitted_on_rto() {
+    let mut tcb = fin_wait_1();
+    assert_eq!(tcb.poll_at(), Some(T0 + RTO));
+    tcb.on_timeout(T0 + RTO);
+    assert_eq!(
+        out(&mut tcb, T0 + RTO),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 1, WIN, &[])]
+    );
+    assert_eq!(tcb.poll_at(), Some(T0 + 3 * RTO));
+    assert_eq!(tcb.state(), State::FinWait1);
+}
+
+/// RFC 9293 section 3.10.7.4 (eighth step, TIME-WAIT): a retransmitted FIN is
+/// acked again and restarts the 2*MSL timeout.
+#[test]
+fn time_wait_fin_retransmitted() {
+    let mut tcb = time_wait();
+    assert_eq!(tcb.poll_at(), Some(at(2000)));
+    seg_in(
+        &mut tcb,
+        at(1500),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2, &[]),
+    );
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(
+        out(&mut tcb, at(1500)),
+        vec![ack(ISS + 2, PEER_ISS + 2, WIN)]
+    );
+    assert_eq!(tcb.poll_at(), Some(at(3500)));
+    tcb.on_timeout(at(2000));
+    assert_eq!(tcb.state(), State::TimeWait);
+    tcb.on_timeout(at(3500));
+    assert_eq!(tcb.state(), State::Closed);
+}
+
+/// RFC 9293 section 3.6 and Figure 12 (passive side): FIN -> CLOSE-WAIT (ACK
+/// sent, reads return end of stream) -close-> LAST-ACK (FIN sent) -ACK-> CLOSED.
+#[test]
+fn four_way_close_passive() {
+    let mut tcb = established();
+    seg_in(
+        &mut tcb,
+        at(10),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &[]),
+    );
+    assert_eq!(tcb.state(), State::CloseWait);
+    assert_eq!(out(&mut tcb, at(10)), vec![ack(ISS + 1, PEER_ISS + 2, WIN)]);
+    let mut buf = [0u8; 16];
+    assert_eq!(tcb.recv(&mut buf).unwrap(), 0);
+
+    tcb.close();
+    assert_eq!(tcb.state(), State::LastAck);
+    assert_eq!(
+        out(&mut tcb, at(20)),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 2, WIN, &[])]
+    );
+    assert_eq!(tcb.poll_at(), Some(at(20) + RTO));
+    seg_in(
+        &mut tcb,
+        at(30),
+        &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]),
+    );
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), None);
+    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(out(&mut tcb, at(30)), vec![]);
+}
+
+/// RFC 9293 section 3.6 (half-close): in CLOSE-WAIT we can still send.
+#[test]
+fn close_wait_send_data() {
+    let mut tcb = close_wait();
+    let a = data(100);
+    assert_eq!(tcb.send(&a).unwrap(), 100);
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 2, WIN, &a)]
+    );
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 2, ISS + 101, &[]),
+    );
+    assert!(tcb.all_acked());
+    assert_eq!(tcb.state(), State::CloseWait);
+}
+
+/// RFC 6298 (5.4) for the FIN in LAST-ACK.
+#[test]
+fn last_ack_fin_retransmitted_on_rto() {
+    let mut tcb = last_ack();
+    tcb.on_timeout(T0 + RTO);
+    assert_eq!(
+        out(&mut tcb, T0 + RTO),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 2, WIN, &[])]
+    );
+    assert_eq!(tcb.state(), State::LastAck);
+}
+
+/// RFC 9293 section 3.10.7.4 (fifth step, LAST-ACK): only the ACK of our FIN closes.
+#[test]
+fn last_ack_ack() {
+    let mut tcb = last_ack();
+    // An ACK below our FIN (a duplicate) changes nothing.
+    seg_in(&mut tcb, at(1), &from_peer(ACK, PEER_ISS + 2, ISS + 1, &[]));
+    assert_eq!(tcb.state(), State::LastAck);
+    seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]));
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), None);
+}
+
+// ----------------------------------------------------------------------
+// Resets
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.10.7.4 (second check): a RST at RCV.NXT in
+/// ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT closes the connection
+/// with "connection reset"; in CLOSING, LAST-ACK and TIME-WAIT it just closes.
+fn assert_rst_closes(mut tcb: Tcb, rcv_nxt: u32, error: Option<io::ErrorKind>) {
+    let state = tcb.state();
+    assert_eq!(tcb.rcv_nxt(), SeqNum(rcv_nxt), "{state}");
+    let v = seg_in(&mut tcb, at(50), &from_peer(RST, rcv_nxt, 0, &[]));
+    assert_eq!(v, Verdict::Done, "{state}");
+    assert_eq!(tcb.state(), State::Closed, "{state}");
+    assert_eq!(tcb.error(), error, "{state}");
+    assert_eq!(out(&mut tcb, at(50)), vec![], "{state}");
+    assert_eq!(tcb.poll_at(), None, "{state}");
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), ESTABLISHED: CLOSED, "connection reset".
+#[test]
+fn established_rst() {
+    let mut tcb = established();
+    tcb.send(&data(100)).unwrap();
+    out(&mut tcb, at(1));
+    assert_rst_closes(tcb, PEER_ISS + 1, Some(io::ErrorKind::ConnectionReset));
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), ESTABLISHED: "all outstanding RECEIVEs and SEND should receive \"reset\" responses".
+#[test]
+fn established_rst_fails_reads_and_writes() {
+    let mut tcb = established();
+    seg_in(&mut tcb, at(1), &from_peer(RST, PEER_ISS + 1, 0, &[]));
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        tcb.recv(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::ConnectionReset
+    );
+    assert_eq!(
+        tcb.send(b"x").unwrap_err().kind(),
+        io::ErrorKind::ConnectionReset
+    );
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), FIN-WAIT-1: CLOSED, "connection reset".
+#[test]
+fn fin_wait_1_rst() {
+    assert_rst_closes(
+        fin_wait_1(),
+        PEER_ISS + 1,
+        Some(io::ErrorKind::ConnectionReset),
+    );
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), FIN-WAIT-2: CLOSED, "connection reset".
+#[test]
+fn fin_wait_2_rst() {
+    assert_rst_closes(
+        fin_wait_2(),
+        PEER_ISS + 1,
+        Some(io::ErrorKind::ConnectionReset),
+    );
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), CLOSE-WAIT: CLOSED, "connection reset".
+#[test]
+fn close_wait_rst() {
+    assert_rst_closes(
+        close_wait(),
+        PEER_ISS + 2,
+        Some(io::ErrorKind::ConnectionReset),
+    );
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), CLOSING: CLOSED, no error.
+#[test]
+fn closing_rst() {
+    assert_rst_closes(closing(), PEER_ISS + 2, None);
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), LAST-ACK: CLOSED, no error.
+#[test]
+fn last_ack_rst() {
+    assert_rst_closes(last_ack(), PEER_ISS + 2, None);
+}
+
+/// RFC 9293 section 3.10.7.4 (second check), TIME-WAIT: CLOSED, no error.
+#[test]
+fn time_wait_rst() {
+    assert_rst_closes(time_wait(), PEER_ISS + 2, None);
+}
+
+/// RFC 5961 section 3.2: a RST inside the window but not at RCV.NXT gets a
+/// challenge ACK and changes nothing.
+#[test]
+fn established_rst_in_window_challenge_ack() {
+    let mut tcb = established();
+    let v = seg_in(&mut tcb, at(1), &from_peer(RST, PEER_ISS + 1000, 0, &[]));
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.error(), None);
+}
+
+/// RFC 9293 section 3.10.7.4 (first check) and RFC 5961 section 3.2: a RST
+/// outside the window is silently dropped.
+#[test]
+fn established_rst_out_of_window_ignored() {
+    let mut tcb = established();
+    for seq in [
+        PEER_ISS,
+        PEER_ISS + 1 + RCV_BUF as u32,
+        PEER_ISS + 1_000_000,
+    ] {
+        let v = seg_in(&mut tcb, at(1), &from_peer(RST, seq, 0, &[]));
+        assert_eq!(v, Verdict::Done);
+        assert_eq!(tcb.state(), State::Established, "seq {seq}");
+        assert_eq!(out(&mut tcb, at(1)), vec![], "seq {seq}");
+    }
+}
+
+/// RFC 9293 section 3.10.5 (ABORT in ESTABLISHED): send <SEQ=SND.NXT><CTL=RST>,
+/// drop queued data, go to CLOSED.
+#[test]
+fn established_abort() {
+    let mut tcb = established();
+    tcb.send(&data(100)).unwrap();
+    out(&mut tcb, at(1));
+    tcb.send(&data(50)).unwrap();
+    tcb.abort();
+    assert_eq!(tcb.state(), State::Closed);
+    assert!(tcb.has_output());
+    assert_eq!(out(&mut tcb, at(2)), vec![seg(RST, ISS + 101, 0, 0, &[])]);
+    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.send_queued(), 0);
+    assert_eq!(out(&mut tcb, at(3)), vec![]);
+}
+
+/// RFC 9293 section 3.10.5 (ABORT in SYN-SENT): no RST, the peer knows nothing.
+#[test]
+fn syn_sent_abort() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    tcb.abort();
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 9293 section 3.10.5 (ABORT in TIME-WAIT): "respond with ok and delete
+/// the TCB" -- no RST.
+#[test]
+fn time_wait_abort() {
+    let mut tcb = time_wait();
+    tcb.abort();
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+}
+
+// ----------------------------------------------------------------------
+// Acceptability (RFC 9293 section 3.10.7.4, first check)
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.10.7.4 (first check): a segment wholly outside the
+/// window is answered with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and dropped.
+#[test]
+fn established_seq_out_of_window() {
+    let mut tcb = established();
+    let a = data(100);
+    let beyond = PEER_ISS + 1 + RCV_BUF as u32;
+    seg_in(&mut tcb, at(1), &from_peer(ACK, beyond, ISS + 1, &a));
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.recv_queued(), 0);
+    assert_eq!(tcb.stats().unacceptable, 1);
+    assert_eq!(tcb.stats().out_of_order, 0);
+}
+
+/// RFC 5961 section 4.2 (and RFC 9293 section 3.10.7.4, fourth check): a SYN
+/// in a synchronized state gets a challenge ACK; the connection survives.
+#[test]
+fn established_syn_challenge_ack() {
+    let mut tcb = established();
+    for seq in [PEER_ISS + 1, PEER_ISS + 500, PEER_ISS + 1_000_000] {
+        let v = seg_in(&mut tcb, at(1), &peer_syn(seq));
+        assert_eq!(v, Verdict::Done, "seq {seq}");
+        assert_eq!(tcb.state(), State::Established, "seq {seq}");
+        assert_eq!(
+            out(&mut tcb, at(1)),
+            vec![ack(ISS + 1, PEER_ISS + 1, WIN)],
+            "seq {seq}"
+        );
+    }
+}
+
+/// RFC 9293 section 3.10.7.4 (first check) with Figure 9-style recovery: the
+/// peer retransmits its SYN-ACK because our ACK was lost; it is re-acked.
+#[test]
+fn established_duplicate_syn_ack_reacked() {
+    let mut tcb = established_active();
+    let v = seg_in(
+        &mut tcb,
+        at(1000),
+        &from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[]),
+    );
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(
+        out(&mut tcb, at(1000)),
+        vec![ack(ISS + 1, PEER_ISS + 1, WIN)]
+    );
+}
+
+/// RFC 9293 section 3.10.7.4 (fifth check): an ACK of something not yet sent
+/// (SEG.ACK > SND.NXT) is answered with an ACK and the segment dropped.
+#[test]
+fn established_ack_of_unsent_data() {
+    let mut tcb = established();
+    let a = data(100);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1000, &a),
+    );
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.recv_queued(), 0);
+    assert_eq!(tcb.rcv_nxt(), SeqNum(PEER_ISS + 1));
+    assert_eq!(tcb.snd_una(), SeqNum(ISS + 1));
+}
+
+/// RFC 9293 section 3.10.7.4 (fifth check): a segment without ACK is dropped.
+#[test]
+fn established_segment_without_ack_dropped() {
+    let mut tcb = established();
+    seg_in(&mut tcb, at(1), &from_peer(PSH, PEER_ISS + 1, 0, &data(10)));
+    assert_eq!(tcb.recv_queued(), 0);
+    assert_eq!(out(&mut tcb, at(1)), vec![]);
+}
+
+/// RFC 5961 section 5.2: an ACK older than SND.UNA - MAX.SND.WND gets a
+/// challenge ACK and the segment is dropped.
+#[test]
+fn established_ack_too_old_challenge_ack() {
+    let mut tcb = established();
+    let a = data(10);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS.wrapping_sub(100_000), &a),
+    );
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.recv_queued(), 0);
+}
+
+// ----------------------------------------------------------------------
+// Flow control
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.8.6.1 and RFC 1122 4.2.2.17: with a zero window from
+/// the peer, data waits; after an RTO the persist timer sends a probe
+/// (backing off exponentially); when the window opens, data flows.
+#[test]
+fn zero_window_probe() {
+    let mut tcb = established();
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 0),
+    );
+    assert_eq!(tcb.peer_window(), 0);
+    let a = data(100);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1000)), vec![]);
+    assert_eq!(tcb.poll_at(), Some(at(1000) + RTO));
+    tcb.on_timeout(at(1000) + RTO);
+    // The probe: an old sequence number (SND.UNA - 1) that must be answered.
+    assert_eq!(out(&mut tcb, at(1200)), vec![ack(ISS, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.stats().zero_window_probes, 1);
+    // The next probe backs off.
+    assert_eq!(tcb.poll_at(), Some(at(1200) + 2 * RTO));
+    // The peer answers with the window still closed; the next probe follows.
+    seg_in(
+        &mut tcb,
+        at(1210),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 0),
+    );
+    assert_eq!(out(&mut tcb, at(1210)), vec![]);
+    tcb.on_timeout(at(1600));
+    assert_eq!(out(&mut tcb, at(1600)), vec![ack(ISS, PEER_ISS + 1, WIN)]);
+    assert_eq!(tcb.stats().zero_window_probes, 2);
+
+    // The window opens: the data goes out, the persist timer is off.
+    seg_in(
+        &mut tcb,
+        at(1610),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 1000),
+    );
+    assert_eq!(
+        out(&mut tcb, at(1610)),
+        vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 1, WIN, &a)]
+    );
+    assert_eq!(tcb.poll_at(), Some(at(1610) + RTO));
+}
+
+/// RFC 9293 section 3.8.6 and RFC 1122 4.2.3.3: our window is the free
+/// receive buffer; it shrinks to zero when the application does not read,
+/// and a window update is sent once reading frees at least
+/// min(RCV.BUFF/2, MSS) -- not for every crumb.
+#[test]
+fn our_window_shrinks_to_zero_then_update() {
+    let cfg = TcpConfig {
+        recv_buffer: 2000,
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    let a = data(2000);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a[..1000]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 1, PEER_ISS + 1001, 1000)]
+    );
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 1001, ISS + 1, &a[1000..]),
+    );
+    assert_eq!(out(&mut tcb, at(2)), vec![ack(ISS + 1, PEER_ISS + 2001, 0)]);
+
+    let mut buf = [0u8; 500];
+    assert_eq!(tcb.recv(&mut buf).unwrap(), 500);
+    assert_eq!(out(&mut tcb, at(3)), vec![]);
+    assert_eq!(tcb.recv(&mut buf).unwrap(), 500);
+    assert_eq!(
+        out(&mut tcb, at(4)),
+        vec![ack(ISS + 1, PEER_ISS + 2001, 1000)]
+    );
+    let mut rest = [0u8; 2000];
+    assert_eq!(tcb.recv(&mut rest).unwrap(), 1000);
+    assert_eq!(
+        out(&mut tcb, at(5)),
+        vec![ack(ISS + 1, PEER_ISS + 2001, 2000)]
+    );
+}
+
+/// RFC 9293 section 3.8.6.1: "The receiving TCP endpoint ... MUST ... send
+/// an acknowledgment" to a zero-window probe. A probe carrying one byte at
+/// RCV.NXT into our zero window is not acceptable: drop the data, send an ACK
+/// with the current window (section 3.10.7.4, first check).
+#[test]
+fn zero_window_probe_from_peer_is_acked() {
+    let cfg = TcpConfig {
+        recv_buffer: 1000,
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    let a = data(1001);
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a[..1000]),
+    );
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1001, 0)]);
+    seg_in(
+        &mut tcb,
+        at(500),
+        &from_peer(ACK, PEER_ISS + 1001, ISS + 1, &a[1000..]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(500)),
+        vec![ack(ISS + 1, PEER_ISS + 1001, 0)]
+    );
+    assert_eq!(tcb.recv_queued(), 1000);
+}
+
+/// RFC 9293 section 3.10.7.4: with a zero receive window, an ACK at RCV.NXT
+/// is still processed (it may ack our data and update the send window).
+#[test]
+fn zero_receive_window_still_processes_acks() {
+    let cfg = TcpConfig {
+        recv_buffer: 1000,
+        ..config()
+    };
+    let mut tcb = established_cfg(cfg);
+    tcb.send(&data(100)).unwrap();
+    out(&mut tcb, at(1));
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &data(1000)),
+    );
+    out(&mut tcb, at(2));
+    seg_in(
+        &mut tcb,
+        at(3),
+        &from_peer(ACK, PEER_ISS + 1001, ISS + 101, &[]),
+    );
+    assert!(tcb.all_acked());
+}
+
+/// RFC 1122 4.2.2.16 (and RFC 9293 section 3.8.6.1): a sender "MUST be
+/// robust against window shrinking"; it "SHOULD NOT time out the connection"
+/// because data beyond the right edge is not acknowledged, and "if the window
+/// shrinks to zero, the TCP MUST probe it in the standard way". Here the peer
+/// acks one of two segments with a zero window and then answers every probe.
+#[test]
+fn window_shrunk_to_zero_with_data_in_flight_is_probed() {
+    let mut tcb = established();
+    let a = data(2920);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1)).len(), 2);
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1461, 0),
+    );
+    assert_eq!(out(&mut tcb, at(2)), vec![]);
+    // Nothing new may be sent into the zero window (old data MAY be resent).
+    let no_new_data = |segs: &[Seg]| {
+        for s in segs {
+            let end = s.seq.wrapping_add(s.payload.len() as u32);
+            assert!(SeqNum(end).le(SeqNum(ISS + 2921)), "{s:?}");
+        }
+    };
+    for i in 0..20 {
+        let t = tcb
+            .poll_at()
+            .expect("a timer runs while data is unacknowledged");
+        tcb.on_timeout(t);
+        // Each expiry sends a zero-window probe.
+        assert_eq!(out(&mut tcb, t), vec![ack(ISS + 1460, PEER_ISS + 1, WIN)]);
+        assert_eq!(tcb.stats().zero_window_probes, i + 1);
+        // The peer is alive: it answers with its (still zero) window.
+        seg_in(
+            &mut tcb,
+            t,
+            &from_peer_win(ACK, PEER_ISS + 1, ISS + 1461, 0),
+        );
+        no_new_data(&out(&mut tcb, t));
+    }
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.error(), None);
+    // The window opens: the unacknowledged segment goes out again.
+    let t = tcb.poll_at().unwrap();
+    seg_in(
+        &mut tcb,
+        t,
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1461, 5000),
+    );
+    assert_eq!(
+        out(&mut tcb, t),
+        vec![seg(ACK | PSH, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..])]
+    );
+}
+
+// ----------------------------------------------------------------------
+// Options: MSS and window scale
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.7.1: we send segments of at most min(peer MSS, our MSS).
+#[test]
+fn peer_mss_honoured() {
+    let syn = TcpSegment {
+        options: mss_only(1000),
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    let mut tcb = established_with(&syn, ISS, config());
+    assert_eq!(tcb.send_mss(), 1000);
+    let a = data(3000);
+    tcb.send(&a).unwrap();
+    let segs = out(&mut tcb, at(1));
+    assert_eq!(
+        segs,
+        vec![
+            seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1000]),
+            seg(ACK, ISS + 1001, PEER_ISS + 1, WIN, &a[1000..2000]),
+            seg(ACK | PSH, ISS + 2001, PEER_ISS + 1, WIN, &a[2000..]),
+        ]
+    );
+}
+
+/// RFC 9293 section 3.7.1: our own MSS caps the send size even when the peer's is larger.
+#[test]
+fn our_mss_caps_peer_mss() {
+    let syn = TcpSegment {
+        options: mss_only(9000),
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    let cfg = TcpConfig {
+        mss: 1200,
+        ..config()
+    };
+    let mut tcb = Tcb::accept(&syn, SeqNum(ISS), cfg);
+    let syn_ack = out(&mut tcb, T0);
+    assert_eq!(syn_ack[0].options.mss, Some(1200));
+    assert_eq!(tcb.send_mss(), 1200);
+}
+
+/// RFC 9293 section 3.7.1 (MUST-15): without an MSS option, assume 536.
+#[test]
+fn no_mss_option_means_536() {
+    let syn = from_peer(SYN, PEER_ISS, 0, &[]);
+    let mut tcb = established_with(&syn, ISS, config());
+    assert_eq!(tcb.send_mss(), u32::from(DEFAULT_MSS));
+    let a = data(1072);
+    tcb.send(&a).unwrap();
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![
+            seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..536]),
+            seg(ACK | PSH, ISS + 537, PEER_ISS + 1, WIN, &a[536..]),
+        ]
+    );
+}
+
+/// RFC 7323 sections 2.2 and 2.3: both sides offered window scaling, so it
+/// is on: our SYN-ACK carries our shift and an unscaled window; later window
+/// fields are shifted both ways.
+#[test]
+fn window_scaling_negotiated() {
+    let syn = TcpSegment {
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            ..TcpOptions::default()
+        },
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    let cfg = TcpConfig {
+        recv_buffer: 512 * 1024,
+        ..config()
+    };
+    let mut tcb = Tcb::accept(&syn, SeqNum(ISS), cfg);
+    let syn_ack = Seg {
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(4),
+            ..TcpOptions::default()
+        },
+        ..seg(SYN | ACK, ISS, PEER_ISS + 1, 65_535, &[])
+    };
+    assert_eq!(out(&mut tcb, T0), vec![syn_ack]);
+    assert_eq!(tcb.window_scales(), (4, 7));
+    // The SYN's own window was not scaled.
+    assert_eq!(tcb.peer_window(), u32::from(PEER_WIN));
+
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 100),
+    );
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(tcb.peer_window(), 100 << 7);
+    let a = data(1000);
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 100),
+    );
+    seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a));
+    // (512 KiB - 1000) >> 4.
+    let field = ((512 * 1024 - 1000) >> 4) as u16;
+    assert_eq!(field, 32_705);
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![ack(ISS + 1, PEER_ISS + 1001, field)]
+    );
+}
+
+/// RFC 7323 section 2.2: the peer's SYN had no window scale option, so
+/// scaling is off and our SYN-ACK must not carry the option; our window
+/// field is then capped at 65535.
+#[test]
+fn window_scaling_off_when_peer_lacks_it() {
+    let cfg = TcpConfig {
+        recv_buffer: 512 * 1024,
+        ..config()
+    };
+    let mut tcb = Tcb::accept(&peer_syn(PEER_ISS), SeqNum(ISS), cfg);
+    let syn_ack = Seg {
+        options: mss_only(1460),
+        ..seg(SYN | ACK, ISS, PEER_ISS + 1, 65_535, &[])
+    };
+    assert_eq!(out(&mut tcb, T0), vec![syn_ack]);
+    assert_eq!(tcb.window_scales(), (0, 0));
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 100),
+    );
+    assert_eq!(tcb.peer_window(), 100);
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &data(1000)),
+    );
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![ack(ISS + 1, PEER_ISS + 1001, 65_535)]
+    );
+}
+
+/// RFC 7323 section 2.2 (active side): we offer scaling in our SYN; a SYN-ACK
+/// without the option turns it off for both directions.
+#[test]
+fn window_scaling_active_peer_declines() {
+    let cfg = TcpConfig {
+        recv_buffer: 512 * 1024,
+        ..config()
+    };
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), cfg);
+    let syn = out(&mut tcb, T0);
+    assert_eq!(syn[0].options.window_scale, Some(4));
+    assert_eq!(syn[0].window, 65_535);
+    let syn_ack = TcpSegment {
+        options: mss_only(1460),
+        window: 1000,
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    seg_in(&mut tcb, at(1), &syn_ack);
+    assert_eq!(tcb.window_scales(), (0, 0));
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 1, PEER_ISS + 1, 65_535)]
+    );
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 1000),
+    );
+    assert_eq!(tcb.peer_window(), 1000);
+}
+
+/// RFC 7323 section 2.2 (active side): the SYN-ACK's window is not scaled,
+/// later ones are.
+#[test]
+fn window_scaling_active_accepted() {
+    let cfg = TcpConfig {
+        recv_buffer: 512 * 1024,
+        ..config()
+    };
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), cfg);
+    out(&mut tcb, T0);
+    let syn_ack = TcpSegment {
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(2),
+            ..TcpOptions::default()
+        },
+        window: 1000,
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+    };
+    seg_in(&mut tcb, at(1), &syn_ack);
+    assert_eq!(tcb.window_scales(), (4, 2));
+    assert_eq!(tcb.peer_window(), 1000);
+    // Our ACK's window is scaled: 512 KiB >> 4.
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 1, PEER_ISS + 1, 32_768)]
+    );
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 1000),
+    );
+    assert_eq!(tcb.peer_window(), 4000);
+}
+
+/// RFC 7323 section 2.3: a shift above 14 is used as 14.
+#[test]
+fn window_scale_above_14_clamped() {
+    let syn = TcpSegment {
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(20),
+            ..TcpOptions::default()
+        },
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    };
+    let tcb = Tcb::accept(&syn, SeqNum(ISS), config());
+    assert_eq!(tcb.window_scales().1, 14);
+}
+
+// ----------------------------------------------------------------------
+// Sequence numbers across 2^32
+// ----------------------------------------------------------------------
+
+/// RFC 9293 section 3.4: sequence arithmetic is modulo 2^32; our data
+/// crosses the wrap and is acked across it.
+#[test]
+fn sequence_numbers_wrap_send() {
+    let iss = u32::MAX - 10;
+    let mut tcb = established_with(&peer_syn(PEER_ISS), iss, config());
+    let a = data(2000);
+    tcb.send(&a).unwrap();
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![seg(ACK, u32::MAX - 9, PEER_ISS + 1, WIN, &a[..1460])]
+    );
+    // Nagle holds the 540-byte tail until the ACK, which crosses the wrap.
+    seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 1, 1450, &[]));
+    assert_eq!(tcb.snd_una(), SeqNum(1450));
+    assert_eq!(tcb.send_queued(), 540);
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![seg(ACK | PSH, 1450, PEER_ISS + 1, WIN, &a[1460..])]
+    );
+    seg_in(&mut tcb, at(3), &from_peer(ACK, PEER_ISS + 1, 1990, &[]));
+    assert!(tcb.all_acked());
+    assert_eq!(tcb.poll_at(), None);
+    // And the FIN, too.
+    tcb.close();
+    assert_eq!(
+        out(&mut tcb, at(4)),
+        vec![seg(FIN | ACK, 1990, PEER_ISS + 1, WIN, &[])]
+    );
+    seg_in(&mut tcb, at(5), &from_peer(ACK, PEER_ISS + 1, 1991, &[]));
+    assert_eq!(tcb.state(), State::FinWait2);
+}
+
+/// RFC 9293 section 3.4: the peer's data crosses the wrap, in order and out of order.
+#[test]
+fn sequence_numbers_wrap_recv() {
+    let peer_iss = u32::MAX - 10;
+    let mut tcb = established_with(&peer_syn(peer_iss), ISS, config());
+    assert_eq!(tcb.rcv_nxt(), SeqNum(u32::MAX - 9));
+    let a = data(300);
+    // Bytes 100.. (seq 90..) first: out of order, across the wrap.
+    seg_in(&mut tcb, at(1), &from_peer(ACK, 90, ISS + 1, &a[100..]));
+    assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, u32::MAX - 9, WIN)]);
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, u32::MAX - 9, ISS + 1, &a[..100]),
+    );
+    assert_eq!(out(&mut tcb, at(2)), vec![ack(ISS + 1, 290, WIN - 300)]);
+    assert_eq!(read_all(&mut tcb), a);
+    seg_in(&mut tcb, at(3), &from_peer(FIN | ACK, 290, ISS + 1, &[]));
+    assert_eq!(tcb.state(), State::CloseWait);
+    assert_eq!(out(&mut tcb, at(3)), vec![ack(ISS + 1, 291, WIN)]);
+}
+
+// ----------------------------------------------------------------------
+// Nagle and delayed ACK
+// ----------------------------------------------------------------------
+
+/// RFC 1122 4.2.3.4 (Nagle, RFC 896): a small write is held while data is
+/// unacknowledged and goes out when the ACK arrives.
+#[test]
+fn nagle_holds_small_segment_until_ack() {
+    let mut tcb = established();
+    assert!(tcb.nagle());
+    tcb.send(b"hello").unwrap();
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 1, WIN, b"hello")]
+    );
+    tcb.send(b"world").unwrap();
+    assert_eq!(out(&mut tcb, at(2)), vec![]);
+    seg_in(
+        &mut tcb,
+        at(10),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 6, &[]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(10)),
+        vec![seg(ACK | PSH, ISS + 6, PEER_ISS + 1, WIN, b"world")]
+    );
+}
+
+/// RFC 1122 4.2.3.4: Nagle may be disabled; small writes then go out at once.
+#[test]
+fn nagle_off_sends_at_once() {
+    let mut tcb = established();
+    tcb.set_nagle(false);
+    tcb.send(b"hello").unwrap();
+    assert_eq!(out(&mut tcb, at(1)).len(), 1);
+    tcb.send(b"world").unwrap();
+    assert_eq!(
+        out(&mut tcb, at(2)),
+        vec![seg(ACK | PSH, ISS + 6, PEER_ISS + 1, WIN, b"world")]
+    );
+}
+
+fn delayed_ack_config() -> TcpConfig {
+    TcpConfig {
+        ack_delay: Some(Duration::from_millis(40)),
+        ..config()
+    }
+}
+
+/// RFC 1122 4.2.3.2 and RFC 5681 section 4.2: one small in-order segment is
+/// acked only when the delayed-ACK timer fires.
+#[test]
+fn delayed_ack_single_segment() {
+    let mut tcb = established_cfg(delayed_ack_config());
+    seg_in(
+        &mut tcb,
+        at(100),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &data(100)),
+    );
+    assert_eq!(out(&mut tcb, at(100)), vec![]);
+    assert_eq!(tcb.poll_at(), Some(at(140)));
+    tcb.on_timeout(at(139));
+    assert_eq!(out(&mut tcb, at(139)), vec![]);
+    tcb.on_timeout(at(140));
+    assert_eq!(
+        out(&mut tcb, at(140)),
+        vec![ack(ISS + 1, PEER_ISS + 101, WIN - 100)]
+    );
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 5681 section 4.2: an ACK is sent for at least every second full-sized segment.
+#[test]
+fn delayed_ack_two_full_segments() {
+    let mut tcb = established_cfg(delayed_ack_config());
+    let a = data(2920);
+    seg_in(
+        &mut tcb,
+        at(100),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &a[..1460]),
+    );
+    assert_eq!(out(&mut tcb, at(100)), vec![]);
+    seg_in(
+        &mut tcb,
+        at(101),
+        &from_peer(ACK, PEER_ISS + 1461, ISS + 1, &a[1460..]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(101)),
+        vec![ack(ISS + 1, PEER_ISS + 2921, WIN - 2920)]
+    );
+    assert_eq!(tcb.poll_at(), None);
+}
+
+/// RFC 1122 4.2.3.2: a pending delayed ACK rides on outgoing data.
+#[test]
+fn delayed_ack_piggybacked_on_data() {
+    let mut tcb = established_cfg(delayed_ack_config());
+    seg_in(
+        &mut tcb,
+        at(100),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, &data(100)),
+    );
+    assert_eq!(out(&mut tcb, at(100)), vec![]);
+    tcb.send(b"reply").unwrap();
+    assert_eq!(
+        out(&mut tcb, at(110)),
+        vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 101, WIN - 100, b"reply")]
+    );
+    // The ACK was sent, so only the retransmission timer remains.
+    assert_eq!(tcb.poll_at(), Some(at(110) + RTO));
+}
+
+/// RFC 9293 section 3.10.7.4 (eighth step): a FIN is acked at once even with
+/// delayed ACKs on.
+#[test]
+fn delayed_ack_fin_acked_at_once() {
+    let mut tcb = established_cfg(delayed_ack_config());
+    seg_in(
+        &mut tcb,
+        at(100),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &data(10)),
+    );
+    assert_eq!(
+        out(&mut tcb, at(100)),
+        vec![ack(ISS + 1, PEER_ISS + 12, WIN - 11)]
+    );
+}
