@@ -159,6 +159,8 @@ pub struct Tcb {
     read_shutdown: bool,
     /// Bytes received in order since we last sent an ACK.
     unacked_bytes: usize,
+    /// Out-of-order segments not yet answered by their own duplicate ACK.
+    dup_acks_owed: u32,
 
     // Timers: each an optional deadline.
     rto_deadline: Option<Instant>,
@@ -227,6 +229,7 @@ impl Tcb {
             fin_received: false,
             read_shutdown: false,
             unacked_bytes: 0,
+            dup_acks_owed: 0,
             rto_deadline: None,
             persist_deadline: None,
             persist_backoff: 0,
@@ -1067,6 +1070,7 @@ impl Tcb {
             return;
         }
         if seq == self.rcv_nxt {
+            self.dup_acks_owed = 0;
             let had_gap = !self.reassembly.is_empty();
             self.deliver(payload);
             let rcv_nxt = self.rcv_nxt;
@@ -1091,6 +1095,7 @@ impl Tcb {
             }
         } else {
             self.stats.out_of_order += 1;
+            self.dup_acks_owed += 1;
             self.reassembly.insert(self.rcv_nxt, seq, payload);
             // RFC 5681 section 4.2: an out-of-order segment is acked at once (a duplicate ACK).
             self.ack_pending = true;
@@ -1331,6 +1336,9 @@ impl Tcb {
         }
 
         if self.ack_pending {
+            // RFC 5681 section 4.2: one duplicate ACK per out-of-order segment,
+            // even when a batch of them is processed before we dispatch.
+            let owed = self.dup_acks_owed;
             let window = self.advertise(false);
             let repr = TcpRepr {
                 src: self.local,
@@ -1341,7 +1349,12 @@ impl Tcb {
                 window,
                 options: TcpOptions::default(),
             };
-            return self.emit(buf, &repr, 0, 0);
+            let written = self.emit(buf, &repr, 0, 0);
+            if written.is_some() && owed > 1 {
+                self.dup_acks_owed = owed - 1;
+                self.ack_pending = true;
+            }
+            return written;
         }
         None
     }
@@ -1431,6 +1444,7 @@ impl Tcb {
             self.ack_pending = false;
             self.ack_deadline = None;
             self.unacked_bytes = 0;
+            self.dup_acks_owed = 0;
         }
         trace!(
             "{} -> {}: {:?} seq={} ack={} win={} len={}",
