@@ -1343,7 +1343,9 @@ impl Tcb {
             let repr = TcpRepr {
                 src: self.local,
                 dst: self.remote,
-                seq: self.snd_nxt,
+                // RFC 9293's SND.NXT: ours rewinds to SND.UNA on a timeout, and
+                // the peer drops an ACK whose sequence number is below RCV.NXT.
+                seq: self.snd_max,
                 ack: self.rcv_nxt,
                 flags: TcpFlags::ACK,
                 window,
