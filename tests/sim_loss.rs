@@ -431,3 +431,45 @@ fn random_loss_10_percent() {
         }
     }
 }
+
+#[test]
+fn data_both_ways_over_lossy_link_both_closing_early() {
+    use rand::{Rng, SeedableRng};
+    sim_util::init_log();
+    // Both sides queue 500 KB and close at once, over 8% loss both ways:
+    // both retransmit on timeout while data flows the other way, and each
+    // side's ACKs must stay acceptable to the other (seed 3 used to end in
+    // both sides timing out, their ACKs dropped as old duplicates).
+    for seed in 1..=6u64 {
+        for rate in [None, RATE] {
+            let mut n = sim_util::net();
+            n.set_bandwidth(rate);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            n.set_filter(move |_, _| {
+                if rng.random_bool(0.08) {
+                    Fate::Drop
+                } else {
+                    Fate::Deliver
+                }
+            });
+            let (c, s) = establish(&mut n);
+            let mut ab = Stream::new(Side::A, c, s, pattern(500_000, 1)).closing();
+            let mut ba = Stream::new(Side::B, s, c, pattern(500_000, 2)).closing();
+            let ok = n.run_until(Duration::from_secs(60), |n| {
+                ab.pump(n);
+                ba.pump(n);
+                ab.done() && ba.done() && both_closed(n, c, s)
+            });
+            assert!(
+                ok,
+                "seed {seed} rate {rate:?}: a->b {}, b->a {}, a {}, b {}",
+                ab.got.len(),
+                ba.got.len(),
+                n.a.tcb(c).unwrap().state(),
+                n.b.tcb(s).unwrap().state()
+            );
+            ab.check();
+            ba.check();
+        }
+    }
+}
