@@ -1204,7 +1204,8 @@ impl Tcb {
             let repr = TcpRepr {
                 src: self.local,
                 dst: self.remote,
-                seq: self.snd_nxt,
+                // SND.NXT of RFC 9293 3.10.5 (snd_nxt may have rewound).
+                seq: self.snd_max,
                 ack: SeqNum(0),
                 flags: TcpFlags::RST,
                 window: 0,
