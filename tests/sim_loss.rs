@@ -473,3 +473,43 @@ fn data_both_ways_over_lossy_link_both_closing_early() {
         }
     }
 }
+
+#[test]
+fn abort_after_a_retransmission_timeout_still_resets_the_peer() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let (c, s) = establish(&mut n);
+    // B's ACKs are lost, so A times out and goes back to SND.UNA.
+    let block = Rc::new(Cell::new(true));
+    let b2 = block.clone();
+    n.set_filter(move |dir, _| {
+        if dir == Dir::BtoA && b2.get() {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    // Two full segments; after the timeout only the first goes again.
+    n.a.tcb_mut(c).unwrap().send(&pattern(2920, 11)).unwrap();
+    assert!(n.run_until(Duration::from_secs(5), |n| {
+        n.a.tcb(c).unwrap().stats().retransmits_timeout >= 1
+    }));
+    // Let the retransmission arrive and B's answer be lost too.
+    n.run_for(sim_util::LATENCY * 2);
+    block.set(false);
+    n.a.tcb_mut(c).unwrap().abort();
+    // RFC 9293 3.10.5 / RFC 5961 3.2: the RST itself, one way later, must
+    // carry B's RCV.NXT exactly; no round trip through B's next segment.
+    let start = n.now();
+    assert!(
+        n.run_until(sim_util::LATENCY, |n| n.b.tcb(s).unwrap().state()
+            == State::Closed)
+            && n.now() - start <= sim_util::LATENCY,
+        "B ignored the RST: {}",
+        n.b.tcb(s).unwrap().state()
+    );
+    assert_eq!(
+        n.b.tcb(s).unwrap().error(),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+}
