@@ -1,11 +1,13 @@
 //! A simulated link between two stacks, on a fake clock.
 //!
 //! Two [`Stack`]s exchange packets through an in-memory link with a fixed
-//! one-way latency. Time is simulated: [`SimNet::step`] jumps straight to the
+//! one-way latency and, optionally, a rate ([`SimNet::set_bandwidth`]). Time is simulated: [`SimNet::step`] jumps straight to the
 //! next event (a packet arriving or a timer firing), so a test can run minutes
 //! of retransmission back-off in microseconds, deterministically. A filter
 //! closure sees every packet and may drop it, which is how tests lose the
-//! exact segment they want to lose.
+//! exact segment they want to lose. With [`SimNet::set_trace`] on, every
+//! packet put on the link (or dropped) is also kept in [`SimNet::trace`], so a
+//! test can check what went over the wire.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -33,6 +35,19 @@ pub enum Fate {
 }
 
 type Filter = Box<dyn FnMut(Dir, &[u8]) -> Fate>;
+/// One packet seen on the link, kept when tracing is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Traced {
+    /// When the sending stack emitted it.
+    pub sent: Instant,
+    /// Which way it went.
+    pub dir: Dir,
+    /// What the filter decided.
+    pub fate: Fate,
+    /// The raw IPv4 packet.
+    pub bytes: Vec<u8>,
+}
+
 /// A packet on the link: (arrival time, tie-breaker, direction, bytes).
 type InFlight = Reverse<(Instant, u64, Dir, Vec<u8>)>;
 
@@ -52,6 +67,13 @@ pub struct SimNet {
     pub delivered: [u64; 2],
     /// Packets the filter dropped, per direction.
     pub dropped: [u64; 2],
+    /// Link rate in bytes per second; `None` sends in zero time.
+    bandwidth: Option<u64>,
+    /// Per direction, when the link finishes sending what it already holds.
+    busy_until: [Instant; 2],
+    /// Every packet emitted since tracing was turned on, in order.
+    pub trace: Vec<Traced>,
+    tracing: bool,
 }
 
 impl SimNet {
@@ -69,7 +91,27 @@ impl SimNet {
             buf: vec![0; mtu],
             delivered: [0; 2],
             dropped: [0; 2],
+            trace: Vec::new(),
+            tracing: false,
+            bandwidth: None,
+            busy_until: [Instant::ZERO; 2],
         }
+    }
+
+    /// Gives each direction of the link a rate of `bytes_per_sec` (`None`,
+    /// the default, sends in zero time). Packets then leave one after the
+    /// other, each taking `len / rate` to serialise before its latency
+    /// starts, so a burst arrives spread out instead of all at one instant,
+    /// as on a real link. A packet the filter drops still used its slot (it
+    /// was lost on the wire). Queues are unbounded: the link never drops
+    /// by itself.
+    pub fn set_bandwidth(&mut self, bytes_per_sec: Option<u64>) {
+        self.bandwidth = bytes_per_sec.filter(|&r| r > 0);
+    }
+
+    /// Turns recording of every packet into [`SimNet::trace`] on or off.
+    pub fn set_trace(&mut self, on: bool) {
+        self.tracing = on;
     }
 
     /// Installs a filter that decides the fate of every packet from now on.
@@ -92,13 +134,31 @@ impl SimNet {
             .dispatch(now, &mut self.buf, |p| out.push((Dir::BtoA, p.to_vec())));
         for (dir, pkt) in out {
             let idx = dir as usize;
-            if (self.filter)(dir, &pkt) == Fate::Drop {
+            let sent = match self.bandwidth {
+                Some(rate) => {
+                    let start = self.busy_until[idx].max(now);
+                    let micros = (pkt.len() as u64 * 1_000_000).div_ceil(rate);
+                    self.busy_until[idx] = start + Duration::from_micros(micros);
+                    self.busy_until[idx]
+                }
+                None => now,
+            };
+            let fate = (self.filter)(dir, &pkt);
+            if self.tracing {
+                self.trace.push(Traced {
+                    sent: now,
+                    dir,
+                    fate,
+                    bytes: pkt.clone(),
+                });
+            }
+            if fate == Fate::Drop {
                 self.dropped[idx] += 1;
                 continue;
             }
             self.next_id += 1;
             self.in_flight
-                .push(Reverse((now + self.latency, self.next_id, dir, pkt)));
+                .push(Reverse((sent + self.latency, self.next_id, dir, pkt)));
         }
     }
 
@@ -106,12 +166,7 @@ impl SimNet {
     /// nothing at all is left to happen.
     pub fn step(&mut self) -> bool {
         self.flush();
-        let next_packet = self.in_flight.peek().map(|Reverse((t, ..))| *t);
-        let next_timer = [self.a.poll_timeout(), self.b.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
+        let Some(next) = self.next_event() else {
             return false;
         };
         self.now = self.now.max(next);
@@ -132,6 +187,33 @@ impl SimNet {
         self.b.handle_timeout(self.now);
         self.flush();
         true
+    }
+
+    /// When the next packet arrives or timer fires, if anything is pending.
+    /// Call [`flush`](Self::flush) first to count packets not yet sent.
+    pub fn next_event(&self) -> Option<Instant> {
+        let next_packet = self.in_flight.peek().map(|Reverse((t, ..))| *t);
+        let next_timer = [self.a.poll_timeout(), self.b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        [next_packet, next_timer].into_iter().flatten().min()
+    }
+
+    /// Processes every event up to and including `now() + d`, then sets the
+    /// clock to exactly `now() + d` even if the link was idle.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.flush();
+            match self.next_event() {
+                Some(t) if t <= end => {
+                    self.step();
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(end);
     }
 
     /// Steps until `done` returns true or `limit` of simulated time passes.

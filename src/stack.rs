@@ -263,28 +263,69 @@ impl Stack {
     /// Opens a connection to `remote` (active open). The returned connection
     /// is in SYN-SENT; wait for it to leave that state.
     pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> io::Result<ConnId> {
-        let ip = *remote.ip();
-        if remote.port() == 0
-            || ip.is_unspecified()
-            || ip.is_broadcast()
-            || ip.is_multicast()
-            || ip == self.cfg.addr
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot connect to {remote}"),
-            ));
-        }
+        Self::check_remote(self.cfg.addr, remote)?;
         let port = self.ephemeral_port(remote).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AddrInUse,
                 "no free ephemeral port for this destination",
             )
         })?;
-        let local = SocketAddrV4::new(self.cfg.addr, port);
+        Ok(self.open(now, port, remote))
+    }
+
+    /// Opens a connection to `remote` from the fixed `local_port` instead of
+    /// an ephemeral one (like `bind` before `connect`). This is what a
+    /// simultaneous open needs (RFC 9293 section 3.5, Figure 8): both ends
+    /// must know each other's port in advance.
+    ///
+    /// `InvalidInput` for the addresses [`connect`](Self::connect) refuses
+    /// and for port 0; `AddrInUse` if this 4-tuple already has a connection.
+    pub fn connect_from(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        remote: SocketAddrV4,
+    ) -> io::Result<ConnId> {
+        Self::check_remote(self.cfg.addr, remote)?;
+        if local_port == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect from port 0",
+            ));
+        }
+        let local = SocketAddrV4::new(self.cfg.addr, local_port);
+        if self.tuples.contains_key(&(local, remote)) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{local} -> {remote} is already in use"),
+            ));
+        }
+        Ok(self.open(now, local_port, remote))
+    }
+
+    /// Refuses destinations no connection may have.
+    fn check_remote(us: Ipv4Addr, remote: SocketAddrV4) -> io::Result<()> {
+        let ip = *remote.ip();
+        if remote.port() == 0
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip == us
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot connect to {remote}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates the SYN-SENT TCB for `local_port` -> `remote`.
+    fn open(&mut self, now: Instant, local_port: u16, remote: SocketAddrV4) -> ConnId {
+        let local = SocketAddrV4::new(self.cfg.addr, local_port);
         let iss = self.isn.isn(now, local, remote);
         let tcb = Tcb::connect(local, remote, iss, self.cfg.tcp.clone());
-        Ok(self.insert(tcb, Owner::App))
+        self.insert(tcb, Owner::App)
     }
 
     fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Option<u16> {

@@ -1246,7 +1246,8 @@ impl Tcb {
             let repr = TcpRepr {
                 src: self.local,
                 dst: self.remote,
-                seq: self.snd_nxt,
+                // SND.NXT of RFC 9293 3.10.5 (snd_nxt may have rewound).
+                seq: self.snd_max,
                 ack: SeqNum(0),
                 flags: TcpFlags::RST,
                 window: 0,
@@ -1377,12 +1378,16 @@ impl Tcb {
             }
         }
 
+        // RFC 5681 section 4.2: one duplicate ACK per out-of-order segment,
+        // even when a batch of them is processed before we dispatch.
         if self.ack_pending || self.dup_acks_owed > 0 {
             let window = self.advertise(false);
             let repr = TcpRepr {
                 src: self.local,
                 dst: self.remote,
-                seq: self.snd_nxt,
+                // RFC 9293's SND.NXT: ours rewinds to SND.UNA on a timeout, and
+                // the peer drops an ACK whose sequence number is below RCV.NXT.
+                seq: self.snd_max,
                 ack: self.rcv_nxt,
                 flags: TcpFlags::ACK,
                 window,

@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use utcp::sim::SimNet;
+use utcp::stack::ConnId;
 use utcp::stack::StackConfig;
 use utcp::state::State;
 
@@ -72,4 +73,229 @@ fn handshake_data_and_close() {
         n.run_until(Duration::from_secs(5), |n| n.a.tcb(c).unwrap().state()
             == State::Closed)
     );
+}
+
+mod sim_util;
+
+use sim_util::{establish, pattern, History, Side, Stream};
+
+#[test]
+fn three_way_handshake() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    n.set_trace(true);
+    let (c, s) = establish(&mut n);
+    assert_eq!(n.a.tcb(c).unwrap().state(), State::Established);
+    assert_eq!(n.b.tcb(s).unwrap().state(), State::Established);
+    // SYN, SYN-ACK, ACK and nothing else; one round trip and a half.
+    let flags: Vec<_> = n
+        .trace
+        .iter()
+        .map(|t| (t.dir, sim_util::tcp(&t.bytes).unwrap().flags))
+        .collect();
+    use utcp::sim::Dir::*;
+    use utcp::wire::TcpFlags as F;
+    assert_eq!(
+        flags,
+        vec![(AtoB, F::SYN), (BtoA, F::SYN | F::ACK), (AtoB, F::ACK)]
+    );
+    assert_eq!(n.now(), utcp::time::Instant::from_millis(30));
+    // Each side knows the other's ISN.
+    assert_eq!(
+        n.a.tcb(c).unwrap().rcv_nxt(),
+        n.b.tcb(s).unwrap().iss() + 1u32
+    );
+    assert_eq!(
+        n.b.tcb(s).unwrap().rcv_nxt(),
+        n.a.tcb(c).unwrap().iss() + 1u32
+    );
+    assert_eq!(n.b.accept(80), None, "exactly one connection to accept");
+}
+
+#[test]
+fn data_both_ways_at_once() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let (c, s) = establish(&mut n);
+    let mut ab = Stream::new(Side::A, c, s, pattern(200_000, 1));
+    let mut ba = Stream::new(Side::B, s, c, pattern(200_000, 2));
+    let ok = n.run_until(Duration::from_secs(60), |n| {
+        ab.pump(n);
+        ba.pump(n);
+        ab.done() && ba.done()
+    });
+    assert!(
+        ok,
+        "a->b {} of 200000, b->a {} of 200000",
+        ab.got.len(),
+        ba.got.len()
+    );
+    ab.check();
+    ba.check();
+    assert!(n.run_until(Duration::from_secs(1), |n| {
+        n.a.tcb(c).unwrap().all_acked() && n.b.tcb(s).unwrap().all_acked()
+    }));
+    for t in [n.a.tcb(c).unwrap(), n.b.tcb(s).unwrap()] {
+        assert_eq!(t.stats().retransmits_timeout, 0);
+        assert_eq!(t.stats().fast_retransmits, 0);
+    }
+}
+
+/// `closer` closes first, the other side closes once it read the EOF.
+/// Returns the state histories of (closer, other).
+fn orderly_close(n: &mut SimNet, closer: Side, ids: (ConnId, ConnId)) -> (History, History) {
+    let (c, s) = ids;
+    let (mine, theirs) = match closer {
+        Side::A => (c, s),
+        Side::B => (s, c),
+    };
+    let other = match closer {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    };
+    let mut data = Stream::new(closer, mine, theirs, pattern(10_000, 3)).closing();
+    let (mut hc, mut ho) = (History::default(), History::default());
+    let mut other_closed = false;
+    let ok = n.run_until(Duration::from_secs(30), |n| {
+        hc.record(sim_util::state(n, closer, mine));
+        ho.record(sim_util::state(n, other, theirs));
+        data.pump(n);
+        // Close only once the closer sits in FIN-WAIT-2, so that the ACK of
+        // its FIN and our FIN travel separately (a four-way close).
+        if data.eof && !other_closed && sim_util::state(n, closer, mine) == State::FinWait2 {
+            sim_util::stack(n, other).tcb_mut(theirs).unwrap().close();
+            other_closed = true;
+        }
+        hc.record(sim_util::state(n, closer, mine));
+        ho.record(sim_util::state(n, other, theirs));
+        sim_util::state(n, closer, mine) == State::Closed
+            && sim_util::state(n, other, theirs) == State::Closed
+    });
+    assert!(ok, "close did not finish: {hc:?} / {ho:?}");
+    data.check();
+    (hc, ho)
+}
+
+fn assert_four_way_close(hc: &History, ho: &History) {
+    use State::*;
+    assert!(
+        hc.passed_through(&[Established, FinWait1, FinWait2, TimeWait, Closed]),
+        "active closer: {hc:?}"
+    );
+    assert!(
+        ho.passed_through(&[Established, CloseWait, LastAck, Closed]),
+        "passive closer: {ho:?}"
+    );
+    assert!(!hc.0.contains(&Closing) && !ho.0.contains(&TimeWait));
+}
+
+#[test]
+fn active_close_from_a() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let ids = establish(&mut n);
+    let (hc, ho) = orderly_close(&mut n, Side::A, ids);
+    assert_four_way_close(&hc, &ho);
+    assert_eq!(n.a.tcb(ids.0).unwrap().error(), None);
+    assert_eq!(n.b.tcb(ids.1).unwrap().error(), None);
+}
+
+#[test]
+fn active_close_from_b() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let ids = establish(&mut n);
+    let (hc, ho) = orderly_close(&mut n, Side::B, ids);
+    assert_four_way_close(&hc, &ho);
+    assert_eq!(n.a.tcb(ids.0).unwrap().error(), None);
+    assert_eq!(n.b.tcb(ids.1).unwrap().error(), None);
+}
+
+#[test]
+fn simultaneous_open() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let now = n.now();
+    let c =
+        n.a.connect_from(now, 5000, SocketAddrV4::new(B, 6000))
+            .unwrap();
+    let s =
+        n.b.connect_from(now, 6000, SocketAddrV4::new(A, 5000))
+            .unwrap();
+    let (mut ha, mut hb) = (History::default(), History::default());
+    let ok = n.run_until(Duration::from_secs(10), |n| {
+        ha.record(n.a.tcb(c).unwrap().state());
+        hb.record(n.b.tcb(s).unwrap().state());
+        ha.0.last() == Some(&State::Established) && hb.0.last() == Some(&State::Established)
+    });
+    assert!(ok, "a: {ha:?}, b: {hb:?}");
+    // RFC 9293 Figure 8: SYN-SENT -> SYN-RECEIVED -> ESTABLISHED on both sides.
+    use State::*;
+    assert_eq!(ha.0, vec![SynSent, SynReceived, Established]);
+    assert_eq!(hb.0, vec![SynSent, SynReceived, Established]);
+    assert_eq!(n.b.stats().resets_sent + n.a.stats().resets_sent, 0);
+    // And the connection carries data both ways.
+    let mut ab = Stream::new(Side::A, c, s, pattern(50_000, 4));
+    let mut ba = Stream::new(Side::B, s, c, pattern(50_000, 5));
+    assert!(n.run_until(Duration::from_secs(30), |n| {
+        ab.pump(n);
+        ba.pump(n);
+        ab.done() && ba.done()
+    }));
+    ab.check();
+    ba.check();
+}
+
+#[test]
+fn simultaneous_close() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let (c, s) = establish(&mut n);
+    n.a.tcb_mut(c).unwrap().close();
+    n.b.tcb_mut(s).unwrap().close();
+    let (mut ha, mut hb) = (History::default(), History::default());
+    let ok = n.run_until(Duration::from_secs(30), |n| {
+        ha.record(n.a.tcb(c).unwrap().state());
+        hb.record(n.b.tcb(s).unwrap().state());
+        ha.0.last() == Some(&State::Closed) && hb.0.last() == Some(&State::Closed)
+    });
+    assert!(ok, "a: {ha:?}, b: {hb:?}");
+    // RFC 9293 Figure 13: FIN-WAIT-1 -> CLOSING -> TIME-WAIT -> CLOSED on both sides.
+    use State::*;
+    assert_eq!(ha.0, vec![FinWait1, Closing, TimeWait, Closed]);
+    assert_eq!(hb.0, vec![FinWait1, Closing, TimeWait, Closed]);
+    let mut buf = [0u8; 8];
+    assert_eq!(n.a.tcb_mut(c).unwrap().recv(&mut buf).unwrap(), 0);
+    assert_eq!(n.b.tcb_mut(s).unwrap().recv(&mut buf).unwrap(), 0);
+}
+
+#[test]
+fn half_close_peer_keeps_sending() {
+    sim_util::init_log();
+    let mut n = sim_util::net();
+    let (c, s) = establish(&mut n);
+    n.a.tcb_mut(c).unwrap().close();
+    // B sees A's FIN first ...
+    assert!(n.run_until(Duration::from_secs(5), |n| {
+        n.b.tcb(s).unwrap().state() == State::CloseWait
+            && n.a.tcb(c).unwrap().state() == State::FinWait2
+    }));
+    let mut buf = [0u8; 8];
+    assert_eq!(n.b.tcb_mut(s).unwrap().recv(&mut buf).unwrap(), 0);
+    assert!(
+        n.a.tcb_mut(c).unwrap().send(b"x").is_err(),
+        "A's write side is shut"
+    );
+    // ... and keeps sending 100 KB, then closes.
+    let mut ba = Stream::new(Side::B, s, c, pattern(100_000, 6)).closing();
+    let ok = n.run_until(Duration::from_secs(30), |n| {
+        ba.pump(n);
+        ba.done()
+    });
+    assert!(ok, "a got {} of 100000, eof {}", ba.got.len(), ba.eof);
+    ba.check();
+    assert!(n.run_until(Duration::from_secs(5), |n| {
+        n.b.tcb(s).unwrap().state() == State::Closed
+            && n.a.tcb(c).unwrap().state() == State::TimeWait
+    }));
 }

@@ -1,0 +1,426 @@
+//! The stack on its own, driven through `handle_packet` and `dispatch`:
+//! garbage in, resets for closed ports (RFC 9293 section 3.10.7.1), ICMP
+//! echo, listen backlog and argument checks.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use rand::{Rng, SeedableRng};
+use utcp::seq::SeqNum;
+use utcp::stack::{Stack, StackConfig};
+use utcp::time::Instant;
+use utcp::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+
+const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const NOW: Instant = Instant::ZERO;
+
+fn stack() -> Stack {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut cfg = StackConfig::new(US);
+    cfg.seed = Some(7);
+    Stack::new(cfg)
+}
+
+/// Everything the stack wants to send now.
+fn output(s: &mut Stack) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 1500];
+    let mut out = Vec::new();
+    s.dispatch(NOW, &mut buf, |p| out.push(p.to_vec()));
+    out
+}
+
+fn segment(pkt: &[u8]) -> TcpSegment<'_> {
+    match wire::parse(pkt) {
+        Ok(Packet::Tcp(seg)) => seg,
+        other => panic!("not a TCP segment: {other:?}"),
+    }
+}
+
+/// A TCP packet from PEER:`sport` to `dst`:`dport`.
+fn tcp_to(dst: Ipv4Addr, sport: u16, dport: u16, seq: u32, ack: u32, flags: TcpFlags) -> Vec<u8> {
+    let repr = TcpRepr {
+        src: SocketAddrV4::new(PEER, sport),
+        dst: SocketAddrV4::new(dst, dport),
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    let mut buf = vec![0u8; 1500];
+    let n = wire::emit_tcp(&mut buf, &repr, 0, |_| {}).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn tcp_in(sport: u16, dport: u16, seq: u32, ack: u32, flags: TcpFlags) -> Vec<u8> {
+    tcp_to(US, sport, dport, seq, ack, flags)
+}
+
+/// RFC 1071 Internet checksum.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 header (no options) for `payload_len` bytes of `proto`.
+fn ipv4(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize, frag: u16) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((20 + payload_len) as u16).to_be_bytes());
+    h[6..8].copy_from_slice(&frag.to_be_bytes());
+    h[8] = 64;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let c = checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+/// An ICMP echo request (type 8) from PEER to `dst`, checksums correct.
+fn echo_request(dst: Ipv4Addr, ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0];
+    icmp.extend_from_slice(&ident.to_be_bytes());
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(data);
+    let c = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut pkt = ipv4(1, PEER, dst, icmp.len(), 0).to_vec();
+    pkt.extend_from_slice(&icmp);
+    pkt
+}
+
+fn dropped(s: &Stack, reason: &str) -> u64 {
+    s.stats().dropped.get(reason).copied().unwrap_or(0)
+}
+
+fn dropped_total(s: &Stack) -> u64 {
+    s.stats().dropped.values().sum()
+}
+
+#[test]
+fn malformed_packets_are_dropped_and_counted() {
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    let syn = tcp_in(4000, 80, 1000, 0, TcpFlags::SYN);
+
+    // Truncated: shorter than the IP header, and shorter than its total length.
+    s.handle_packet(NOW, &syn[..10]);
+    s.handle_packet(NOW, &syn[..syn.len() - 1]);
+    assert_eq!(dropped(&s, "truncated"), 2);
+    // Empty.
+    s.handle_packet(NOW, &[]);
+    assert_eq!(dropped(&s, "truncated"), 3);
+
+    // Bad TCP checksum: flip a bit of the sequence number.
+    let mut bad = syn.clone();
+    bad[24] ^= 0x01;
+    s.handle_packet(NOW, &bad);
+    assert_eq!(dropped(&s, "bad_tcp_checksum"), 1);
+
+    // Bad IP header checksum.
+    let mut bad = syn.clone();
+    bad[8] ^= 0x01; // TTL
+    s.handle_packet(NOW, &bad);
+    assert_eq!(dropped(&s, "bad_ip_checksum"), 1);
+
+    // Not IPv4 at all (an IPv6 version nibble).
+    let mut bad = syn.clone();
+    bad[0] = 0x60;
+    s.handle_packet(NOW, &bad);
+    assert_eq!(dropped(&s, "not_ipv4"), 1);
+
+    // Not TCP or ICMP: a UDP datagram with a valid IP header.
+    let mut udp = ipv4(17, PEER, US, 8, 0).to_vec();
+    udp.extend_from_slice(&[0x10, 0x00, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00]);
+    s.handle_packet(NOW, &udp);
+    assert_eq!(dropped(&s, "unsupported_protocol"), 1);
+
+    // Fragments: more-fragments set, and a non-zero offset.
+    for frag in [0x2000u16, 0x0001] {
+        let tcp = &syn[20..];
+        let mut pkt = ipv4(6, PEER, US, tcp.len(), frag).to_vec();
+        pkt.extend_from_slice(tcp);
+        s.handle_packet(NOW, &pkt);
+    }
+    assert_eq!(dropped(&s, "fragment"), 2);
+
+    // None of it created a connection or got an answer.
+    assert_eq!(dropped_total(&s), 9);
+    assert_eq!(s.stats().packets_in, 9);
+    assert_eq!(s.stats().tcp_in, 0);
+    assert_eq!(s.connection_count(), 0);
+    assert!(output(&mut s).is_empty());
+}
+
+#[test]
+fn fuzzed_random_bytes_never_panic() {
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let mut buf = vec![0u8; 1500];
+    for i in 0..20_000u64 {
+        let len = rng.random_range(0..120);
+        let mut pkt: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        // Half of them look like IPv4 with a plausible length, to get past
+        // the first checks.
+        if i % 2 == 0 && len >= 20 {
+            pkt[0] = 0x45;
+            pkt[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        }
+        s.handle_packet(NOW, &pkt);
+        s.handle_timeout(NOW);
+        s.dispatch(NOW, &mut buf, |_| {});
+    }
+    let st = s.stats();
+    assert_eq!(st.packets_in, 20_000);
+    // Random bytes essentially never pass the checksums.
+    assert_eq!(
+        dropped_total(&s) + st.tcp_in + st.not_for_us + st.echo_replies,
+        20_000
+    );
+    assert!(dropped_total(&s) >= 19_990, "{:?}", st.dropped);
+}
+
+#[test]
+fn fuzzed_mutations_of_valid_packets_never_panic() {
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    let seeds = [
+        tcp_in(4000, 80, 1000, 0, TcpFlags::SYN),
+        tcp_in(4001, 80, 1000, 5, TcpFlags::ACK),
+        tcp_in(4002, 81, 1000, 5, TcpFlags::ACK | TcpFlags::FIN),
+        tcp_in(4003, 81, 1000, 5, TcpFlags::RST),
+        echo_request(US, 1, 1, b"ping"),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xfa11);
+    let mut buf = vec![0u8; 1500];
+    let mut t = NOW;
+    for _ in 0..20_000u32 {
+        let mut pkt = seeds[rng.random_range(0..seeds.len())].clone();
+        for _ in 0..rng.random_range(1..4) {
+            match rng.random_range(0..3) {
+                0 => {
+                    let at = rng.random_range(0..pkt.len());
+                    pkt[at] ^= 1 << rng.random_range(0..8);
+                }
+                1 => {
+                    let at = rng.random_range(0..pkt.len());
+                    pkt[at] = rng.random();
+                }
+                _ => {
+                    let keep = rng.random_range(0..=pkt.len());
+                    pkt.truncate(keep);
+                }
+            }
+            if pkt.is_empty() {
+                break;
+            }
+        }
+        s.handle_packet(t, &pkt);
+        t += std::time::Duration::from_millis(1);
+        s.handle_timeout(t);
+        s.dispatch(t, &mut buf, |_| {});
+    }
+    let st = s.stats();
+    assert_eq!(st.packets_in, 20_000);
+    assert_eq!(
+        dropped_total(&s) + st.tcp_in + st.not_for_us + st.echo_replies,
+        20_000,
+        "every packet is dropped, demultiplexed, ignored or answered: {st:?}"
+    );
+    assert!(dropped_total(&s) > 10_000, "{:?}", st.dropped);
+    // The stack is still healthy: a clean SYN gets a SYN-ACK.
+    s.handle_packet(t, &tcp_in(5555, 80, 42, 0, TcpFlags::SYN));
+    let out = output(&mut s);
+    let synack = out
+        .iter()
+        .map(|p| segment(p))
+        .find(|seg| seg.dst.port() == 5555)
+        .expect("an answer to the SYN");
+    assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(synack.ack, SeqNum(43));
+}
+
+#[test]
+fn syn_to_closed_port_gets_rst_ack() {
+    let mut s = stack();
+    s.handle_packet(NOW, &tcp_in(4000, 81, 1000, 0, TcpFlags::SYN));
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1);
+    let rst = segment(&out[0]);
+    // RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    assert_eq!(rst.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(rst.seq, SeqNum(0));
+    assert_eq!(rst.ack, SeqNum(1001));
+    assert_eq!(rst.src, SocketAddrV4::new(US, 81));
+    assert_eq!(rst.dst, SocketAddrV4::new(PEER, 4000));
+    assert!(rst.payload.is_empty());
+    assert_eq!(s.stats().resets_sent, 1);
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn ack_to_closed_port_gets_rst_with_its_ack_as_seq() {
+    let mut s = stack();
+    s.handle_packet(
+        NOW,
+        &tcp_in(4000, 81, 1000, 0xdead_beef, TcpFlags::ACK | TcpFlags::PSH),
+    );
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1);
+    let rst = segment(&out[0]);
+    // RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST>.
+    assert_eq!(rst.flags, TcpFlags::RST);
+    assert_eq!(rst.seq, SeqNum(0xdead_beef));
+    assert_eq!(s.stats().resets_sent, 1);
+}
+
+#[test]
+fn ack_to_listening_port_gets_rst() {
+    // RFC 9293 3.10.7.2: in LISTEN, an ACK is answered with <SEQ=SEG.ACK><CTL=RST>.
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    s.handle_packet(NOW, &tcp_in(4000, 80, 1000, 77, TcpFlags::ACK));
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1);
+    let rst = segment(&out[0]);
+    assert_eq!(rst.flags, TcpFlags::RST);
+    assert_eq!(rst.seq, SeqNum(77));
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn rst_to_closed_port_gets_nothing() {
+    let mut s = stack();
+    s.handle_packet(NOW, &tcp_in(4000, 81, 1000, 0, TcpFlags::RST));
+    s.handle_packet(
+        NOW,
+        &tcp_in(4000, 81, 1000, 5, TcpFlags::RST | TcpFlags::ACK),
+    );
+    s.listen(80, 8).unwrap();
+    s.handle_packet(NOW, &tcp_in(4000, 80, 1000, 0, TcpFlags::RST));
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.stats().resets_sent, 0);
+    assert_eq!(s.stats().tcp_in, 3);
+}
+
+#[test]
+fn echo_request_gets_echo_reply() {
+    let mut s = stack();
+    let data = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    s.handle_packet(NOW, &echo_request(US, 0x1234, 7, data));
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1);
+    let p = &out[0];
+    assert_eq!(p.len(), 20 + 8 + data.len());
+    assert_eq!(p[0], 0x45);
+    assert_eq!(p[9], 1, "ICMP");
+    assert_eq!(checksum(&p[..20]), 0, "IP header checksum");
+    assert_eq!(&p[12..16], &US.octets(), "from us");
+    assert_eq!(&p[16..20], &PEER.octets(), "to the pinger");
+    let icmp = &p[20..];
+    assert_eq!(icmp[0], 0, "echo reply");
+    assert_eq!(icmp[1], 0);
+    assert_eq!(checksum(icmp), 0, "ICMP checksum");
+    assert_eq!(&icmp[4..6], &0x1234u16.to_be_bytes());
+    assert_eq!(&icmp[6..8], &7u16.to_be_bytes());
+    assert_eq!(&icmp[8..], data);
+    assert_eq!(s.stats().echo_replies, 1);
+}
+
+#[test]
+fn packets_for_another_address_are_ignored() {
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    let other = Ipv4Addr::new(10, 0, 0, 99);
+    s.handle_packet(NOW, &tcp_to(other, 4000, 80, 1, 0, TcpFlags::SYN));
+    s.handle_packet(NOW, &tcp_to(other, 4000, 81, 1, 9, TcpFlags::ACK));
+    s.handle_packet(NOW, &echo_request(other, 1, 1, b"x"));
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.stats().not_for_us, 3);
+    assert_eq!(s.stats().resets_sent, 0);
+    assert_eq!(s.stats().echo_replies, 0);
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn listen_backlog_drops_extra_syns() {
+    let mut s = stack();
+    s.listen(80, 2).unwrap();
+    for port in 4000..4003 {
+        s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));
+    }
+    let out = output(&mut s);
+    let answered: Vec<u16> = out.iter().map(|p| segment(p).dst.port()).collect();
+    assert_eq!(
+        answered,
+        vec![4000, 4001],
+        "a SYN-ACK for the first two only"
+    );
+    for p in &out {
+        assert_eq!(segment(p).flags, TcpFlags::SYN | TcpFlags::ACK);
+    }
+    assert_eq!(s.stats().syn_backlog_full, 1);
+    assert_eq!(s.stats().resets_sent, 0, "dropped, not reset");
+    assert_eq!(s.connection_count(), 2);
+}
+
+#[test]
+fn listen_twice_on_a_port_is_addr_in_use() {
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    assert_eq!(
+        s.listen(80, 8).unwrap_err().kind(),
+        io::ErrorKind::AddrInUse
+    );
+    assert_eq!(
+        s.listen(0, 8).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+    s.unlisten(80);
+    s.listen(80, 8).unwrap();
+}
+
+#[test]
+fn connect_to_invalid_address_is_invalid_input() {
+    let mut s = stack();
+    for bad in [
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 80),
+        SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 1), 80),
+        SocketAddrV4::new(PEER, 0),
+        SocketAddrV4::new(US, 80),
+    ] {
+        let err = s.connect(NOW, bad).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        let err = s.connect_from(NOW, 5000, bad).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
+    }
+    assert_eq!(
+        s.connect_from(NOW, 0, SocketAddrV4::new(PEER, 80))
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::InvalidInput
+    );
+    assert_eq!(s.connection_count(), 0);
+    assert!(output(&mut s).is_empty());
+    // The same 4-tuple twice is AddrInUse.
+    s.connect_from(NOW, 5000, SocketAddrV4::new(PEER, 80))
+        .unwrap();
+    assert_eq!(
+        s.connect_from(NOW, 5000, SocketAddrV4::new(PEER, 80))
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::AddrInUse
+    );
+}
