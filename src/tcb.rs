@@ -53,6 +53,10 @@ pub struct TcpConfig {
     pub initial_window: u32,
     /// Nagle's algorithm (RFC 896, RFC 1122 4.2.3.4) for new connections.
     pub nagle: bool,
+    /// Offer and use the timestamps option (RFC 7323 section 3).
+    pub timestamps: bool,
+    /// Offer SACK-permitted and send SACK blocks (RFC 2018).
+    pub sack: bool,
 }
 
 impl Default for TcpConfig {
@@ -69,6 +73,8 @@ impl Default for TcpConfig {
             ack_delay: Some(Duration::from_millis(40)),
             initial_window: 0,
             nagle: true,
+            timestamps: true,
+            sack: true,
         }
     }
 }
@@ -152,6 +158,20 @@ pub struct Tcb {
     last_adv_nxt: SeqNum,
     /// Both sides sent the window scale option.
     wscale_ok: bool,
+    /// Both sides sent the timestamps option (RFC 7323 section 3.2).
+    ts_ok: bool,
+    /// TS.Recent: the timestamp to echo (RFC 7323 section 4.3).
+    ts_recent: u32,
+    /// RCV.NXT when we last sent an ACK (RFC 7323's Last.ACK.sent).
+    last_ack_sent: SeqNum,
+    /// Both sides sent SACK-permitted (RFC 2018 section 2).
+    sack_ok: bool,
+    /// Start of the most recent out-of-order segment (its block is reported first).
+    last_ooo: Option<SeqNum>,
+    /// Karn's rule blocked RTT samples since a retransmission; a timestamp echo may unblock.
+    karn_blocked: bool,
+    /// Our TSval when that retransmission happened: only echoes of it or later time anything.
+    karn_tsval: u32,
     rcv_buf: VecDeque<u8>,
     reassembly: ReassemblyQueue,
     /// A FIN that arrived out of order, at this sequence number.
@@ -229,6 +249,13 @@ impl Tcb {
             last_adv_field: 0,
             last_adv_nxt: SeqNum(0),
             wscale_ok: false,
+            ts_ok: false,
+            ts_recent: 0,
+            last_ack_sent: SeqNum(0),
+            sack_ok: false,
+            last_ooo: None,
+            karn_blocked: false,
+            karn_tsval: 0,
             rcv_buf: VecDeque::new(),
             reassembly: ReassemblyQueue::new(cfg.recv_buffer),
             fin_pending: None,
@@ -285,6 +312,15 @@ impl Tcb {
     }
 
     fn apply_syn_options(&mut self, seg: &TcpSegment<'_>) {
+        // RFC 7323 section 3.2 and RFC 2018 section 2: on only if both offered.
+        match seg.options.timestamp {
+            Some((tsval, _)) if self.cfg.timestamps => {
+                self.ts_ok = true;
+                self.ts_recent = tsval;
+            }
+            _ => self.ts_ok = false,
+        }
+        self.sack_ok = self.cfg.sack && seg.options.sack_permitted;
         let peer_mss = seg.options.mss.unwrap_or(DEFAULT_MSS).max(64);
         self.snd_mss = u32::from(peer_mss.min(self.cfg.mss));
         self.cc.set_mss(self.snd_mss);
@@ -675,6 +711,8 @@ impl Tcb {
         self.cc.on_timeout(flight);
         // Karn's rule: no RTT sample from anything sent before the timeout.
         self.rtt_probe = None;
+        self.karn_blocked = true;
+        self.karn_tsval = self.tsval(now);
         debug!(
             "{} -> {}: retransmission timeout #{} in {}, resending from {} (rto now {:?})",
             self.local,
@@ -744,7 +782,7 @@ impl Tcb {
         self.rcv_adv = self.rcv_nxt;
         self.apply_syn_options(seg);
         if has_ack {
-            self.ack_new_data(now, seg.ack);
+            self.ack_new_data(now, seg.ack, seg.options.timestamp.map(|t| t.1));
             self.snd_wnd = u32::from(seg.window);
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = seg.seq;
@@ -853,6 +891,14 @@ impl Tcb {
             payload = &[];
             flags = TcpFlags(flags.0 & !TcpFlags::FIN.0);
             self.ack_pending = true;
+        }
+
+        // RFC 7323 section 4.3 (2): remember the timestamp to echo, from a
+        // segment that starts at or before what we last acknowledged.
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamp) {
+            if tsval.wrapping_sub(self.ts_recent) as i32 >= 0 && seg.seq.le(self.last_ack_sent) {
+                self.ts_recent = tsval;
+            }
         }
 
         // Trim what we already have (before RCV.NXT) ...
@@ -993,7 +1039,7 @@ impl Tcb {
         }
         let window = self.seg_window(seg);
         if ack.gt(self.snd_una) {
-            self.ack_new_data(now, ack);
+            self.ack_new_data(now, ack, seg.options.timestamp.map(|t| t.1));
         } else if ack == self.snd_una
             && payload.is_empty()
             && !flags.contains(TcpFlags::FIN)
@@ -1011,6 +1057,8 @@ impl Tcb {
                 self.stats.fast_retransmits += 1;
                 self.retransmit_one = true;
                 self.rtt_probe = None;
+                self.karn_blocked = true;
+                self.karn_tsval = self.tsval(now);
             }
         }
         // Update the send window (RFC 9293 3.10.7.4: SND.WL1/SND.WL2 rule).
@@ -1043,7 +1091,7 @@ impl Tcb {
 
     /// SND.UNA advances to `ack`: free acknowledged data, take an RTT sample,
     /// restart or stop the retransmission timer, grow cwnd.
-    fn ack_new_data(&mut self, now: Instant, ack: SeqNum) {
+    fn ack_new_data(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
         let mut acked = ack - self.snd_una;
         // The SYN occupies one sequence number but no buffer space.
         if self.snd_una == self.iss && acked > 0 {
@@ -1056,9 +1104,27 @@ impl Tcb {
             self.snd_nxt = ack;
         }
         // RFC 6298 (2.2/2.3), with Karn's rule: the probe is dropped on retransmission.
+        if let (true, true, Some(tsecr)) = (self.karn_blocked, self.ts_ok, tsecr) {
+            // RFC 7323 section 4.1: the echoed timestamp times even a
+            // retransmission, so it ends the Karn blackout and the back-off.
+            // An echo older than the retransmission may come from a segment
+            // that waited behind a hole: it would time the hole, not the path.
+            let ms = self.tsval(now).wrapping_sub(tsecr) as i32;
+            let fresh = tsecr.wrapping_sub(self.karn_tsval) as i32 >= 0;
+            if tsecr != 0 && ms >= 0 && fresh {
+                trace!(
+                    "{} -> {}: rtt sample {ms}ms from the timestamp echo",
+                    self.local,
+                    self.remote
+                );
+                self.rtt.sample(Duration::from_millis(ms as u64));
+                self.karn_blocked = false;
+            }
+        }
         if let Some((probe, sent)) = self.rtt_probe {
             if ack.ge(probe) {
                 self.rtt.sample(now - sent);
+                self.karn_blocked = false;
                 self.rtt_probe = None;
                 trace!(
                     "{} -> {}: rtt sample {:?}, srtt {:?}, rto {:?}",
@@ -1134,6 +1200,7 @@ impl Tcb {
             // RFC 5681 section 4.2: an out-of-order segment is acked at once (a duplicate ACK).
             self.ack_pending = true;
             self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(64);
+            self.last_ooo = Some(seq);
         }
     }
 
@@ -1221,19 +1288,60 @@ impl Tcb {
         field as u16
     }
 
-    /// Options for our SYN or SYN-ACK: MSS always; window scale on a SYN if
-    /// configured, on a SYN-ACK only if the peer offered it (RFC 7323 section 2.2).
-    fn syn_options(&self, is_syn_ack: bool) -> TcpOptions {
-        let offer = if is_syn_ack {
-            self.wscale_ok
+    /// Options for our SYN or SYN-ACK: MSS always; window scale, SACK-permitted
+    /// and timestamps on a SYN if configured, on a SYN-ACK only if the peer
+    /// offered them (RFC 7323 sections 2.2 and 3.2, RFC 2018 section 2).
+    fn syn_options(&self, now: Instant, is_syn_ack: bool) -> TcpOptions {
+        let (wscale, sack, ts) = if is_syn_ack {
+            (self.wscale_ok, self.sack_ok, self.ts_ok)
         } else {
-            self.cfg.window_scaling
+            (self.cfg.window_scaling, self.cfg.sack, self.cfg.timestamps)
         };
         TcpOptions {
             mss: Some(self.cfg.mss),
-            window_scale: offer.then_some(self.rcv_wscale),
-            sack_permitted: false,
-            timestamp: None,
+            window_scale: wscale.then_some(self.rcv_wscale),
+            sack_permitted: sack,
+            timestamp: ts.then(|| (self.tsval(now), if is_syn_ack { self.ts_recent } else { 0 })),
+            ..TcpOptions::default()
+        }
+    }
+
+    /// Our timestamp clock: milliseconds, offset per connection (RFC 7323 section 5.4).
+    fn tsval(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.iss.0)
+    }
+
+    /// Options of a non-SYN segment: timestamps if negotiated, and on pure
+    /// ACKs the SACK blocks of what we hold out of order (RFC 2018 section 4).
+    fn seg_options(&self, now: Instant, with_sack: bool) -> TcpOptions {
+        let mut opts = TcpOptions::default();
+        if self.ts_ok {
+            opts.timestamp = Some((self.tsval(now), self.ts_recent));
+        }
+        if with_sack && self.sack_ok && !self.reassembly.is_empty() {
+            // The block holding the latest out-of-order segment goes first.
+            let first = self
+                .last_ooo
+                .and_then(|s| self.reassembly.blocks().find(|&(l, r)| s.in_range(l, r)));
+            if let Some((l, r)) = first {
+                opts.sack.push(l, r);
+            }
+            for (l, r) in self.reassembly.blocks() {
+                if Some((l, r)) != first && !opts.sack.push(l, r) {
+                    break;
+                }
+            }
+        }
+        opts
+    }
+
+    /// Largest payload of one segment: the send MSS less our option bytes.
+    fn payload_mss(&self) -> usize {
+        let mss = self.snd_mss as usize;
+        if self.ts_ok {
+            mss.saturating_sub(12).max(1)
+        } else {
+            mss
         }
     }
 
@@ -1273,7 +1381,7 @@ impl Tcb {
                     ack: if syn_ack { self.rcv_nxt } else { SeqNum(0) },
                     flags,
                     window,
-                    options: self.syn_options(syn_ack),
+                    options: self.syn_options(now, syn_ack),
                 };
                 self.snd_nxt = self.iss + 1u32;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -1292,7 +1400,7 @@ impl Tcb {
     }
 
     fn dispatch_synchronized(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let mss = self.snd_mss as usize;
+        let mss = self.payload_mss();
         let sending_state = matches!(
             self.state,
             State::Established
@@ -1372,7 +1480,7 @@ impl Tcb {
                     ack: self.rcv_nxt,
                     flags: TcpFlags::ACK,
                     window,
-                    options: TcpOptions::default(),
+                    options: self.seg_options(now, false),
                 };
                 return self.emit(buf, &repr, 0, 0);
             }
@@ -1391,7 +1499,7 @@ impl Tcb {
                 ack: self.rcv_nxt,
                 flags: TcpFlags::ACK,
                 window,
-                options: TcpOptions::default(),
+                options: self.seg_options(now, true),
             };
             return self.emit(buf, &repr, 0, 0);
         }
@@ -1424,7 +1532,7 @@ impl Tcb {
             ack: self.rcv_nxt,
             flags,
             window,
-            options: TcpOptions::default(),
+            options: self.seg_options(now, false),
         };
         let written = self.emit(buf, &repr, off, len)?;
         if retransmission {
@@ -1480,6 +1588,7 @@ impl Tcb {
         self.stats.segs_out += 1;
         self.stats.bytes_out += len as u64;
         if repr.flags.contains(TcpFlags::ACK) {
+            self.last_ack_sent = repr.ack;
             self.ack_pending = false;
             self.dup_acks_owed = self.dup_acks_owed.saturating_sub(1);
             self.ack_deadline = None;

@@ -51,6 +51,9 @@ fn config() -> TcpConfig {
     TcpConfig {
         recv_buffer: RCV_BUF,
         ack_delay: None,
+        // The option tests below turn these on; elsewhere segments stay bare.
+        timestamps: false,
+        sack: false,
         ..TcpConfig::default()
     }
 }

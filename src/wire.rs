@@ -49,6 +49,7 @@ const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
 const OPT_WSCALE: u8 = 3;
 const OPT_SACK_PERMITTED: u8 = 4;
+const OPT_SACK: u8 = 5;
 const OPT_TIMESTAMP: u8 = 8;
 
 /// The TCP control bits we use.
@@ -127,6 +128,48 @@ pub struct TcpOptions {
     pub sack_permitted: bool,
     /// Timestamps (kind 8): (TSval, TSecr).
     pub timestamp: Option<(u32, u32)>,
+    /// SACK blocks (kind 5, RFC 2018).
+    pub sack: SackBlocks,
+}
+
+/// Up to four SACK blocks, each a half-open range `[left, right)` of
+/// sequence numbers the receiver holds beyond its cumulative ACK (RFC 2018).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SackBlocks {
+    blocks: [(SeqNum, SeqNum); 4],
+    len: u8,
+}
+
+impl SackBlocks {
+    /// The most blocks one option can carry (without timestamps).
+    pub const MAX: usize = 4;
+
+    /// Appends a block; returns false (and ignores it) when full.
+    pub fn push(&mut self, left: SeqNum, right: SeqNum) -> bool {
+        match self.blocks.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = (left, right);
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The blocks, in the order they were sent.
+    pub fn as_slice(&self) -> &[(SeqNum, SeqNum)] {
+        &self.blocks[..usize::from(self.len).min(Self::MAX)]
+    }
+
+    /// True when there are no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps only the first `n` blocks.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n.min(Self::MAX) as u8);
+    }
 }
 
 /// A parsed and validated TCP segment, borrowing its payload from the packet.
@@ -463,6 +506,16 @@ fn parse_options(mut opts: &[u8]) -> Result<TcpOptions, DropReason> {
                         out.window_scale = Some((*shift).min(MAX_WINDOW_SCALE))
                     }
                     (OPT_SACK_PERMITTED, [_, _]) => out.sack_permitted = true,
+                    (OPT_SACK, [_, _, blocks @ ..])
+                        if !blocks.is_empty() && blocks.len() % 8 == 0 =>
+                    {
+                        out.sack = SackBlocks::default();
+                        for b in blocks.chunks_exact(8) {
+                            let left = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                            let right = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                            out.sack.push(SeqNum(left), SeqNum(right));
+                        }
+                    }
                     (OPT_TIMESTAMP, [_, _, v0, v1, v2, v3, e0, e1, e2, e3]) => {
                         out.timestamp = Some((
                             u32::from_be_bytes([*v0, *v1, *v2, *v3]),
@@ -470,10 +523,10 @@ fn parse_options(mut opts: &[u8]) -> Result<TcpOptions, DropReason> {
                         ))
                     }
                     // A known option with the wrong length.
-                    (OPT_MSS | OPT_WSCALE | OPT_SACK_PERMITTED | OPT_TIMESTAMP, _) => {
+                    (OPT_MSS | OPT_WSCALE | OPT_SACK_PERMITTED | OPT_SACK | OPT_TIMESTAMP, _) => {
                         return Err(DropReason::BadTcpOptions)
                     }
-                    // Unknown (or uninteresting, e.g. SACK blocks): skip.
+                    // Unknown: skip.
                     _ => {}
                 }
                 opts = rest;
@@ -576,6 +629,16 @@ fn write_options(options: &TcpOptions, out: &mut [u8; MAX_OPTIONS_LEN]) -> usize
         push(&[OPT_TIMESTAMP, 10]);
         push(&tsval.to_be_bytes());
         push(&tsecr.to_be_bytes());
+    }
+    if !options.sack.is_empty() {
+        // With timestamps (12 bytes) only three blocks fit in 40 bytes.
+        let room = if options.timestamp.is_some() { 3 } else { 4 };
+        let blocks = &options.sack.as_slice()[..options.sack.as_slice().len().min(room)];
+        push(&[OPT_NOP, OPT_NOP, OPT_SACK, (2 + 8 * blocks.len()) as u8]);
+        for (left, right) in blocks {
+            push(&left.0.to_be_bytes());
+            push(&right.0.to_be_bytes());
+        }
     }
     // The layout above is already aligned; pad defensively all the same.
     while len % 4 != 0 {
@@ -747,6 +810,7 @@ mod tests {
             window_scale: Some(7),
             sack_permitted: true,
             timestamp: Some((0xdead_beef, 0x0bad_f00d)),
+            sack: Default::default(),
         }
     }
 
@@ -883,6 +947,7 @@ mod tests {
                 window_scale: (bits & 2 != 0).then_some(14),
                 sack_permitted: bits & 4 != 0,
                 timestamp: (bits & 8 != 0).then_some((1, u32::MAX)),
+                sack: Default::default(),
             };
             let r = repr(TcpFlags::SYN | TcpFlags::ACK, options);
             let hlen = tcp_header_len(&options);
@@ -1102,7 +1167,8 @@ mod tests {
                     mss,
                     window_scale: ws,
                     sack_permitted: sack,
-                    timestamp: ts
+                    timestamp: ts,
+                    sack: Default::default(),
                 },
                 options
             );
