@@ -137,13 +137,20 @@ impl Congestion {
             return DupAckAction::None;
         }
         if self.dup_acks == 3 {
-            // RFC 5681 (4): ssthresh = max(FlightSize / 2, 2*SMSS); cwnd = ssthresh + 3*SMSS.
-            self.ssthresh = (flight / 2).max(2 * self.mss);
-            self.cwnd = self.ssthresh.saturating_add(3 * self.mss);
-            self.recover = Some(snd_max);
+            self.enter_recovery(flight, snd_max);
             return DupAckAction::FastRetransmit;
         }
         DupAckAction::None
+    }
+
+    /// Loss detected (third duplicate ACK, or enough SACKed data above
+    /// SND.UNA, RFC 6675 section 5): RFC 5681 (4): ssthresh = max(FlightSize
+    /// / 2, 2*SMSS), cwnd = ssthresh + 3*SMSS; recovery lasts until `snd_max`
+    /// is acknowledged (RFC 6582 "recover").
+    pub fn enter_recovery(&mut self, flight: u32, snd_max: SeqNum) {
+        self.ssthresh = (flight / 2).max(2 * self.mss);
+        self.cwnd = self.ssthresh.saturating_add(3 * self.mss);
+        self.recover = Some(snd_max);
     }
 
     /// The retransmission timer expired (RFC 5681 section 3.1 (4)):

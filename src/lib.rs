@@ -5,6 +5,7 @@ pub mod device;
 pub mod isn;
 pub mod reassembly;
 pub mod rtt;
+pub mod sack;
 pub mod seq;
 pub mod sim;
 pub mod socket;

@@ -20,6 +20,7 @@ use log::{debug, trace};
 use crate::congestion::{AckAction, Congestion, DupAckAction};
 use crate::reassembly::ReassemblyQueue;
 use crate::rtt::{RttConfig, RttEstimator};
+use crate::sack::Scoreboard;
 use crate::seq::SeqNum;
 use crate::state::State;
 use crate::time::Instant;
@@ -55,8 +56,12 @@ pub struct TcpConfig {
     pub nagle: bool,
     /// Offer and use the timestamps option (RFC 7323 section 3).
     pub timestamps: bool,
-    /// Offer SACK-permitted and send SACK blocks (RFC 2018).
+    /// Offer SACK-permitted and send SACK blocks (RFC 2018); with the
+    /// peer's blocks, recover holes per RFC 6675.
     pub sack: bool,
+    /// Send a tail loss probe 2*SRTT after the last transmission when no
+    /// ACK came (RFC 8985 section 7), instead of waiting for the RTO.
+    pub tail_loss_probe: bool,
 }
 
 impl Default for TcpConfig {
@@ -75,6 +80,7 @@ impl Default for TcpConfig {
             nagle: true,
             timestamps: true,
             sack: true,
+            tail_loss_probe: true,
         }
     }
 }
@@ -100,6 +106,12 @@ pub struct ConnStats {
     pub dup_acks: u64,
     /// Zero-window probes sent.
     pub zero_window_probes: u64,
+    /// Holes retransmitted during SACK-based recovery (RFC 6675).
+    pub sack_retransmits: u64,
+    /// Tail loss probes sent (RFC 8985 section 7).
+    pub tail_loss_probes: u64,
+    /// Retransmissions resent because SACKs showed they were lost too.
+    pub lost_retransmits: u64,
     /// Segments that failed the acceptability test (RFC 9293 section 3.10.7.4).
     pub unacceptable: u64,
     /// Out-of-order segments queued for reassembly.
@@ -194,6 +206,17 @@ pub struct Tcb {
     /// RTT measurement in progress: (sequence number to be acked, when sent).
     rtt_probe: Option<(SeqNum, Instant)>,
     cc: Congestion,
+    /// What the peer reported holding above SND.UNA (RFC 6675).
+    scoreboard: Scoreboard,
+    /// In SACK recovery: holes below this were already retransmitted.
+    high_rxt: SeqNum,
+    /// Tail loss probe timer (RFC 8985 section 7).
+    tlp_deadline: Option<Instant>,
+    tlp_pending: bool,
+    /// A probe is out and unanswered: no second one until new data is acked.
+    tlp_outstanding: bool,
+    /// When SND.UNA was last retransmitted in recovery (to spot a lost retransmission).
+    una_rxt: Option<(SeqNum, Instant)>,
 
     // What dispatch must emit next.
     ack_pending: bool,
@@ -271,6 +294,12 @@ impl Tcb {
             rtt: RttEstimator::new(cfg.rtt),
             rtt_probe: None,
             cc: Congestion::new(snd_mss, cfg.initial_window),
+            scoreboard: Scoreboard::new(),
+            high_rxt: iss,
+            tlp_deadline: None,
+            tlp_pending: false,
+            tlp_outstanding: false,
+            una_rxt: None,
             ack_pending: false,
             dup_acks_owed: 0,
             retransmit_one: false,
@@ -649,6 +678,7 @@ impl Tcb {
             self.persist_deadline,
             self.ack_deadline,
             self.time_wait_deadline,
+            self.tlp_deadline,
         ]
         .into_iter()
         .flatten()
@@ -671,6 +701,21 @@ impl Tcb {
             self.persist_deadline = None;
             self.probe_pending = true;
             self.persist_backoff = self.persist_backoff.saturating_add(1);
+        }
+        if self.tlp_deadline.is_some_and(|t| t <= now) {
+            self.tlp_deadline = None;
+            if !self.tlp_outstanding && self.snd_max.gt(self.snd_una) {
+                if self.cc.in_recovery() {
+                    // In recovery with too little in flight for SACKs to show
+                    // that a retransmission was lost: probe with SND.UNA's
+                    // segment now rather than wait for the RTO.
+                    self.tlp_outstanding = true;
+                    self.stats.tail_loss_probes += 1;
+                    self.retransmit_one = true;
+                } else {
+                    self.tlp_pending = true;
+                }
+            }
         }
         if self.rto_deadline.is_some_and(|t| t <= now) {
             self.rto_deadline = None;
@@ -713,6 +758,8 @@ impl Tcb {
         self.rtt_probe = None;
         self.karn_blocked = true;
         self.karn_tsval = self.tsval(now);
+        self.tlp_deadline = None;
+        self.tlp_pending = false;
         debug!(
             "{} -> {}: retransmission timeout #{} in {}, resending from {} (rto now {:?})",
             self.local,
@@ -1038,28 +1085,66 @@ impl Tcb {
             return Some(Verdict::Done);
         }
         let window = self.seg_window(seg);
+        let mut sack_news = false;
+        if self.sack_ok && !seg.options.sack.is_empty() {
+            sack_news = self.scoreboard.update(
+                ack.max(self.snd_una),
+                self.snd_max,
+                seg.options.sack.as_slice(),
+            );
+        }
         if ack.gt(self.snd_una) {
             self.ack_new_data(now, ack, seg.options.timestamp.map(|t| t.1));
         } else if ack == self.snd_una
             && payload.is_empty()
             && !flags.contains(TcpFlags::FIN)
-            && window == self.snd_wnd
+            && (window == self.snd_wnd || sack_news)
             && self.snd_max.gt(self.snd_una)
         {
-            // A duplicate ACK (RFC 5681 section 2 definition).
+            // A duplicate ACK (RFC 5681 section 2; with SACK, RFC 6675
+            // section 2 counts an ACK carrying new SACK information even if
+            // the window moved, as a receiver that autotunes it does).
             self.stats.dup_acks += 1;
             let flight = (self.snd_max - self.snd_una) as u32;
+            let in_recovery = self.cc.in_recovery();
             if self.cc.on_dup_ack(flight, self.snd_max) == DupAckAction::FastRetransmit {
                 debug!(
                     "{} -> {}: third duplicate ACK for {}, fast retransmit",
                     self.local, self.remote, ack
                 );
-                self.stats.fast_retransmits += 1;
-                self.retransmit_one = true;
-                self.rtt_probe = None;
-                self.karn_blocked = true;
-                self.karn_tsval = self.tsval(now);
+                self.start_fast_retransmit(now);
+            } else if in_recovery && self.sack_ok {
+                // Later segments keep arriving but SND.UNA's retransmission
+                // does not: after twice the RTT it was lost as well (the idea
+                // of RACK, RFC 8985 section 6.2); resend it instead of
+                // waiting for the retransmission timer.
+                if let (Some((seq, at)), Some(srtt)) = (self.una_rxt, self.rtt.srtt()) {
+                    let wait = (2 * srtt).max(Duration::from_millis(2));
+                    if seq == self.snd_una && now.saturating_duration_since(at) > wait {
+                        debug!(
+                            "{} -> {}: retransmission of {} lost too, resending",
+                            self.local, self.remote, seq
+                        );
+                        self.stats.lost_retransmits += 1;
+                        self.retransmit_one = true;
+                    }
+                }
             }
+        }
+        // RFC 6675 section 5 (IsLost(SND.UNA)): more than 2 segments SACKed
+        // above SND.UNA mean it is lost, even if duplicate ACKs went missing.
+        if self.sack_ok
+            && !self.cc.in_recovery()
+            && self.snd_max.gt(self.snd_una)
+            && self.scoreboard.sacked_bytes() > 2 * self.payload_mss()
+        {
+            debug!(
+                "{} -> {}: SACKs show {} lost, fast retransmit",
+                self.local, self.remote, self.snd_una
+            );
+            let flight = (self.snd_max - self.snd_una) as u32;
+            self.cc.enter_recovery(flight, self.snd_max);
+            self.start_fast_retransmit(now);
         }
         // Update the send window (RFC 9293 3.10.7.4: SND.WL1/SND.WL2 rule).
         if self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
@@ -1089,6 +1174,17 @@ impl Tcb {
         None
     }
 
+    /// Loss detected at SND.UNA: retransmit it now (RFC 5681 section 3.2 step 2).
+    fn start_fast_retransmit(&mut self, now: Instant) {
+        self.stats.fast_retransmits += 1;
+        self.retransmit_one = true;
+        self.high_rxt = self.snd_una;
+        self.rtt_probe = None;
+        self.karn_blocked = true;
+        self.karn_tsval = self.tsval(now);
+        self.tlp_deadline = None;
+    }
+
     /// SND.UNA advances to `ack`: free acknowledged data, take an RTT sample,
     /// restart or stop the retransmission timer, grow cwnd.
     fn ack_new_data(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
@@ -1103,6 +1199,8 @@ impl Tcb {
         if self.snd_nxt.lt(ack) {
             self.snd_nxt = ack;
         }
+        self.scoreboard.advance(ack);
+        self.tlp_outstanding = false;
         // RFC 6298 (2.2/2.3), with Karn's rule: the probe is dropped on retransmission.
         if let (true, true, Some(tsecr)) = (self.karn_blocked, self.ts_ok, tsecr) {
             // RFC 7323 section 4.1: the echoed timestamp times even a
@@ -1138,6 +1236,20 @@ impl Tcb {
         }
         self.retries = 0;
         match self.cc.on_ack(ack, from_buf as u32) {
+            AckAction::RetransmitNextHole if self.sack_ok => {
+                // The hole loop in dispatch resends what the scoreboard shows missing.
+                if self.high_rxt.lt(self.snd_una) {
+                    self.high_rxt = self.snd_una;
+                }
+                if self.scoreboard.next_hole(self.high_rxt).is_none()
+                    && self.snd_una.lt(self.snd_max)
+                    && self.high_rxt == self.snd_una
+                {
+                    // No SACK information beyond SND.UNA: NewReno's guess.
+                    self.stats.partial_ack_retransmits += 1;
+                    self.retransmit_one = true;
+                }
+            }
             AckAction::RetransmitNextHole => {
                 if self.snd_una.lt(self.snd_max) {
                     debug!(
@@ -1156,8 +1268,10 @@ impl Tcb {
         // RFC 6298 (5.2)/(5.3): stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max {
             self.rto_deadline = None;
+            self.tlp_deadline = None;
         } else {
             self.rto_deadline = Some(now + self.rtt.rto());
+            self.arm_tlp(now);
         }
     }
 
@@ -1413,22 +1527,127 @@ impl Tcb {
         // Fast retransmit / NewReno: one segment at SND.UNA.
         if self.retransmit_one && sending_state {
             self.retransmit_one = false;
-            let len = mss.min(self.snd_buf.len());
+            let mut len = mss.min(self.snd_buf.len());
+            if let Some(next) = self.scoreboard.next_sacked(self.snd_una) {
+                len = len.min(next - self.snd_una);
+            }
             let fin = self.fin_seq.is_some_and(|f| f == self.snd_una + len);
             if len > 0 || fin {
                 let seq = self.snd_una;
+                self.high_rxt = self.high_rxt.max(seq + len);
+                self.una_rxt = Some((seq, now));
                 return self.emit_data(now, buf, seq, 0, len, fin, true);
             }
         }
 
+        // SACK recovery (RFC 6675 section 5, NextSeg rule 1): while the pipe
+        // has room, resend the holes the scoreboard shows, before new data.
+        if sending_state
+            && self.sack_ok
+            && self.cc.in_recovery()
+            && self.pipe() < self.cc.ssthresh() as usize
+        {
+            let from = self.high_rxt.max(self.snd_una);
+            if let Some((hole, hole_len)) = self.scoreboard.next_hole(from) {
+                let off = hole - self.snd_una;
+                let len = hole_len
+                    .min(mss)
+                    .min(self.snd_buf.len().saturating_sub(off));
+                if len > 0 {
+                    self.high_rxt = hole + len;
+                    if hole == self.snd_una {
+                        self.una_rxt = Some((hole, now));
+                    }
+                    self.stats.sack_retransmits += 1;
+                    trace!(
+                        "{} -> {}: SACK recovery resends hole at {} ({} bytes)",
+                        self.local,
+                        self.remote,
+                        hole,
+                        len
+                    );
+                    return self.emit_data(now, buf, hole, off, len, false, true);
+                }
+            }
+        }
+
+        // Tail loss probe (RFC 8985 section 7.3): new data if we may send
+        // it, else the last segment again, to draw an ACK with SACK blocks.
+        if self.tlp_pending && sending_state {
+            self.tlp_pending = false;
+            self.tlp_outstanding = true;
+            let sent = self.snd_max - self.snd_una;
+            let unsent = self.snd_buf.len().saturating_sub(sent);
+            let fin_out = self.fin_seq.is_some();
+            if !fin_out && sent <= self.snd_buf.len() && sent > 0 {
+                self.stats.tail_loss_probes += 1;
+                let len;
+                let seq;
+                if unsent > 0 && (self.snd_wnd as usize) > sent {
+                    len = unsent.min(mss).min(self.snd_wnd as usize - sent);
+                    seq = self.snd_max;
+                } else {
+                    len = sent.min(mss);
+                    seq = self.snd_max + (u32::MAX - len as u32 + 1);
+                    self.rtt_probe = None;
+                }
+                trace!(
+                    "{} -> {}: tail loss probe seq={} len={}",
+                    self.local,
+                    self.remote,
+                    seq,
+                    len
+                );
+                let off = seq - self.snd_una;
+                let retransmission = seq.lt(self.snd_max);
+                if seq == self.snd_max {
+                    // New data: continue from the top, not from a rewound snd_nxt.
+                    self.snd_nxt = self.snd_max;
+                }
+                return self.emit_data(now, buf, seq, off, len, false, retransmission);
+            }
+        }
+
         if sending_state {
+            // After a timeout snd_nxt walks up again: skip what the peer SACKed.
+            if self.snd_nxt.lt(self.snd_max) {
+                if let Some(end) = self.scoreboard.sacked_until(self.snd_nxt) {
+                    self.snd_nxt = end.min(self.snd_max);
+                }
+            }
             let off = self.snd_nxt - self.snd_una;
             if off <= self.snd_buf.len() {
                 let unsent = self.snd_buf.len() - off;
                 let in_flight = off;
-                let wnd = (self.snd_wnd.min(self.cc.cwnd())) as usize;
-                let usable = wnd.saturating_sub(in_flight);
-                let len = unsent.min(usable).min(mss);
+                // Limited transmit (RFC 3042): the first two duplicate ACKs
+                // each let one new segment out beyond cwnd.
+                let limited = if self.cc.in_recovery() {
+                    0
+                } else {
+                    self.cc.dup_acks().min(2) as usize * mss
+                };
+                // The peer's window limits sequence space; cwnd limits what
+                // is in the network: with SACK that is the pipe (RFC 6675),
+                // and in SACK recovery cwnd is ssthresh, not inflated.
+                let rwnd_room = (self.snd_wnd as usize).saturating_sub(in_flight);
+                let (cwnd, flight) = if self.sack_ok && self.snd_nxt == self.snd_max {
+                    let cwnd = if self.cc.in_recovery() {
+                        self.cc.ssthresh() as usize
+                    } else {
+                        self.cc.cwnd() as usize + limited
+                    };
+                    (cwnd, self.pipe())
+                } else {
+                    (self.cc.cwnd() as usize + limited, in_flight)
+                };
+                let usable = rwnd_room.min(cwnd.saturating_sub(flight));
+                let mut len = unsent.min(usable).min(mss);
+                if self.snd_nxt.lt(self.snd_max) {
+                    // Retransmitting: stop at the next SACKed range.
+                    if let Some(next) = self.scoreboard.next_sacked(self.snd_nxt) {
+                        len = len.min(next - self.snd_nxt);
+                    }
+                }
                 // Our FIN goes right after the last byte, unless it is already acked.
                 let can_fin = self.fin_queued && !self.fin_acked();
                 let fin = can_fin && len == unsent;
@@ -1562,7 +1781,57 @@ impl Tcb {
             self.rto_deadline = Some(now + self.rtt.rto());
         }
         self.persist_deadline = None;
+        self.arm_tlp(now);
         Some(written)
+    }
+
+    /// RFC 6675's pipe: bytes we believe are still in the network. Without
+    /// SACK information that is everything unacknowledged; with it, what was
+    /// sent above the highest SACKed byte plus the holes retransmitted in
+    /// recovery (holes below the highest SACK are counted as lost).
+    fn pipe(&self) -> usize {
+        let flight = self.snd_max - self.snd_una;
+        let Some(highest) = self.scoreboard.highest() else {
+            return flight;
+        };
+        if !self.cc.in_recovery() {
+            return flight.saturating_sub(self.scoreboard.sacked_bytes());
+        }
+        let above = self.snd_max - highest;
+        let rxt_end = self.high_rxt.max(self.snd_una).min(highest);
+        let resent = (rxt_end - self.snd_una)
+            .saturating_sub(self.scoreboard.sacked_between(self.snd_una, rxt_end));
+        above + resent
+    }
+
+    /// Arms the tail loss probe timer (RFC 8985 section 7.2): PTO = 2*SRTT,
+    /// plus a delayed-ACK allowance when one segment is in flight, and only
+    /// if that comes before the retransmission timer.
+    fn arm_tlp(&mut self, now: Instant) {
+        let Some(srtt) = self.rtt.srtt() else { return };
+        if !self.cfg.tail_loss_probe
+            || self.tlp_outstanding
+            || !self.state.can_send()
+            || self.snd_max == self.snd_una
+            || self.snd_nxt != self.snd_max
+            || self.fin_seq.is_some()
+        {
+            self.tlp_deadline = None;
+            return;
+        }
+        let mut pto = (2 * srtt).max(Duration::from_millis(2));
+        if (self.snd_max - self.snd_una) <= self.payload_mss() {
+            pto += self
+                .cfg
+                .ack_delay
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_millis(10));
+        }
+        let at = now + pto;
+        self.tlp_deadline = match self.rto_deadline {
+            Some(rto) if rto <= at => None,
+            _ => Some(at),
+        };
     }
 
     /// Serialises one segment whose payload is `snd_buf[off..off + len]`.

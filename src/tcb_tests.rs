@@ -54,6 +54,7 @@ fn config() -> TcpConfig {
         // The option tests below turn these on; elsewhere segments stay bare.
         timestamps: false,
         sack: false,
+        tail_loss_probe: false,
         ..TcpConfig::default()
     }
 }
