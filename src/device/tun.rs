@@ -62,6 +62,7 @@ impl TunDevice {
             )
         })?;
         iface.set_non_blocking()?;
+        wait_until_running(name);
         Ok(TunDevice { iface, mtu })
     }
 
@@ -71,8 +72,34 @@ impl TunDevice {
     }
 }
 
-/// Reads an interface's MTU with the SIOCGIFMTU ioctl (in our network namespace).
-fn interface_mtu(name: &str) -> io::Result<usize> {
+/// Attaching gives the device its carrier, but the kernel's link watcher
+/// may take up to a second to notice (it rate-limits its events); until it
+/// does, the device drops what the kernel sends us -- such as the SYN-ACK to
+/// our first SYN. So wait (bounded) for IFF_RUNNING when the device is up.
+fn wait_until_running(name: &str) {
+    for _ in 0..150 {
+        match interface_flags(name) {
+            Ok(flags) if flags & libc::IFF_UP as u32 == 0 => {
+                log::warn!("{name} is down: bring it up (scripts/setup-tun.sh does)");
+                return;
+            }
+            Ok(flags) if flags & libc::IFF_RUNNING as u32 != 0 => {
+                // The queue is activated right after the flag changes.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                return;
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => {
+                log::debug!("cannot read the flags of {name}: {e}");
+                return;
+            }
+        }
+    }
+    log::warn!("{name} did not report a carrier within 1.5 s; continuing");
+}
+
+/// Runs an interface ioctl (SIOCGIFMTU, SIOCGIFFLAGS) on a throwaway socket.
+fn interface_ioctl(name: &str, request: libc::c_ulong) -> io::Result<libc::ifreq> {
     // SAFETY: plain socket(2); the fd is closed below.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if sock < 0 {
@@ -83,15 +110,28 @@ fn interface_mtu(name: &str) -> io::Result<usize> {
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
-    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of our ifreq.
-    let rc = unsafe { libc::ioctl(sock, libc::SIOCGIFMTU, &mut req) };
+    // SAFETY: these requests read ifr_name and write ifr_ifru of our ifreq.
+    let rc = unsafe { libc::ioctl(sock, request, &mut req) };
     let err = io::Error::last_os_error();
     // SAFETY: sock is our own fd.
     unsafe { libc::close(sock) };
     if rc < 0 {
         return Err(err);
     }
-    // SAFETY: the ioctl succeeded, so the mtu member is the one written.
+    Ok(req)
+}
+
+/// An interface's flags (IFF_UP, IFF_RUNNING, ...).
+fn interface_flags(name: &str) -> io::Result<u32> {
+    let req = interface_ioctl(name, libc::SIOCGIFFLAGS)?;
+    // SAFETY: SIOCGIFFLAGS succeeded, so the flags member is the one written.
+    Ok(unsafe { req.ifr_ifru.ifru_flags } as u16 as u32)
+}
+
+/// Reads an interface's MTU with the SIOCGIFMTU ioctl (in our network namespace).
+fn interface_mtu(name: &str) -> io::Result<usize> {
+    let req = interface_ioctl(name, libc::SIOCGIFMTU)?;
+    // SAFETY: SIOCGIFMTU succeeded, so the mtu member is the one written.
     let mtu = unsafe { req.ifr_ifru.ifru_mtu };
     Ok(usize::try_from(mtu).unwrap_or(1500).clamp(68, 65535))
 }
