@@ -770,20 +770,29 @@ impl TcpStream {
         d.map(|d| std::time::Instant::now() + d)
     }
 
-    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Runs `op` on the connection until it stops saying `WouldBlock`,
+    /// sleeping on the condition variable in between (until `timeout`, if
+    /// set: then `WouldBlock` "`what` timed out", as std does on Unix).
+    /// Whatever `op` produced is transmitted before returning.
+    fn blocking<T>(
+        &self,
+        timeout: &Mutex<Option<Duration>>,
+        what: &str,
+        mut op: impl FnMut(&mut crate::tcb::Tcb) -> io::Result<T>,
+    ) -> io::Result<T> {
         let shared = &self.inner.rt.shared;
-        let deadline = TcpStream::deadline(&self.inner.read_timeout);
+        let deadline = TcpStream::deadline(timeout);
         let mut core = shared.lock();
         loop {
             let tcb = core
                 .stack
                 .tcb_mut(self.inner.id)
                 .ok_or_else(not_connected)?;
-            match tcb.recv(buf) {
-                Ok(n) => {
-                    // Reading may reopen the window: let the peer know.
+            match op(tcb) {
+                Ok(v) => {
+                    // A write queued data; a read may have reopened the window.
                     shared.flush(&mut core);
-                    return Ok(n);
+                    return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -794,37 +803,20 @@ impl TcpStream {
             let (g, timed_out) = shared.wait(core, deadline);
             core = g;
             if timed_out {
-                return Err(io::Error::new(io::ErrorKind::WouldBlock, "read timed out"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{what} timed out"),
+                ));
             }
         }
     }
 
+    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.blocking(&self.inner.read_timeout, "read", |tcb| tcb.recv(buf))
+    }
+
     fn write_impl(&self, data: &[u8]) -> io::Result<usize> {
-        let shared = &self.inner.rt.shared;
-        let deadline = TcpStream::deadline(&self.inner.write_timeout);
-        let mut core = shared.lock();
-        loop {
-            let tcb = core
-                .stack
-                .tcb_mut(self.inner.id)
-                .ok_or_else(not_connected)?;
-            match tcb.send(data) {
-                Ok(n) => {
-                    shared.flush(&mut core);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            if let Some(msg) = &core.dead {
-                return Err(dead_error(msg));
-            }
-            let (g, timed_out) = shared.wait(core, deadline);
-            core = g;
-            if timed_out {
-                return Err(io::Error::new(io::ErrorKind::WouldBlock, "write timed out"));
-            }
-        }
+        self.blocking(&self.inner.write_timeout, "write", |tcb| tcb.send(data))
     }
 }
 
