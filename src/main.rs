@@ -35,6 +35,10 @@ struct Cli {
     /// Example: --impair drop=5%,reorder=1%,delay=2ms
     #[arg(long, global = true, value_name = "SPEC")]
     impair: Option<Impairment>,
+    /// Print each connection's statistics (segments, retransmissions by
+    /// cause, SRTT/RTO, cwnd...) to stderr when it ends.
+    #[arg(long, global = true)]
+    stats: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,6 +108,7 @@ fn run(cli: Cli) -> io::Result<()> {
         log::info!("impairing {} in both directions: {imp}", cli.dev);
     }
     let net = NetStack::tun_with_options(&cli.dev, StackConfig::new(cli.addr), opts)?;
+    PRINT_STATS.store(cli.stats, std::sync::atomic::Ordering::Relaxed);
     let result = run_command(&net, cli.command);
     if let Some(st) = net.impair_stats() {
         eprintln!(
@@ -117,6 +122,17 @@ fn run(cli: Cli) -> io::Result<()> {
         );
     }
     result
+}
+
+static PRINT_STATS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With --stats, prints what the connection went through.
+fn report(stream: &TcpStream) {
+    if PRINT_STATS.load(std::sync::atomic::Ordering::Relaxed) {
+        if let (Ok(peer), Ok(info)) = (stream.peer_addr(), stream.info()) {
+            eprintln!("utcp: stats {peer}: {info}");
+        }
+    }
 }
 
 fn run_command(net: &NetStack, command: Command) -> io::Result<()> {
@@ -206,6 +222,7 @@ fn sink_connection(mut stream: TcpStream) -> io::Result<()> {
         }
         total += n as u64;
     }
+    report(&stream);
     let mut out = io::stdout().lock();
     writeln!(out, "{peer} {total} bytes")?;
     out.flush()
@@ -226,6 +243,7 @@ fn client(net: &NetStack, target: SocketAddrV4, message: &str) -> io::Result<()>
             Err(e) => return Err(e),
         }
     }
+    report(&stream);
     Ok(())
 }
 
@@ -256,8 +274,10 @@ fn pipe_stdio(stream: TcpStream) -> io::Result<()> {
         stdout.write_all(&buf[..n])?;
     }
     stdout.flush()?;
-    match upload.join() {
+    let r = match upload.join() {
         Ok(r) => r,
         Err(_) => Err(io::Error::other("stdin thread panicked")),
-    }
+    };
+    report(&stream);
+    r
 }

@@ -24,7 +24,7 @@ use crate::device::tun::TunDevice;
 use crate::device::Device;
 use crate::stack::{ConnId, Stack, StackConfig, StackStats};
 use crate::state::State;
-use crate::tcb::ConnStats;
+use crate::tcb::{ConnInfo, ConnStats};
 use crate::time::Instant;
 
 /// How long dropping the last handle of a [`NetStack`] waits for connections
@@ -699,6 +699,11 @@ impl TcpStream {
     /// A snapshot of the connection's counters.
     pub fn stats(&self) -> io::Result<ConnStats> {
         self.with_tcb(|t| t.stats().clone())
+    }
+
+    /// A snapshot of counters, RTT estimator, congestion and window state.
+    pub fn info(&self) -> io::Result<ConnInfo> {
+        self.with_tcb(|t| t.info())
     }
 
     /// Shuts down the reading side, the writing side (sends FIN) or both.

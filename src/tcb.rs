@@ -118,6 +118,71 @@ pub struct ConnStats {
     pub out_of_order: u64,
 }
 
+/// A snapshot of a connection: its counters plus the estimator, congestion
+/// and window state (what Linux reports as `tcp_info`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The RFC 9293 state.
+    pub state: State,
+    /// The counters.
+    pub stats: ConnStats,
+    /// Smoothed RTT (RFC 6298), once measured.
+    pub srtt: Option<Duration>,
+    /// RTT variation (RFC 6298), once measured.
+    pub rttvar: Option<Duration>,
+    /// Current retransmission timeout, back-off included.
+    pub rto: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u32,
+    /// Slow start threshold in bytes (`u32::MAX` until the first loss).
+    pub ssthresh: u32,
+    /// The peer's receive window in bytes (scaled).
+    pub peer_window: u32,
+    /// Our send MSS (payload bytes per segment, before options).
+    pub mss: u32,
+    /// Window scale shifts: (ours, the peer's); (0, 0) when not negotiated.
+    pub window_scales: (u8, u8),
+    /// Timestamps negotiated (RFC 7323).
+    pub timestamps: bool,
+    /// SACK negotiated (RFC 2018).
+    pub sack: bool,
+    /// Bytes queued to send (unacknowledged and unsent).
+    pub send_queued: usize,
+    /// Bytes received and not yet read.
+    pub recv_queued: usize,
+}
+
+impl std::fmt::Display for ConnInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "{} segs in/out {}/{} bytes in/out {}/{} rto-retx {} fast-retx {} \
+             newreno-retx {} sack-retx {} lost-retx {} tlp {} dupacks {} zwp {} \
+             srtt {:?} rttvar {:?} rto {:?} cwnd {} ssthresh {} peer-wnd {}",
+            self.state,
+            s.segs_in,
+            s.segs_out,
+            s.bytes_in,
+            s.bytes_out,
+            s.retransmits_timeout,
+            s.fast_retransmits,
+            s.partial_ack_retransmits,
+            s.sack_retransmits,
+            s.lost_retransmits,
+            s.tail_loss_probes,
+            s.dup_acks,
+            s.zero_window_probes,
+            self.srtt,
+            self.rttvar,
+            self.rto,
+            self.cwnd,
+            self.ssthresh,
+            self.peer_window
+        )
+    }
+}
+
 /// What the stack must do with a segment after the TCB processed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -407,6 +472,26 @@ impl Tcb {
         &self.stats
     }
 
+    /// A snapshot of counters, estimator, congestion and window state.
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            state: self.state,
+            stats: self.stats.clone(),
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            peer_window: self.snd_wnd,
+            mss: self.snd_mss,
+            window_scales: (self.rcv_wscale, self.snd_wscale),
+            timestamps: self.ts_ok,
+            sack: self.sack_ok,
+            send_queued: self.snd_buf.len(),
+            recv_queued: self.rcv_buf.len(),
+        }
+    }
+
     /// The RTT estimator (SRTT, RTTVAR, RTO).
     pub fn rtt(&self) -> &RttEstimator {
         &self.rtt
@@ -656,14 +741,14 @@ impl Tcb {
         self.probe_pending = false;
         self.reassembly.clear();
         debug!(
-            "{} -> {}: closed{} (stats: {:?})",
+            "{} -> {}: closed{}: {}",
             self.local,
             self.remote,
             match error {
                 Some(kind) => format!(" with error {kind:?}"),
                 None => String::new(),
             },
-            self.stats
+            self.info()
         );
     }
 
