@@ -1,23 +1,81 @@
 //! A simulated link between two stacks, on a fake clock.
 //!
-//! Two [`Stack`]s exchange packets through an in-memory link with a fixed
-//! one-way latency and, optionally, a rate ([`SimNet::set_bandwidth`]). Time is simulated: [`SimNet::step`] jumps straight to the
-//! next event (a packet arriving or a timer firing), so a test can run minutes
-//! of retransmission back-off in microseconds, deterministically. A filter
-//! closure sees every packet and may drop it, which is how tests lose the
-//! exact segment they want to lose. With [`SimNet::set_trace`] on, every
-//! packet put on the link (or dropped) is also kept in [`SimNet::trace`], so a
-//! test can check what went over the wire.
+//! Two [`Stack`]s exchange packets through an in-memory link. Time is
+//! simulated: [`SimNet::step`] jumps straight to the next event (a packet
+//! arriving or a timer firing), so a test can run minutes of retransmission
+//! back-off in microseconds of real time.
+//!
+//! # Impairments
+//!
+//! Each direction of the link has its own [`LinkConfig`]
+//! ([`SimNet::set_link_dir`]); [`SimNet::set_link`] gives both directions the
+//! same one. A link can have a base delay with uniform jitter, a bandwidth
+//! limit with a finite FIFO queue (tail drop), independent random loss,
+//! Gilbert-Elliott burst loss, reordering, duplication and bit-flip
+//! corruption. Every random decision comes from one seeded RNG owned by the
+//! [`SimNet`] ([`SimNet::set_seed`]; seed 0 by default): the same seed, the
+//! same configuration and the same application calls give the same run,
+//! packet for packet.
+//!
+//! A packet emitted by a stack goes through these stages, in this order:
+//!
+//! 1. the **filter** ([`SimNet::set_filter`]) sees every packet and may drop
+//!    it; this is how tests lose one chosen packet;
+//! 2. the **queue**: with a bandwidth limit, a packet the filter kept (or
+//!    dropped: it was "lost on the wire" and still used its slot, as before
+//!    the queue existed) enters the sender's FIFO if it fits under the
+//!    [`QueueLimit`], else it is tail-dropped ([`LinkStats::dropped_queue`]).
+//!    It leaves the queue `len / rate` after the previous packet left;
+//! 3. **loss**: independent loss with probability [`LinkConfig::loss`], then
+//!    the [`GilbertElliott`] burst model if configured
+//!    ([`LinkStats::dropped_loss`] counts both);
+//! 4. **duplication**: with probability [`LinkConfig::duplicate`] a second
+//!    copy is made ([`LinkStats::duplicated`]); the copy does not use the
+//!    bottleneck again (it is made past the queue) and goes through stages
+//!    5 and 6 on its own;
+//! 5. **corruption**: with probability [`LinkConfig::corrupt`], 1 to
+//!    [`LinkConfig::corrupt_max_bits`] distinct random bits anywhere in the
+//!    packet are flipped (see the note below);
+//! 6. **delay**: the copy arrives `delay + U[0, jitter]` after it left the
+//!    queue, plus `reorder_delay` with probability [`LinkConfig::reorder`]
+//!    ([`LinkStats::reordered`] counts those held back; later packets then
+//!    overtake them). Jitter on its own also reorders packets, as netem's
+//!    does, unless [`LinkConfig::jitter_keeps_order`] is set: then a packet
+//!    that was not held back never arrives before the one sent before it.
+//!
+//! # Corruption and the Internet checksum
+//!
+//! The 16-bit ones'-complement checksum of IPv4 and TCP (RFC 1071) catches
+//! every single-bit error, but not every 2- or 3-bit error: flipping the same
+//! bit position (mod 16) in two different 16-bit words, one 0 to 1 and the
+//! other 1 to 0, leaves the sum unchanged. About 1 in 32 random two-bit
+//! flips is such a collision, so a long corrupted transfer would eventually
+//! deliver bad bytes through any correct TCP. That is a property of the
+//! checksum, not of the stack under test, so the simulator re-draws the bit
+//! positions whenever its own, independent checksum verification says both
+//! the IPv4 header checksum and the TCP (or ICMP) checksum would still pass
+//! ([`LinkStats::corrupt_redraws`] counts the re-draws). Every corrupted
+//! packet delivered is therefore one that a correct stack must reject, and a
+//! test can demand that the receiving stack's [`StackStats::dropped`]
+//! counters saw exactly [`LinkStats::corrupted`] packets.
+//!
+//! With [`SimNet::set_trace`] on, every packet a stack emits is also kept in
+//! [`SimNet::trace`], with what became of it.
+//!
+//! [`StackStats::dropped`]: crate::stack::StackStats::dropped
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::stack::{Stack, StackConfig};
 use crate::time::Instant;
 
 /// Which way a packet travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dir {
     /// From stack `a` to stack `b`.
     AtoB,
@@ -25,16 +83,209 @@ pub enum Dir {
     BtoA,
 }
 
+impl Dir {
+    /// Both directions, `AtoB` first.
+    pub const BOTH: [Dir; 2] = [Dir::AtoB, Dir::BtoA];
+
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
 /// What the filter decides for a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
-    /// Deliver it after the link latency.
+    /// Hand it on to the rest of the link (which may still lose it).
     Deliver,
     /// Lose it.
     Drop,
 }
 
+/// The Gilbert-Elliott two-state burst-loss model.
+///
+/// The link is in a *good* or a *bad* state (it starts good). Before each
+/// packet it moves from good to bad with probability `p` and from bad to
+/// good with probability `r`; the packet is then lost with probability
+/// `loss_good` or `loss_bad` depending on the state. The mean burst (time in
+/// the bad state) lasts `1 / r` packets, and the long-run share of packets
+/// sent in the bad state is `p / (p + r)`. With `loss_good = 0` and
+/// `loss_bad = 1` this is the simpler Gilbert model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GilbertElliott {
+    /// Probability of moving from the good to the bad state, per packet.
+    pub p: f64,
+    /// Probability of moving from the bad to the good state, per packet.
+    pub r: f64,
+    /// Loss probability in the bad state (`1 - h` in the literature).
+    pub loss_bad: f64,
+    /// Loss probability in the good state (`1 - k` in the literature).
+    pub loss_good: f64,
+}
+
+impl GilbertElliott {
+    /// The long-run loss rate: `(r * loss_good + p * loss_bad) / (p + r)`.
+    pub fn mean_loss(&self) -> f64 {
+        if self.p + self.r <= 0.0 {
+            return self.loss_good;
+        }
+        (self.r * self.loss_good + self.p * self.loss_bad) / (self.p + self.r)
+    }
+}
+
+/// How much the sender's side of a rate-limited link may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueLimit {
+    /// Never drops (the queue grows without bound).
+    Unlimited,
+    /// At most this many packets waiting or being serialised.
+    Packets(usize),
+    /// At most this many bytes waiting or being serialised.
+    Bytes(usize),
+}
+
+/// The behaviour of one direction of the link.
+///
+/// [`LinkConfig::new`] is an ideal link with the given delay; set the other
+/// fields (e.g. with struct update syntax) to impair it. Probabilities are
+/// in `[0, 1]`; [`SimNet::set_link`] panics on anything else.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkConfig {
+    /// Fixed one-way propagation delay, after the packet left the queue.
+    pub delay: Duration,
+    /// Extra delay drawn uniformly from `[0, jitter]` for every packet.
+    pub jitter: Duration,
+    /// If true, jitter never makes a packet overtake the one sent before it
+    /// (only [`LinkConfig::reorder`] reorders). If false (the default), as
+    /// with netem, jitter on its own reorders packets.
+    pub jitter_keeps_order: bool,
+    /// Rate of the bottleneck in bytes per second; `None` sends in zero time.
+    pub bandwidth: Option<u64>,
+    /// Capacity of the queue in front of the bottleneck (only with a
+    /// bandwidth); when a packet does not fit it is dropped (tail drop).
+    pub queue: QueueLimit,
+    /// Probability that a packet is lost, independently of every other.
+    pub loss: f64,
+    /// Burst loss, applied after (and in addition to) [`LinkConfig::loss`].
+    pub burst: Option<GilbertElliott>,
+    /// Probability that a packet is held back by `reorder_delay`.
+    pub reorder: f64,
+    /// How long a reordered packet is held back.
+    pub reorder_delay: Duration,
+    /// Probability that a packet is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a packet is corrupted (bits flipped).
+    pub corrupt: f64,
+    /// A corrupted packet has between 1 and this many bits flipped
+    /// (uniformly; at least 1, at most 3 is the default).
+    pub corrupt_max_bits: u8,
+}
+
+impl LinkConfig {
+    /// A perfect link: `delay` one way, infinite rate, no impairment.
+    pub fn new(delay: Duration) -> Self {
+        LinkConfig {
+            delay,
+            jitter: Duration::ZERO,
+            jitter_keeps_order: false,
+            bandwidth: None,
+            queue: QueueLimit::Unlimited,
+            loss: 0.0,
+            burst: None,
+            reorder: 0.0,
+            reorder_delay: Duration::ZERO,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            corrupt_max_bits: 3,
+        }
+    }
+
+    fn validate(&self) {
+        let probs = [
+            ("loss", self.loss),
+            ("reorder", self.reorder),
+            ("duplicate", self.duplicate),
+            ("corrupt", self.corrupt),
+        ];
+        let burst = self
+            .burst
+            .map_or([0.0; 4], |g| [g.p, g.r, g.loss_bad, g.loss_good]);
+        for (name, p) in probs.into_iter().chain(
+            ["burst.p", "burst.r", "burst.loss_bad", "burst.loss_good"]
+                .into_iter()
+                .zip(burst),
+        ) {
+            assert!(
+                (0.0..=1.0).contains(&p),
+                "LinkConfig::{name} = {p} is not a probability"
+            );
+        }
+        assert!(self.corrupt_max_bits >= 1, "corrupt_max_bits must be >= 1");
+    }
+}
+
+impl Default for LinkConfig {
+    /// [`LinkConfig::new`] with zero delay.
+    fn default() -> Self {
+        LinkConfig::new(Duration::ZERO)
+    }
+}
+
+/// Counters of one direction of the link.
+///
+/// Conservation: `sent + duplicated = delivered + dropped_filter +
+/// dropped_loss + dropped_queue + (copies still in flight)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Packets the sending stack emitted.
+    pub sent: u64,
+    /// Packet copies handed to the receiving stack (duplicates and corrupted
+    /// copies included).
+    pub delivered: u64,
+    /// Packets the filter dropped.
+    pub dropped_filter: u64,
+    /// Packets lost at random (independent loss and burst loss).
+    pub dropped_loss: u64,
+    /// Packets tail-dropped because the queue was full.
+    pub dropped_queue: u64,
+    /// Extra copies made by duplication.
+    pub duplicated: u64,
+    /// Packets held back by the reorder delay.
+    pub reordered: u64,
+    /// Corrupted copies handed to the receiving stack (counted on delivery,
+    /// so those still in flight are not included).
+    pub corrupted: u64,
+    /// Bit-flip patterns re-drawn because the Internet checksum could not
+    /// have caught them (see the module documentation).
+    pub corrupt_redraws: u64,
+}
+
+impl LinkStats {
+    /// Packets dropped for any reason (filter, loss, queue).
+    pub fn dropped(&self) -> u64 {
+        self.dropped_filter + self.dropped_loss + self.dropped_queue
+    }
+}
+
 type Filter = Box<dyn FnMut(Dir, &[u8]) -> Fate>;
+
+/// What happened to a traced packet, beyond the filter's decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Put on the link; one arrival time per copy (two if duplicated).
+    Sent {
+        /// When each copy reaches the other stack.
+        arrivals: Vec<Instant>,
+        /// Whether each copy (same order) was corrupted.
+        corrupted: Vec<bool>,
+    },
+    /// Dropped by the filter.
+    Filtered,
+    /// Lost at random (independent or burst loss).
+    Lost,
+    /// Tail-dropped at the full queue.
+    QueueFull,
+}
+
 /// One packet seen on the link, kept when tracing is on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Traced {
@@ -44,12 +295,53 @@ pub struct Traced {
     pub dir: Dir,
     /// What the filter decided.
     pub fate: Fate,
-    /// The raw IPv4 packet.
+    /// What the link did with it.
+    pub outcome: Outcome,
+    /// The raw IPv4 packet as emitted (before any corruption).
     pub bytes: Vec<u8>,
 }
 
-/// A packet on the link: (arrival time, tie-breaker, direction, bytes).
-type InFlight = Reverse<(Instant, u64, Dir, Vec<u8>)>;
+/// A packet copy on the link, ordered by arrival time then by a sequence
+/// number (so copies due at the same instant arrive in the order sent).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    id: u64,
+    dir: Dir,
+    corrupted: bool,
+    bytes: Vec<u8>,
+}
+
+/// Per-direction mutable state of the link.
+#[derive(Debug)]
+struct DirState {
+    cfg: LinkConfig,
+    stats: LinkStats,
+    /// When the bottleneck finishes sending what it already holds.
+    busy_until: Instant,
+    /// (departure time, length) of every packet queued or being serialised.
+    queue: VecDeque<(Instant, usize)>,
+    /// Bytes in `queue`.
+    queued_bytes: usize,
+    /// Gilbert-Elliott state: true when bad.
+    ge_bad: bool,
+    /// Latest arrival of a packet not held back (for `jitter_keeps_order`).
+    last_arrival: Instant,
+}
+
+impl DirState {
+    fn new(cfg: LinkConfig) -> Self {
+        DirState {
+            cfg,
+            stats: LinkStats::default(),
+            busy_until: Instant::ZERO,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            ge_bad: false,
+            last_arrival: Instant::ZERO,
+        }
+    }
+}
 
 /// Two stacks joined by a simulated link.
 pub struct SimNet {
@@ -58,55 +350,163 @@ pub struct SimNet {
     /// The second stack.
     pub b: Stack,
     now: Instant,
-    latency: Duration,
     next_id: u64,
-    in_flight: BinaryHeap<InFlight>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
     filter: Filter,
     buf: Vec<u8>,
-    /// Packets delivered so far, per direction.
+    rng: StdRng,
+    dirs: [DirState; 2],
+    /// Packet copies delivered so far, per direction (index `Dir as usize`);
+    /// the same as [`LinkStats::delivered`].
     pub delivered: [u64; 2],
-    /// Packets the filter dropped, per direction.
+    /// Packets the filter dropped, per direction; the same as
+    /// [`LinkStats::dropped_filter`].
     pub dropped: [u64; 2],
-    /// Link rate in bytes per second; `None` sends in zero time.
-    bandwidth: Option<u64>,
-    /// Per direction, when the link finishes sending what it already holds.
-    busy_until: [Instant; 2],
     /// Every packet emitted since tracing was turned on, in order.
     pub trace: Vec<Traced>,
     tracing: bool,
 }
 
+/// True if `bytes` still passes the IPv4 header checksum and the TCP (or
+/// ICMP) checksum, computed over the layout of `orig` (the packet before
+/// corruption): an independent implementation of RFC 1071, so as not to
+/// trust the codec under test.
+fn checksums_pass(orig: &[u8], bytes: &[u8]) -> bool {
+    fn sum(mut acc: u64, data: &[u8]) -> u64 {
+        for w in data.chunks(2) {
+            let hi = u64::from(w[0]) << 8;
+            let lo = w.get(1).map_or(0, |&b| u64::from(b));
+            acc += hi | lo;
+        }
+        acc
+    }
+    fn ok(mut acc: u64) -> bool {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc == 0xffff
+    }
+    if orig.len() < 20 || bytes.len() != orig.len() {
+        return false;
+    }
+    let ihl = usize::from(orig[0] & 0x0f) * 4;
+    if ihl < 20 || ihl > orig.len() {
+        return false;
+    }
+    if !ok(sum(0, &bytes[..ihl])) {
+        return false;
+    }
+    let body = &bytes[ihl..];
+    match orig[9] {
+        6 => {
+            let mut acc = sum(0, &bytes[12..20]);
+            acc += u64::from(bytes[9]);
+            acc += body.len() as u64;
+            ok(sum(acc, body))
+        }
+        1 => ok(sum(0, body)),
+        // Anything else carries no checksum we know of beyond the header.
+        _ => true,
+    }
+}
+
+/// `true` with probability `p`, drawing from `rng` only when `0 < p < 1`.
+fn chance(rng: &mut StdRng, p: f64) -> bool {
+    if p <= 0.0 {
+        false
+    } else if p >= 1.0 {
+        true
+    } else {
+        rng.random_bool(p)
+    }
+}
+
+/// A uniformly random duration in `[0, max]`, at microsecond resolution.
+fn uniform(rng: &mut StdRng, max: Duration) -> Duration {
+    let us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+    if us == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_micros(rng.random_range(0..=us))
+    }
+}
+
 impl SimNet {
-    /// Two stacks with the given configurations and one-way `latency`.
+    /// Two stacks with the given configurations and a perfect link of
+    /// one-way `latency` in both directions ([`LinkConfig::new`]); RNG seed 0.
     pub fn new(a: StackConfig, b: StackConfig, latency: Duration) -> Self {
         let mtu = a.mtu.max(b.mtu);
         SimNet {
             a: Stack::new(a),
             b: Stack::new(b),
             now: Instant::ZERO,
-            latency,
             next_id: 0,
             in_flight: BinaryHeap::new(),
             filter: Box::new(|_, _| Fate::Deliver),
             buf: vec![0; mtu],
+            rng: StdRng::seed_from_u64(0),
+            dirs: [
+                DirState::new(LinkConfig::new(latency)),
+                DirState::new(LinkConfig::new(latency)),
+            ],
             delivered: [0; 2],
             dropped: [0; 2],
             trace: Vec::new(),
             tracing: false,
-            bandwidth: None,
-            busy_until: [Instant::ZERO; 2],
         }
     }
 
-    /// Gives each direction of the link a rate of `bytes_per_sec` (`None`,
-    /// the default, sends in zero time). Packets then leave one after the
-    /// other, each taking `len / rate` to serialise before its latency
-    /// starts, so a burst arrives spread out instead of all at one instant,
-    /// as on a real link. A packet the filter drops still used its slot (it
-    /// was lost on the wire). Queues are unbounded: the link never drops
-    /// by itself.
+    /// Re-seeds the link's RNG (`StdRng::seed_from_u64`). The stacks have
+    /// their own seeds ([`StackConfig::seed`]).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
+    }
+
+    /// Gives both directions the configuration `cfg`.
+    ///
+    /// Panics if a probability is outside `[0, 1]` or
+    /// `corrupt_max_bits` is 0.
+    pub fn set_link(&mut self, cfg: LinkConfig) {
+        for dir in Dir::BOTH {
+            self.set_link_dir(dir, cfg.clone());
+        }
+    }
+
+    /// Gives direction `dir` the configuration `cfg`, from the next packet
+    /// on (packets already on the link keep their arrival times; the queue
+    /// keeps what it holds). Panics like [`SimNet::set_link`].
+    pub fn set_link_dir(&mut self, dir: Dir, cfg: LinkConfig) {
+        cfg.validate();
+        self.dirs[dir.idx()].cfg = cfg;
+    }
+
+    /// The configuration of direction `dir`.
+    pub fn link(&self, dir: Dir) -> &LinkConfig {
+        &self.dirs[dir.idx()].cfg
+    }
+
+    /// The counters of direction `dir`.
+    pub fn link_stats(&self, dir: Dir) -> &LinkStats {
+        &self.dirs[dir.idx()].stats
+    }
+
+    /// Packet copies currently on the link (both directions).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Gives each direction of the link a rate of `bytes_per_sec` (`None`
+    /// sends in zero time), keeping the rest of each direction's
+    /// [`LinkConfig`]. Packets then leave one after the other, each taking
+    /// `len / rate` to serialise before the delay starts, so a burst
+    /// arrives spread out instead of all at one instant, as on a real link.
+    /// A packet the filter drops still uses its slot (it was lost on the
+    /// wire). The queue is [`QueueLimit::Unlimited`] unless set otherwise
+    /// with [`SimNet::set_link`].
     pub fn set_bandwidth(&mut self, bytes_per_sec: Option<u64>) {
-        self.bandwidth = bytes_per_sec.filter(|&r| r > 0);
+        for d in &mut self.dirs {
+            d.cfg.bandwidth = bytes_per_sec.filter(|&r| r > 0);
+        }
     }
 
     /// Turns recording of every packet into [`SimNet::trace`] on or off.
@@ -115,6 +515,7 @@ impl SimNet {
     }
 
     /// Installs a filter that decides the fate of every packet from now on.
+    /// It sees every packet a stack emits, before any other impairment.
     pub fn set_filter(&mut self, f: impl FnMut(Dir, &[u8]) -> Fate + 'static) {
         self.filter = Box::new(f);
     }
@@ -133,32 +534,140 @@ impl SimNet {
         self.b
             .dispatch(now, &mut self.buf, |p| out.push((Dir::BtoA, p.to_vec())));
         for (dir, pkt) in out {
-            let idx = dir as usize;
-            let sent = match self.bandwidth {
-                Some(rate) => {
-                    let start = self.busy_until[idx].max(now);
-                    let micros = (pkt.len() as u64 * 1_000_000).div_ceil(rate);
-                    self.busy_until[idx] = start + Duration::from_micros(micros);
-                    self.busy_until[idx]
+            self.transmit(now, dir, pkt);
+        }
+    }
+
+    /// Runs one emitted packet through the stages of the module docs.
+    fn transmit(&mut self, now: Instant, dir: Dir, pkt: Vec<u8>) {
+        let idx = dir.idx();
+        self.dirs[idx].stats.sent += 1;
+        let fate = (self.filter)(dir, &pkt);
+        let outcome = self.impair(now, dir, fate, &pkt);
+        if self.tracing {
+            self.trace.push(Traced {
+                sent: now,
+                dir,
+                fate,
+                outcome,
+                bytes: pkt,
+            });
+        }
+    }
+
+    fn impair(&mut self, now: Instant, dir: Dir, fate: Fate, pkt: &[u8]) -> Outcome {
+        let idx = dir.idx();
+        let d = &mut self.dirs[idx];
+        // Stage 2: the queue in front of the bottleneck.
+        let departure = match d.cfg.bandwidth {
+            Some(rate) => {
+                while d.queue.front().is_some_and(|&(t, _)| t <= now) {
+                    if let Some((_, len)) = d.queue.pop_front() {
+                        d.queued_bytes -= len;
+                    }
                 }
-                None => now,
-            };
-            let fate = (self.filter)(dir, &pkt);
-            if self.tracing {
-                self.trace.push(Traced {
-                    sent: now,
-                    dir,
-                    fate,
-                    bytes: pkt.clone(),
-                });
+                let fits = match d.cfg.queue {
+                    QueueLimit::Unlimited => true,
+                    QueueLimit::Packets(n) => d.queue.len() < n,
+                    QueueLimit::Bytes(n) => d.queued_bytes + pkt.len() <= n,
+                };
+                if !fits {
+                    if fate == Fate::Drop {
+                        d.stats.dropped_filter += 1;
+                        self.dropped[idx] += 1;
+                        return Outcome::Filtered;
+                    }
+                    d.stats.dropped_queue += 1;
+                    return Outcome::QueueFull;
+                }
+                let start = d.busy_until.max(now);
+                let micros = (pkt.len() as u64 * 1_000_000).div_ceil(rate);
+                d.busy_until = start + Duration::from_micros(micros);
+                d.queue.push_back((d.busy_until, pkt.len()));
+                d.queued_bytes += pkt.len();
+                d.busy_until
             }
-            if fate == Fate::Drop {
-                self.dropped[idx] += 1;
-                continue;
+            None => now,
+        };
+        // Stage 1's verdict, applied after the packet used its slot.
+        if fate == Fate::Drop {
+            d.stats.dropped_filter += 1;
+            self.dropped[idx] += 1;
+            return Outcome::Filtered;
+        }
+        // Stage 3: loss.
+        let rng = &mut self.rng;
+        let mut lost = chance(rng, d.cfg.loss);
+        if let Some(ge) = d.cfg.burst {
+            d.ge_bad = if d.ge_bad {
+                !chance(rng, ge.r)
+            } else {
+                chance(rng, ge.p)
+            };
+            let p = if d.ge_bad { ge.loss_bad } else { ge.loss_good };
+            // Draw even when already lost, so the burst state machine
+            // consumes the RNG the same way whatever `loss` decided.
+            lost |= chance(rng, p);
+        }
+        if lost {
+            d.stats.dropped_loss += 1;
+            return Outcome::Lost;
+        }
+        // Stage 4: duplication.
+        let copies = if chance(rng, d.cfg.duplicate) {
+            d.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        let mut arrivals = Vec::with_capacity(copies);
+        let mut corrupted = Vec::with_capacity(copies);
+        for _ in 0..copies {
+            // Stage 5: corruption.
+            let mut bytes = pkt.to_vec();
+            let bad = chance(rng, d.cfg.corrupt) && !pkt.is_empty();
+            if bad {
+                let max_bits = usize::from(d.cfg.corrupt_max_bits).min(pkt.len() * 8);
+                loop {
+                    bytes.copy_from_slice(pkt);
+                    let nbits = rng.random_range(1..=max_bits);
+                    let mut flipped: Vec<usize> = Vec::with_capacity(nbits);
+                    while flipped.len() < nbits {
+                        let bit = rng.random_range(0..pkt.len() * 8);
+                        if !flipped.contains(&bit) {
+                            flipped.push(bit);
+                            bytes[bit / 8] ^= 0x80 >> (bit % 8);
+                        }
+                    }
+                    if !checksums_pass(pkt, &bytes) {
+                        break;
+                    }
+                    d.stats.corrupt_redraws += 1;
+                }
+            }
+            // Stage 6: delay, jitter, reordering.
+            let mut at = departure + d.cfg.delay + uniform(rng, d.cfg.jitter);
+            if chance(rng, d.cfg.reorder) {
+                d.stats.reordered += 1;
+                at += d.cfg.reorder_delay;
+            } else if d.cfg.jitter_keeps_order {
+                at = at.max(d.last_arrival);
+                d.last_arrival = at;
             }
             self.next_id += 1;
-            self.in_flight
-                .push(Reverse((sent + self.latency, self.next_id, dir, pkt)));
+            self.in_flight.push(Reverse(InFlight {
+                at,
+                id: self.next_id,
+                dir,
+                corrupted: bad,
+                bytes,
+            }));
+            arrivals.push(at);
+            corrupted.push(bad);
+        }
+        Outcome::Sent {
+            arrivals,
+            corrupted,
         }
     }
 
@@ -170,17 +679,20 @@ impl SimNet {
             return false;
         };
         self.now = self.now.max(next);
-        while let Some(Reverse((t, ..))) = self.in_flight.peek() {
-            if *t > self.now {
-                break;
-            }
-            let Some(Reverse((_, _, dir, pkt))) = self.in_flight.pop() else {
+        while self.in_flight.peek().is_some_and(|p| p.0.at <= self.now) {
+            let Some(Reverse(p)) = self.in_flight.pop() else {
                 break;
             };
-            self.delivered[dir as usize] += 1;
-            match dir {
-                Dir::AtoB => self.b.handle_packet(self.now, &pkt),
-                Dir::BtoA => self.a.handle_packet(self.now, &pkt),
+            let idx = p.dir.idx();
+            self.delivered[idx] += 1;
+            let stats = &mut self.dirs[idx].stats;
+            stats.delivered += 1;
+            if p.corrupted {
+                stats.corrupted += 1;
+            }
+            match p.dir {
+                Dir::AtoB => self.b.handle_packet(self.now, &p.bytes),
+                Dir::BtoA => self.a.handle_packet(self.now, &p.bytes),
             }
         }
         self.a.handle_timeout(self.now);
@@ -192,7 +704,7 @@ impl SimNet {
     /// When the next packet arrives or timer fires, if anything is pending.
     /// Call [`flush`](Self::flush) first to count packets not yet sent.
     pub fn next_event(&self) -> Option<Instant> {
-        let next_packet = self.in_flight.peek().map(|Reverse((t, ..))| *t);
+        let next_packet = self.in_flight.peek().map(|p| p.0.at);
         let next_timer = [self.a.poll_timeout(), self.b.poll_timeout()]
             .into_iter()
             .flatten()
@@ -234,5 +746,58 @@ impl SimNet {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid TCP/IPv4 packet with correct checksums.
+    fn packet() -> Vec<u8> {
+        use crate::seq::SeqNum;
+        use crate::wire::{emit_tcp, TcpFlags, TcpOptions, TcpRepr};
+        let repr = TcpRepr {
+            src: "10.0.0.1:1000".parse().unwrap(),
+            dst: "10.0.0.2:80".parse().unwrap(),
+            seq: SeqNum(1),
+            ack: SeqNum(2),
+            flags: TcpFlags::ACK,
+            window: 100,
+            options: TcpOptions::default(),
+        };
+        let mut buf = [0u8; 100];
+        let n = emit_tcp(&mut buf, &repr, 20, |p| p.fill(0x5a)).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn checksum_verifier_agrees_on_valid_and_single_flips() {
+        let p = packet();
+        assert!(checksums_pass(&p, &p));
+        for bit in 0..p.len() * 8 {
+            let mut q = p.clone();
+            q[bit / 8] ^= 0x80 >> (bit % 8);
+            assert!(!checksums_pass(&p, &q), "single flip of bit {bit} passed");
+        }
+    }
+
+    #[test]
+    fn checksum_verifier_sees_compensating_flips() {
+        // The payload bytes are 0x5a = 0101_1010 and start at byte 40, the
+        // high byte of 16-bit word 20. Flipping bit 0x40 of a high byte
+        // (1 -> 0) subtracts 0x4000 from the sum; bit 0x80 (0 -> 1) adds
+        // 0x8000.
+        let p = packet();
+        let mut q = p.clone();
+        q[40] ^= 0x40; // -0x4000
+        q[42] ^= 0x80; // +0x8000: caught
+        assert!(!checksums_pass(&p, &q));
+        q[44] ^= 0x40; // -0x4000: the sum is unchanged
+        assert!(checksums_pass(&p, &q), "a 3-bit collision");
+        assert!(
+            crate::wire::parse(&q).is_ok(),
+            "and the real codec accepts it too"
+        );
     }
 }
