@@ -111,9 +111,17 @@ fn data_at(trace: &[Traced], seq: SeqNum) -> Vec<&Traced> {
 /// Lose the first of `1 + k` back-to-back full segments: the `k` behind it
 /// each draw one duplicate ACK. At 100 Mbit/s, so the segments, and the
 /// duplicate ACKs they draw, arrive one by one.
-fn lose_first_of_burst(k: usize) -> (SimNet, ConnId, utcp::tcb::ConnStats, Vec<Traced>, SeqNum) {
+fn lose_first_of_burst(
+    k: usize,
+    tail_loss_probe: bool,
+) -> (SimNet, ConnId, utcp::tcb::ConnStats, Vec<Traced>, SeqNum) {
     sim_util::init_log();
-    let mut n = sim_util::net();
+    // RFC 5681's thresholds are pinned with tail loss probes off: a probe
+    // (RFC 8985) is one more segment, so one more duplicate ACK.
+    let (mut ca, mut cb) = sim_util::configs();
+    ca.tcp.tail_loss_probe = tail_loss_probe;
+    cb.tcp.tail_loss_probe = tail_loss_probe;
+    let mut n = SimNet::new(ca, cb, sim_util::LATENCY);
     n.set_bandwidth(Some(12_500_000));
     let (c, s) = establish(&mut n);
     let mss = warm_up(&mut n, c, s, 200_000);
@@ -130,6 +138,7 @@ fn lose_first_of_burst(k: usize) -> (SimNet, ConnId, utcp::tcb::ConnStats, Vec<T
         fast_retransmits: after.fast_retransmits - before.fast_retransmits,
         partial_ack_retransmits: after.partial_ack_retransmits - before.partial_ack_retransmits,
         dup_acks: after.dup_acks - before.dup_acks,
+        tail_loss_probes: after.tail_loss_probes - before.tail_loss_probes,
         ..Default::default()
     };
     let trace = std::mem::take(&mut n.trace);
@@ -138,17 +147,30 @@ fn lose_first_of_burst(k: usize) -> (SimNet, ConnId, utcp::tcb::ConnStats, Vec<T
 
 #[test]
 fn two_duplicate_acks_do_not_fast_retransmit() {
-    let (_n, _c, d, trace, hole) = lose_first_of_burst(2);
+    let (_n, _c, d, trace, hole) = lose_first_of_burst(2, false);
     assert_eq!(d.dup_acks, 2, "{d:?}");
     assert_eq!(d.fast_retransmits, 0, "{d:?}");
     assert_eq!(d.retransmits_timeout, 1, "the timer had to do it: {d:?}");
     assert_eq!(acks_from_b(&trace, hole).len(), 2);
 }
 
+/// RFC 8985 section 7: the same tail loss with probes on. 2*SRTT after the
+/// burst the last segment goes again; its duplicate ACK is the third, so
+/// fast retransmit repairs the hole and the 200 ms timer never fires.
+#[test]
+fn tail_loss_probe_turns_a_tail_loss_into_fast_recovery() {
+    let (_n, _c, d, trace, hole) = lose_first_of_burst(2, true);
+    assert_eq!(d.tail_loss_probes, 1, "{d:?}");
+    assert_eq!(d.dup_acks, 3, "{d:?}");
+    assert_eq!(d.fast_retransmits, 1, "{d:?}");
+    assert_eq!(d.retransmits_timeout, 0, "{d:?}");
+    assert_eq!(data_at(&trace, hole).len(), 2);
+}
+
 #[test]
 fn third_duplicate_ack_fast_retransmits_exactly_once() {
     for k in [3, 4, 6] {
-        let (_n, _c, d, trace, hole) = lose_first_of_burst(k);
+        let (_n, _c, d, trace, hole) = lose_first_of_burst(k, false);
         assert_eq!(d.dup_acks, k as u64, "k {k}: {d:?}");
         assert_eq!(d.fast_retransmits, 1, "k {k}: {d:?}");
         assert_eq!(d.retransmits_timeout, 0, "k {k}: {d:?}");
@@ -214,10 +236,13 @@ fn blackhole(n: &mut SimNet) -> Rc<Cell<bool>> {
 #[test]
 fn rto_doubles_on_each_expiry_and_resets_after_a_new_sample() {
     sim_util::init_log();
-    // Timestamps off: only a segment sent once may time the path.
+    // Timestamps off: only a segment sent once may time the path. Tail loss
+    // probes off: this pins the RFC 6298 timer alone.
     let (mut ca, mut cb) = sim_util::configs();
     ca.tcp.timestamps = false;
     cb.tcp.timestamps = false;
+    ca.tcp.tail_loss_probe = false;
+    cb.tcp.tail_loss_probe = false;
     let mut n = SimNet::new(ca, cb, LATENCY);
     let (c, s) = establish(&mut n);
     warm_up(&mut n, c, s, 50_000);
@@ -265,6 +290,8 @@ fn karn_ignores_the_ack_of_a_retransmitted_segment() {
     let (mut ca, mut cb) = sim_util::configs();
     ca.tcp.timestamps = false;
     cb.tcp.timestamps = false;
+    ca.tcp.tail_loss_probe = false;
+    cb.tcp.tail_loss_probe = false;
     let mut n = SimNet::new(ca, cb, LATENCY);
     let (c, s) = establish(&mut n);
     warm_up(&mut n, c, s, 50_000);
