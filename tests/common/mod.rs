@@ -730,3 +730,199 @@ pub fn assert_same_bytes(what: &str, expected: &[u8], got: &[u8]) {
         got.len()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the loss tests (tests/interop_loss.rs).
+// ---------------------------------------------------------------------------
+
+/// One `counter` of an nftables rule: the chain it is in and what it counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftCounter {
+    pub chain: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Netns {
+    /// Loads an nftables ruleset (`nft -f -`) into this namespace. Panics with
+    /// nft's message if it is rejected (e.g. nftables is not installed).
+    pub fn nft_apply(&self, ruleset: &str) {
+        let r = self.run(
+            "nft -f -",
+            "nft",
+            &["-f", "-"],
+            ruleset.as_bytes(),
+            Duration::from_secs(10),
+        );
+        assert!(
+            r.status.success(),
+            "nft rejected the ruleset in {} ({}): {}\nruleset:\n{ruleset}\n\
+             (the loss tests need nftables: apt-get install nftables)",
+            self.name,
+            r.status,
+            r.stderr
+        );
+    }
+
+    /// The rule counters of table `family name` (e.g. `inet utcptest`), in
+    /// the order `nft list table` prints them.
+    pub fn nft_counters(&self, family: &str, table: &str) -> Vec<NftCounter> {
+        let r = self.run(
+            "nft list table",
+            "nft",
+            &["list", "table", family, table],
+            b"",
+            Duration::from_secs(10),
+        );
+        assert!(
+            r.status.success(),
+            "nft list table {family} {table} failed in {}: {}",
+            self.name,
+            r.stderr
+        );
+        parse_nft_counters(&r.stdout_string())
+    }
+
+    /// Sets `gso_max_segs` of the TUN device in this namespace. With 1 the
+    /// kernel's TCP hands the IP layer one MSS-sized segment per packet, so
+    /// netfilter hooks see (and can drop) single wire packets instead of GSO
+    /// super-packets of up to 64 KiB.
+    pub fn set_gso_max_segs(&self, segs: u32) {
+        let r = self.run(
+            "ip link set gso_max_segs",
+            "ip",
+            &["link", "set", DEV, "gso_max_segs", &segs.to_string()],
+            b"",
+            Duration::from_secs(10),
+        );
+        assert!(
+            r.status.success(),
+            "could not set gso_max_segs {segs} on {DEV} in {}: {}",
+            self.name,
+            r.stderr
+        );
+    }
+
+    /// Like [`Netns::spawn`], but hands the child's stdout pipe to the caller
+    /// (instead of collecting it), so a test can read it at its own pace.
+    /// stderr is captured as usual; the process is killed when the guard or
+    /// the namespace drops.
+    pub fn spawn_with_stdout_pipe(
+        &self,
+        label: &str,
+        mut cmd: Command,
+        stdin: Stdio,
+    ) -> (Proc, std::process::ChildStdout) {
+        cmd.stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let desc = format!("{cmd:?}");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("[{label}] could not spawn {desc}: {e}"));
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let proc = Proc::from_child(label, child, Capture::Null);
+        self.children.lock().unwrap().push(proc.child.clone());
+        (proc, stdout)
+    }
+}
+
+/// Parses the `counter packets N bytes M` entries of `nft list` output.
+pub fn parse_nft_counters(listing: &str) -> Vec<NftCounter> {
+    let mut chain = String::new();
+    let mut out = Vec::new();
+    for line in listing.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"chain") && words.len() >= 2 {
+            chain = words[1].to_string();
+            continue;
+        }
+        if let Some(i) = words.iter().position(|w| *w == "counter") {
+            let num = |key: &str| {
+                words[i..]
+                    .windows(2)
+                    .find(|w| w[0] == key)
+                    .and_then(|w| w[1].parse::<u64>().ok())
+            };
+            if let (Some(packets), Some(bytes)) = (num("packets"), num("bytes")) {
+                out.push(NftCounter {
+                    chain: chain.clone(),
+                    packets,
+                    bytes,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Fills `buf` with the bytes at `offset..offset + buf.len()` of an endless
+/// pseudo-random stream determined by `seed`. Random access: the result does
+/// not depend on how a stream is cut into chunks, so a sender and a verifier
+/// can both generate it on the fly (no big files or buffers).
+pub fn pattern_fill(seed: u64, offset: u64, buf: &mut [u8]) {
+    fn word(seed: u64, index: u64) -> [u8; 8] {
+        // splitmix64 of (seed, index).
+        let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)).to_le_bytes()
+    }
+    let mut pos = offset;
+    let mut i = 0;
+    while i < buf.len() {
+        let w = word(seed, pos / 8);
+        let start = (pos % 8) as usize;
+        let n = (8 - start).min(buf.len() - i);
+        buf[i..i + n].copy_from_slice(&w[start..start + n]);
+        i += n;
+        pos += n as u64;
+    }
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS` of /proc/PID/status),
+/// None if the process is gone.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The command name of process `pid` (/proc/PID/comm), None if it is gone.
+pub fn proc_comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// What utcp's `--impair` summary line on stderr says
+/// (`utcp: impairment: dropped X in / Y out, duplicated A / B, reordered C / D`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImpairSummary {
+    pub dropped: [u64; 2],
+    pub duplicated: [u64; 2],
+    pub reordered: [u64; 2],
+}
+
+/// Finds and parses utcp's impairment summary line in `stderr`.
+pub fn parse_impair_summary(stderr: &str) -> Option<ImpairSummary> {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split("utcp: impairment: ").nth(1))?;
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    if nums.len() != 6 {
+        return None;
+    }
+    Some(ImpairSummary {
+        dropped: [nums[0], nums[1]],
+        duplicated: [nums[2], nums[3]],
+        reordered: [nums[4], nums[5]],
+    })
+}
