@@ -36,6 +36,7 @@ nc -h 2>&1 | grep -q -- '-N' ||
     die "'nc' is not netcat-openbsd (no -N option): apt-get install netcat-openbsd"
 command -v ping >/dev/null 2>&1 || die "'ping' not found: apt-get install iputils-ping"
 command -v ss >/dev/null 2>&1 || die "'ss' not found: apt-get install iproute2"
+command -v nft >/dev/null 2>&1 || die "'nft' not found: apt-get install nftables (the loss tests drop packets with it)"
 command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain"
 
 # Actually try the kernel features once, so a sandbox that has the device node
