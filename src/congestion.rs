@@ -153,6 +153,16 @@ impl Congestion {
         self.recover = Some(snd_max);
     }
 
+    /// The last loss response was spurious (RFC 4015): go back to the
+    /// window and threshold from before it, and leave recovery.
+    pub fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd.max(self.mss);
+        self.ssthresh = ssthresh;
+        self.recover = None;
+        self.dup_acks = 0;
+        self.ca_acked = 0;
+    }
+
     /// The retransmission timer expired (RFC 5681 section 3.1 (4)):
     /// ssthresh = max(FlightSize / 2, 2*SMSS), cwnd = 1 MSS, leave recovery.
     pub fn on_timeout(&mut self, flight: u32) {

@@ -112,6 +112,9 @@ pub struct ConnStats {
     pub tail_loss_probes: u64,
     /// Retransmissions resent because SACKs showed they were lost too.
     pub lost_retransmits: u64,
+    /// Loss episodes that proved spurious (the original arrived: the ACK
+    /// echoed its older timestamp, RFC 3522) and whose cwnd cut was undone.
+    pub spurious_retransmits: u64,
     /// Segments that failed the acceptability test (RFC 9293 section 3.10.7.4).
     pub unacceptable: u64,
     /// Out-of-order segments queued for reassembly.
@@ -181,6 +184,19 @@ impl std::fmt::Display for ConnInfo {
             self.peer_window
         )
     }
+}
+
+/// The state before a loss response, kept to undo it if the retransmission
+/// turns out to have been unnecessary (the Eifel algorithm, RFC 3522).
+#[derive(Clone, Copy, Debug)]
+struct Undo {
+    /// The segment that was retransmitted.
+    seq: SeqNum,
+    /// Our TSval when it was retransmitted.
+    tsval: u32,
+    /// cwnd and ssthresh before the reduction.
+    cwnd: u32,
+    ssthresh: u32,
 }
 
 /// What the stack must do with a segment after the TCB processed it.
@@ -282,6 +298,8 @@ pub struct Tcb {
     tlp_outstanding: bool,
     /// When SND.UNA was last retransmitted in recovery (to spot a lost retransmission).
     una_rxt: Option<(SeqNum, Instant)>,
+    /// What to restore if the last loss episode proves spurious (RFC 3522).
+    undo: Option<Undo>,
 
     // What dispatch must emit next.
     ack_pending: bool,
@@ -365,6 +383,7 @@ impl Tcb {
             tlp_pending: false,
             tlp_outstanding: false,
             una_rxt: None,
+            undo: None,
             ack_pending: false,
             dup_acks_owed: 0,
             retransmit_one: false,
@@ -838,6 +857,7 @@ impl Tcb {
         self.stats.retransmits_timeout += 1;
         self.rtt.on_timeout();
         let flight = (self.snd_max - self.snd_una) as u32;
+        self.remember_for_undo(now);
         self.cc.on_timeout(flight);
         // Karn's rule: no RTT sample from anything sent before the timeout.
         self.rtt_probe = None;
@@ -1192,7 +1212,9 @@ impl Tcb {
             self.stats.dup_acks += 1;
             let flight = (self.snd_max - self.snd_una) as u32;
             let in_recovery = self.cc.in_recovery();
+            let before = self.undo_point(now);
             if self.cc.on_dup_ack(flight, self.snd_max) == DupAckAction::FastRetransmit {
+                self.undo = before;
                 debug!(
                     "{} -> {}: third duplicate ACK for {}, fast retransmit",
                     self.local, self.remote, ack
@@ -1228,6 +1250,7 @@ impl Tcb {
                 self.local, self.remote, self.snd_una
             );
             let flight = (self.snd_max - self.snd_una) as u32;
+            self.remember_for_undo(now);
             self.cc.enter_recovery(flight, self.snd_max);
             self.start_fast_retransmit(now);
         }
@@ -1259,6 +1282,52 @@ impl Tcb {
         None
     }
 
+    /// The state a loss response starting now would undo to (timestamps only:
+    /// without them a spurious retransmission cannot be told apart).
+    fn undo_point(&self, now: Instant) -> Option<Undo> {
+        self.ts_ok.then(|| Undo {
+            seq: self.snd_una,
+            tsval: self.tsval(now),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+        })
+    }
+
+    fn remember_for_undo(&mut self, now: Instant) {
+        // A second loss in the same episode keeps the first undo point.
+        if self.undo.is_none() {
+            self.undo = self.undo_point(now);
+        }
+    }
+
+    /// RFC 3522 (Eifel detection): the first ACK covering the retransmitted
+    /// segment echoes a timestamp older than the retransmission, so it was the
+    /// original that arrived. Restore cwnd and ssthresh (RFC 4015's response).
+    fn check_spurious(&mut self, ack: SeqNum, tsecr: Option<u32>) {
+        let Some(undo) = self.undo else { return };
+        if !ack.gt(undo.seq) {
+            return;
+        }
+        self.undo = None;
+        let Some(tsecr) = tsecr.filter(|&t| t != 0) else {
+            return;
+        };
+        if (tsecr.wrapping_sub(undo.tsval) as i32) < 0 {
+            debug!(
+                "{} -> {}: retransmission of {} was spurious, undoing the cwnd cut",
+                self.local, self.remote, undo.seq
+            );
+            self.stats.spurious_retransmits += 1;
+            self.cc.undo(undo.cwnd, undo.ssthresh);
+            self.retransmit_one = false;
+            self.tlp_outstanding = false;
+            if self.snd_nxt.lt(self.snd_max) {
+                // After a spurious timeout the original flight got through.
+                self.snd_nxt = self.snd_max;
+            }
+        }
+    }
+
     /// Loss detected at SND.UNA: retransmit it now (RFC 5681 section 3.2 step 2).
     fn start_fast_retransmit(&mut self, now: Instant) {
         self.stats.fast_retransmits += 1;
@@ -1280,6 +1349,7 @@ impl Tcb {
         }
         let from_buf = acked.min(self.snd_buf.len());
         self.snd_buf.drain(..from_buf);
+        self.check_spurious(ack, tsecr);
         self.snd_una = ack;
         if self.snd_nxt.lt(ack) {
             self.snd_nxt = ack;
