@@ -712,6 +712,10 @@ impl Tcb {
                     self.tlp_outstanding = true;
                     self.stats.tail_loss_probes += 1;
                     self.retransmit_one = true;
+                    // RFC 8985 section 7.3: re-arm the RTO after the probe.
+                    if self.rto_deadline.is_some_and(|t| t > now) {
+                        self.rto_deadline = Some(now + self.rtt.rto());
+                    }
                 } else {
                     self.tlp_pending = true;
                 }
@@ -1600,6 +1604,9 @@ impl Tcb {
                 );
                 let off = seq - self.snd_una;
                 let retransmission = seq.lt(self.snd_max);
+                // RFC 8985 section 7.3: the RTO timer is re-armed from the
+                // probe, so that the probe's answer can arrive before it.
+                self.rto_deadline = Some(now + self.rtt.rto());
                 if seq == self.snd_max {
                     // New data: continue from the top, not from a rewound snd_nxt.
                     self.snd_nxt = self.snd_max;

@@ -3057,6 +3057,29 @@ fn tlp_established() -> Tcb {
     tcb
 }
 
+/// RFC 8985 sections 7.2 and 7.3: with no ACK, a probe goes out after
+/// PTO = 2*SRTT; with no new data to send it is the last segment again.
+/// Section 7.3: after the probe the RTO timer is re-armed (from now), and
+/// it still fires if the probe draws no answer.
+#[test]
+fn tlp_resends_last_segment_rfc8985_7_3() {
+    let mut tcb = tlp_established();
+    let a = data(3 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1000)).len(), 3);
+    assert_eq!(tcb.poll_at(), Some(at(1200)));
+    tcb.on_timeout(at(1200));
+    assert_eq!(out(&mut tcb, at(1200)), vec![seg_i(&a, 2)]);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+    let rto = tcb.rtt().rto();
+    assert_eq!(tcb.poll_at(), Some(at(1200) + rto));
+    tcb.on_timeout(at(1200) + rto);
+    assert_eq!(out(&mut tcb, at(1200) + rto), vec![seg_i(&a, 0)]);
+    assert_eq!(tcb.stats().retransmits_timeout, 1);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+}
+
 /// RFC 8985 section 7.3: the probe is new data when there is some and the
 /// peer's window allows (even beyond cwnd); only one probe until an ACK of
 /// new data; then the PTO is armed again.
@@ -3102,6 +3125,28 @@ fn tlp_single_segment_waits_for_delayed_ack_rfc8985_7_2() {
     tcb.send(&data(100)).unwrap();
     out(&mut tcb, at(1000));
     assert_eq!(tcb.poll_at(), Some(at(1240)));
+}
+
+/// RFC 8985 section 7.3 (in recovery, TLP retransmits): when SACKs cannot
+/// show that the retransmission of SND.UNA was lost, the probe resends it.
+#[test]
+fn tlp_in_recovery_resends_snd_una_rfc8985_7_3() {
+    let mut tcb = tlp_established();
+    let a = data(10 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1000)).len(), 10);
+    seg_in(&mut tcb, at(1050), &sack_ack(sg(0), &[(sg(1), sg(4))]));
+    assert_eq!(out(&mut tcb, at(1050)), vec![seg_i(&a, 0)]);
+    seg_in(&mut tcb, at(1060), &sack_ack(sg(0), &[(sg(1), sg(10))]));
+    assert_eq!(out(&mut tcb, at(1060)), vec![]);
+    let pto = tcb.poll_at().unwrap();
+    assert!(pto < at(1300), "the probe comes before the RTO");
+    tcb.on_timeout(pto);
+    assert_eq!(out(&mut tcb, pto), vec![seg_i(&a, 0)]);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+    // Section 7.3: the RTO is re-armed from the probe.
+    assert_eq!(tcb.poll_at(), Some(pto + tcb.rtt().rto()));
 }
 
 /// RFC 8985 section 7.2 (TLP is for data; this stack does not probe a FIN):
