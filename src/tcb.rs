@@ -1641,13 +1641,21 @@ impl Tcb {
                     let cwnd = if self.cc.in_recovery() {
                         self.cc.ssthresh() as usize
                     } else {
-                        self.cc.cwnd() as usize + limited
+                        self.cc.cwnd() as usize
                     };
                     (cwnd, self.pipe())
                 } else {
-                    (self.cc.cwnd() as usize + limited, in_flight)
+                    (self.cc.cwnd() as usize, in_flight)
                 };
-                let usable = rwnd_room.min(cwnd.saturating_sub(flight));
+                let mut cwnd_room = cwnd.saturating_sub(flight);
+                if limited > 0 {
+                    // RFC 3042: FlightSize may reach cwnd + 2*SMSS; the pipe
+                    // already excludes SACKed segments (RFC 6675 section 5
+                    // step (3)), so the allowance is not added to it again.
+                    cwnd_room = cwnd_room
+                        .max((self.cc.cwnd() as usize + limited).saturating_sub(in_flight));
+                }
+                let usable = rwnd_room.min(cwnd_room);
                 let mut len = unsent.min(usable).min(mss);
                 if self.snd_nxt.lt(self.snd_max) {
                     // Retransmitting: stop at the next SACKed range.

@@ -3046,6 +3046,24 @@ fn limited_transmit_respects_peer_window_rfc3042_2() {
     assert_eq!(tcb.stats().dup_acks, 2);
 }
 
+/// RFC 3042 section 2 with RFC 6675 section 5 step (3): with SACK, limited
+/// transmit is governed by cwnd - pipe; each of the first two duplicate
+/// ACKs (each SACKing one segment) still lets exactly one new segment out,
+/// so FlightSize never exceeds cwnd + 2*SMSS.
+#[test]
+fn limited_transmit_with_sack_one_segment_per_dup_ack_rfc3042_2() {
+    let (mut tcb, a) = sack_flight(14, at(200));
+    let cwnd = tcb.congestion().cwnd();
+    seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(2))]));
+    assert_eq!(out(&mut tcb, at(300)), vec![seg_i(&a, 10)]);
+    seg_in(&mut tcb, at(301), &sack_ack(sg(0), &[(sg(1), sg(3))]));
+    assert_eq!(out(&mut tcb, at(301)), vec![seg_i(&a, 11)]);
+    assert_eq!(
+        tcb.snd_nxt() - tcb.snd_una(),
+        cwnd as usize + 2 * MSS as usize
+    );
+}
+
 // ----------------------------------------------------------------------
 // Tail loss probe (RFC 8985 section 7)
 // ----------------------------------------------------------------------
