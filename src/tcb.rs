@@ -178,8 +178,9 @@ pub struct Tcb {
     last_ack_sent: SeqNum,
     /// Both sides sent SACK-permitted (RFC 2018 section 2).
     sack_ok: bool,
-    /// Start of the most recent out-of-order segment (its block is reported first).
-    last_ooo: Option<SeqNum>,
+    /// Starts of the latest out-of-order segments, most recent first: their
+    /// blocks are reported first, in that order (RFC 2018 section 4).
+    last_ooo: Vec<SeqNum>,
     /// Karn's rule blocked RTT samples since a retransmission; a timestamp echo may unblock.
     karn_blocked: bool,
     /// Our TSval when that retransmission happened: only echoes of it or later time anything.
@@ -276,7 +277,7 @@ impl Tcb {
             ts_recent: 0,
             last_ack_sent: SeqNum(0),
             sack_ok: false,
-            last_ooo: None,
+            last_ooo: Vec::new(),
             karn_blocked: false,
             karn_tsval: 0,
             rcv_buf: VecDeque::new(),
@@ -1318,7 +1319,8 @@ impl Tcb {
             // RFC 5681 section 4.2: an out-of-order segment is acked at once (a duplicate ACK).
             self.ack_pending = true;
             self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(64);
-            self.last_ooo = Some(seq);
+            self.last_ooo.insert(0, seq);
+            self.last_ooo.truncate(wire::SackBlocks::MAX);
         }
     }
 
@@ -1437,15 +1439,15 @@ impl Tcb {
             opts.timestamp = Some((self.tsval(now), self.ts_recent));
         }
         if with_sack && self.sack_ok && !self.reassembly.is_empty() {
-            // The block holding the latest out-of-order segment goes first.
-            let first = self
+            // The block holding the latest out-of-order segment goes first,
+            // then the most recently reported ones (RFC 2018 section 4), so
+            // each block is repeated in several ACKs; then the rest.
+            let recent = self
                 .last_ooo
-                .and_then(|s| self.reassembly.blocks().find(|&(l, r)| s.in_range(l, r)));
-            if let Some((l, r)) = first {
-                opts.sack.push(l, r);
-            }
-            for (l, r) in self.reassembly.blocks() {
-                if Some((l, r)) != first && !opts.sack.push(l, r) {
+                .iter()
+                .filter_map(|&s| self.reassembly.blocks().find(|&(l, r)| s.in_range(l, r)));
+            for (l, r) in recent.chain(self.reassembly.blocks()) {
+                if !opts.sack.as_slice().contains(&(l, r)) && !opts.sack.push(l, r) {
                     break;
                 }
             }

@@ -2765,6 +2765,43 @@ fn sack_block_count_limits_rfc2018_3() {
     }
 }
 
+/// RFC 2018 section 4: "the SACK option SHOULD be filled out by repeating
+/// the most recently reported SACK blocks", so that each block is reported
+/// in at least three successive ACKs even with more blocks than fit.
+#[test]
+fn sack_blocks_repeat_most_recent_rfc2018_4() {
+    for ts in [false, true] {
+        let syn = peer_syn_opts(ts.then_some(PEER_TS), true);
+        let mut tcb = established_rtt(&syn, opts_cfg(ts, true, false), 0);
+        let p = PEER_ISS + 1;
+        let mut reports: Vec<Vec<(u32, u32)>> = Vec::new();
+        for k in 1..=6u32 {
+            let d = data(50);
+            let mut s = from_peer(ACK, p + 100 * k, ISS + 1, &d);
+            if ts {
+                s = with_ts(s, PEER_TS + k, ISS);
+            }
+            seg_in(&mut tcb, at(u64::from(k)), &s);
+            let segs = out(&mut tcb, at(u64::from(k)));
+            reports.push(sacks(&segs[0]));
+        }
+        // Blocks 1..=4 (each reported first once) appear in the two ACKs
+        // after their own too (three with timestamps: blocks 1..=4 need
+        // reports k, k+1, k+2 <= 6).
+        for k in 1..=4u32 {
+            let block = (p + 100 * k, p + 100 * k + 50);
+            for r in (k - 1)..(k + 2) {
+                assert!(
+                    reports[r as usize].contains(&block),
+                    "ts={ts}: block {k} missing from ACK {} {:?}",
+                    r + 1,
+                    reports[r as usize]
+                );
+            }
+        }
+    }
+}
+
 /// RFC 5681 section 4.2 and section 2 (duplicate ACK definition): each
 /// out-of-order segment gets its own duplicate ACK even when several are
 /// processed before dispatch, and they repeat the same window field.
