@@ -259,8 +259,9 @@ pub struct Tcb {
     last_ack_sent: SeqNum,
     /// Both sides sent SACK-permitted (RFC 2018 section 2).
     sack_ok: bool,
-    /// Start of the most recent out-of-order segment (its block is reported first).
-    last_ooo: Option<SeqNum>,
+    /// Starts of the latest out-of-order segments, most recent first: their
+    /// blocks are reported first, in that order (RFC 2018 section 4).
+    last_ooo: Vec<SeqNum>,
     /// Karn's rule blocked RTT samples since a retransmission; a timestamp echo may unblock.
     karn_blocked: bool,
     /// Our TSval when that retransmission happened: only echoes of it or later time anything.
@@ -359,7 +360,7 @@ impl Tcb {
             ts_recent: 0,
             last_ack_sent: SeqNum(0),
             sack_ok: false,
-            last_ooo: None,
+            last_ooo: Vec::new(),
             karn_blocked: false,
             karn_tsval: 0,
             rcv_buf: VecDeque::new(),
@@ -816,6 +817,10 @@ impl Tcb {
                     self.tlp_outstanding = true;
                     self.stats.tail_loss_probes += 1;
                     self.retransmit_one = true;
+                    // RFC 8985 section 7.3: re-arm the RTO after the probe.
+                    if self.rto_deadline.is_some_and(|t| t > now) {
+                        self.rto_deadline = Some(now + self.rtt.rto());
+                    }
                 } else {
                     self.tlp_pending = true;
                 }
@@ -1469,7 +1474,8 @@ impl Tcb {
             // RFC 5681 section 4.2: an out-of-order segment is acked at once (a duplicate ACK).
             self.ack_pending = true;
             self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(64);
-            self.last_ooo = Some(seq);
+            self.last_ooo.insert(0, seq);
+            self.last_ooo.truncate(wire::SackBlocks::MAX);
         }
     }
 
@@ -1588,15 +1594,15 @@ impl Tcb {
             opts.timestamp = Some((self.tsval(now), self.ts_recent));
         }
         if with_sack && self.sack_ok && !self.reassembly.is_empty() {
-            // The block holding the latest out-of-order segment goes first.
-            let first = self
+            // The block holding the latest out-of-order segment goes first,
+            // then the most recently reported ones (RFC 2018 section 4), so
+            // each block is repeated in several ACKs; then the rest.
+            let recent = self
                 .last_ooo
-                .and_then(|s| self.reassembly.blocks().find(|&(l, r)| s.in_range(l, r)));
-            if let Some((l, r)) = first {
-                opts.sack.push(l, r);
-            }
-            for (l, r) in self.reassembly.blocks() {
-                if Some((l, r)) != first && !opts.sack.push(l, r) {
+                .iter()
+                .filter_map(|&s| self.reassembly.blocks().find(|&(l, r)| s.in_range(l, r)));
+            for (l, r) in recent.chain(self.reassembly.blocks()) {
+                if !opts.sack.as_slice().contains(&(l, r)) && !opts.sack.push(l, r) {
                     break;
                 }
             }
@@ -1755,6 +1761,9 @@ impl Tcb {
                 );
                 let off = seq - self.snd_una;
                 let retransmission = seq.lt(self.snd_max);
+                // RFC 8985 section 7.3: the RTO timer is re-armed from the
+                // probe, so that the probe's answer can arrive before it.
+                self.rto_deadline = Some(now + self.rtt.rto());
                 if seq == self.snd_max {
                     // New data: continue from the top, not from a rewound snd_nxt.
                     self.snd_nxt = self.snd_max;
@@ -1789,13 +1798,21 @@ impl Tcb {
                     let cwnd = if self.cc.in_recovery() {
                         self.cc.ssthresh() as usize
                     } else {
-                        self.cc.cwnd() as usize + limited
+                        self.cc.cwnd() as usize
                     };
                     (cwnd, self.pipe())
                 } else {
-                    (self.cc.cwnd() as usize + limited, in_flight)
+                    (self.cc.cwnd() as usize, in_flight)
                 };
-                let usable = rwnd_room.min(cwnd.saturating_sub(flight));
+                let mut cwnd_room = cwnd.saturating_sub(flight);
+                if limited > 0 {
+                    // RFC 3042: FlightSize may reach cwnd + 2*SMSS; the pipe
+                    // already excludes SACKed segments (RFC 6675 section 5
+                    // step (3)), so the allowance is not added to it again.
+                    cwnd_room = cwnd_room
+                        .max((self.cc.cwnd() as usize + limited).saturating_sub(in_flight));
+                }
+                let usable = rwnd_room.min(cwnd_room);
                 let mut len = unsent.min(usable).min(mss);
                 if self.snd_nxt.lt(self.snd_max) {
                     // Retransmitting: stop at the next SACKed range.

@@ -2275,3 +2275,948 @@ fn delayed_ack_fin_acked_at_once() {
         vec![ack(ISS + 1, PEER_ISS + 12, WIN - 11)]
     );
 }
+
+// ----------------------------------------------------------------------
+// Options: timestamps (RFC 7323) and SACK (RFC 2018) -- harness
+// ----------------------------------------------------------------------
+
+/// The peer's TSval on its SYN in the option tests.
+const PEER_TS: u32 = 7_000;
+/// Full-sized payload without options.
+const MSS: u32 = 1460;
+
+/// The test config with the option features chosen.
+fn opts_cfg(timestamps: bool, sack: bool, tail_loss_probe: bool) -> TcpConfig {
+    TcpConfig {
+        timestamps,
+        sack,
+        tail_loss_probe,
+        ..config()
+    }
+}
+
+/// The test config with SACK and an RTO floor of 1 s (RFC 6298 (2.4)), so
+/// that SACK recovery plays out long before the retransmission timer.
+fn sack_cfg() -> TcpConfig {
+    TcpConfig {
+        rtt: RttConfig {
+            min_rto: Duration::from_secs(1),
+            ..RttConfig::default()
+        },
+        ..opts_cfg(false, true, false)
+    }
+}
+
+/// The peer's SYN (ISN `PEER_ISS`, MSS 1460), with TSval `ts` and
+/// SACK-permitted as given.
+fn peer_syn_opts(ts: Option<u32>, sack_permitted: bool) -> TcpSegment<'static> {
+    TcpSegment {
+        options: TcpOptions {
+            mss: Some(1460),
+            sack_permitted,
+            timestamp: ts.map(|v| (v, 0)),
+            ..TcpOptions::default()
+        },
+        ..from_peer(SYN, PEER_ISS, 0, &[])
+    }
+}
+
+/// `s` carrying the timestamps option (TSval, TSecr).
+fn with_ts(s: TcpSegment<'_>, tsval: u32, tsecr: u32) -> TcpSegment<'_> {
+    let mut s = s;
+    s.options.timestamp = Some((tsval, tsecr));
+    s
+}
+
+/// `s` carrying SACK blocks `[left, right)`, given as absolute sequence numbers.
+fn with_sack<'a>(s: TcpSegment<'a>, blocks: &[(u32, u32)]) -> TcpSegment<'a> {
+    let mut s = s;
+    for &(l, r) in blocks {
+        assert!(s.options.sack.push(SeqNum(l), SeqNum(r)));
+    }
+    s
+}
+
+/// A pure ACK from the peer acknowledging `ack`, with SACK blocks.
+fn sack_ack(ack: u32, blocks: &[(u32, u32)]) -> TcpSegment<'static> {
+    with_sack(from_peer(ACK, PEER_ISS + 1, ack, &[]), blocks)
+}
+
+/// Our TSval at `now`: milliseconds plus the per-connection offset (the ISS).
+fn our_ts(now: Instant) -> u32 {
+    (now.total_millis() as u32).wrapping_add(ISS)
+}
+
+/// Start of our `i`-th full-sized data segment (no timestamps).
+fn sg(i: u32) -> u32 {
+    ISS + 1 + i * MSS
+}
+
+/// The SACK blocks of a segment we sent, as absolute numbers.
+fn sacks(s: &Seg) -> Vec<(u32, u32)> {
+    s.options
+        .sack
+        .as_slice()
+        .iter()
+        .map(|&(l, r)| (l.0, r.0))
+        .collect()
+}
+
+/// A passive open from `syn`: our SYN-ACK leaves at `T0`, the peer's ACK
+/// (with a timestamp if the SYN had one) arrives `rtt_ms` later, so SRTT =
+/// `rtt_ms` and RTTVAR = `rtt_ms` / 2 (RFC 6298 (2.2)).
+fn established_rtt(syn: &TcpSegment<'_>, cfg: TcpConfig, rtt_ms: u64) -> Tcb {
+    let mut tcb = syn_received_with(syn, ISS, cfg);
+    let mut a = from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]);
+    if let Some((tsval, _)) = syn.options.timestamp {
+        a = with_ts(a, tsval + 1, our_ts(T0));
+    }
+    seg_in(&mut tcb, at(rtt_ms), &a);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(out(&mut tcb, at(rtt_ms)), vec![]);
+    assert_eq!(tcb.rtt().srtt(), Some(Duration::from_millis(rtt_ms)));
+    tcb
+}
+
+/// SACK negotiated (no timestamps), SRTT 100 ms, RTO 1 s: established at at(100).
+fn sack_established() -> Tcb {
+    established_rtt(&peer_syn_opts(None, true), sack_cfg(), 100)
+}
+
+/// Timestamps negotiated (no SACK); SYN-ACK at `T0`, ACK at `T0`.
+fn ts_established() -> Tcb {
+    established_rtt(
+        &peer_syn_opts(Some(PEER_TS), false),
+        opts_cfg(true, false, false),
+        0,
+    )
+}
+
+// ----------------------------------------------------------------------
+// Timestamps (RFC 7323)
+// ----------------------------------------------------------------------
+
+/// RFC 7323 section 3.2: our SYN carries TSopt with TSval from our clock
+/// (ms plus a per-connection offset, section 5.4) and TSecr 0; once the
+/// SYN-ACK carried TSopt too, every segment carries TSval and echoes the
+/// peer's TSval as TSecr.
+#[test]
+fn ts_active_open_syn_and_later_segments_rfc7323_3_2() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), opts_cfg(true, false, false));
+    let syn = out(&mut tcb, at(7));
+    assert_eq!(syn.len(), 1);
+    assert_eq!(syn[0].flags, SYN);
+    assert_eq!(syn[0].options.timestamp, Some((ISS + 7, 0)));
+    assert!(!syn[0].options.sack_permitted);
+    let syn_ack = with_ts(
+        TcpSegment {
+            options: mss_only(1460),
+            ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, &[])
+        },
+        5000,
+        ISS + 7,
+    );
+    seg_in(&mut tcb, at(30), &syn_ack);
+    assert_eq!(tcb.state(), State::Established);
+    let expect_ts = |now: Instant, echo: u32| TcpOptions {
+        timestamp: Some((our_ts(now), echo)),
+        ..TcpOptions::default()
+    };
+    assert_eq!(
+        out(&mut tcb, at(30)),
+        vec![Seg {
+            options: expect_ts(at(30), 5000),
+            ..ack(ISS + 1, PEER_ISS + 1, WIN)
+        }]
+    );
+    tcb.send(b"hi").unwrap();
+    assert_eq!(
+        out(&mut tcb, at(45)),
+        vec![Seg {
+            options: expect_ts(at(45), 5000),
+            ..seg(ACK | PSH, ISS + 1, PEER_ISS + 1, WIN, b"hi")
+        }]
+    );
+}
+
+/// RFC 7323 section 3.2: a SYN with TSopt is answered by a SYN-ACK with
+/// TSopt whose TSecr echoes the SYN's TSval; later segments echo TS.Recent.
+#[test]
+fn ts_passive_open_syn_ack_echoes_rfc7323_3_2() {
+    let syn = peer_syn_opts(Some(PEER_TS), false);
+    let mut tcb = Tcb::accept(&syn, SeqNum(ISS), opts_cfg(true, false, false));
+    assert_eq!(
+        out(&mut tcb, at(3)),
+        vec![Seg {
+            options: TcpOptions {
+                mss: Some(1460),
+                timestamp: Some((our_ts(at(3)), PEER_TS)),
+                ..TcpOptions::default()
+            },
+            ..seg(SYN | ACK, ISS, PEER_ISS + 1, WIN, &[])
+        }]
+    );
+    seg_in(
+        &mut tcb,
+        at(10),
+        &with_ts(
+            from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]),
+            PEER_TS + 10,
+            our_ts(at(3)),
+        ),
+    );
+    assert_eq!(tcb.state(), State::Established);
+    tcb.send(b"x").unwrap();
+    let segs = out(&mut tcb, at(20));
+    assert_eq!(segs.len(), 1);
+    assert_eq!(
+        segs[0].options.timestamp,
+        Some((our_ts(at(20)), PEER_TS + 10))
+    );
+}
+
+/// RFC 7323 section 3.2: if the SYN had no TSopt, the SYN-ACK has none and
+/// no later segment carries one; data segments use the whole MSS.
+#[test]
+fn ts_not_offered_by_peer_rfc7323_3_2() {
+    let mut tcb = established_with(&peer_syn(PEER_ISS), ISS, opts_cfg(true, false, false));
+    let a = data(2 * 1460);
+    tcb.send(&a).unwrap();
+    let segs = out(&mut tcb, at(5));
+    assert_eq!(
+        segs,
+        vec![
+            seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1460]),
+            seg(ACK | PSH, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..]),
+        ]
+    );
+    seg_in(
+        &mut tcb,
+        at(6),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1, b"q"),
+    );
+    assert_eq!(
+        out(&mut tcb, at(6)),
+        vec![ack(ISS + 2921, PEER_ISS + 2, WIN - 1)]
+    );
+    // And the SYN-ACK itself carried none.
+    let mut tcb = Tcb::accept(
+        &peer_syn(PEER_ISS),
+        SeqNum(ISS),
+        opts_cfg(true, false, false),
+    );
+    assert_eq!(out(&mut tcb, T0), vec![our_syn_ack(ISS, PEER_ISS)]);
+}
+
+/// RFC 7323 section 4.3: TS.Recent takes SEG.TSval only from a segment with
+/// SEG.SEQ <= Last.ACK.sent and SEG.TSval >= TS.Recent, so an out-of-order
+/// segment or an older TSval does not move it; and every ACK echoes TS.Recent.
+#[test]
+fn ts_recent_update_rules_rfc7323_4_3() {
+    let mut tcb = ts_established();
+    let p = PEER_ISS + 1;
+    let echo = |segs: &[Seg]| {
+        assert_eq!(segs.len(), 1, "{segs:?}");
+        segs[0].options.timestamp.map(|t| t.1)
+    };
+    // In order at Last.ACK.sent: taken.
+    seg_in(
+        &mut tcb,
+        at(10),
+        &with_ts(from_peer(ACK, p, ISS + 1, &data(100)), 8000, ISS),
+    );
+    assert_eq!(echo(&out(&mut tcb, at(10))), Some(8000));
+    // Out of order (SEG.SEQ > Last.ACK.sent): a newer TSval is not taken.
+    seg_in(
+        &mut tcb,
+        at(11),
+        &with_ts(from_peer(ACK, p + 300, ISS + 1, &data(100)), 9000, ISS),
+    );
+    let dup = out(&mut tcb, at(11));
+    assert_eq!(dup[0].ack, p + 100);
+    assert_eq!(echo(&dup), Some(8000));
+    // In order but an older TSval: not taken either.
+    seg_in(
+        &mut tcb,
+        at(12),
+        &with_ts(from_peer(ACK, p + 100, ISS + 1, &data(100)), 7500, ISS),
+    );
+    let a = out(&mut tcb, at(12));
+    assert_eq!(a[0].ack, p + 200);
+    assert_eq!(echo(&a), Some(8000));
+    // The segment that fills the hole starts at Last.ACK.sent: taken.
+    seg_in(
+        &mut tcb,
+        at(13),
+        &with_ts(from_peer(ACK, p + 200, ISS + 1, &data(100)), 9500, ISS),
+    );
+    let a = out(&mut tcb, at(13));
+    assert_eq!(a[0].ack, p + 400);
+    assert_eq!(echo(&a), Some(9500));
+}
+
+/// RFC 7323 section 4.3 (with delayed ACKs): of two segments acked by one
+/// ACK, the TSval of the earlier one is echoed, since the later one starts
+/// beyond Last.ACK.sent.
+#[test]
+fn ts_recent_delayed_ack_echoes_earliest_rfc7323_4_3() {
+    let cfg = TcpConfig {
+        ack_delay: Some(Duration::from_millis(40)),
+        ..opts_cfg(true, false, false)
+    };
+    let mut tcb = established_rtt(&peer_syn_opts(Some(PEER_TS), false), cfg, 0);
+    let p = PEER_ISS + 1;
+    seg_in(
+        &mut tcb,
+        at(10),
+        &with_ts(from_peer(ACK, p, ISS + 1, &data(100)), 8000, ISS),
+    );
+    seg_in(
+        &mut tcb,
+        at(11),
+        &with_ts(from_peer(ACK, p + 100, ISS + 1, &data(100)), 8001, ISS),
+    );
+    assert_eq!(out(&mut tcb, at(11)), vec![]);
+    tcb.on_timeout(at(50));
+    let segs = out(&mut tcb, at(50));
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].ack, p + 200);
+    assert_eq!(segs[0].options.timestamp, Some((our_ts(at(50)), 8000)));
+}
+
+/// RFC 7323 section 3.2 / RFC 6691: the 12 option bytes of TSopt come out of
+/// the MSS, so full data segments carry MSS - 12 = 1448 bytes.
+#[test]
+fn ts_data_segments_carry_mss_minus_12_rfc7323_3_2() {
+    let mut tcb = ts_established();
+    let a = data(3 * 1448 + 500);
+    tcb.send(&a).unwrap();
+    tcb.set_nagle(false);
+    let segs = out(&mut tcb, at(1));
+    let lens: Vec<usize> = segs.iter().map(|s| s.payload.len()).collect();
+    assert_eq!(lens, vec![1448, 1448, 1448, 500]);
+    let mut next = ISS + 1;
+    for s in &segs {
+        assert_eq!(s.seq, next);
+        assert!(s.options.timestamp.is_some());
+        // 20 bytes of IP, 20 + 12 of TCP: the packet fits a 1500-byte MTU.
+        assert!(20 + 32 + s.payload.len() <= 1500);
+        next += s.payload.len() as u32;
+    }
+    assert_eq!(
+        segs.iter()
+            .flat_map(|s| s.payload.clone())
+            .collect::<Vec<_>>(),
+        a
+    );
+}
+
+/// RFC 7323 section 4.1 with Karn's rule (RFC 6298 section 3): after a
+/// timeout, an ACK whose TSecr echoes the original transmission (older
+/// than the retransmission) gives no RTT sample and keeps the back-off.
+#[test]
+fn ts_karn_old_echo_gives_no_sample_rfc7323_4_1() {
+    let mut tcb = ts_established();
+    let srtt = tcb.rtt().srtt();
+    tcb.send(&data(100)).unwrap();
+    let first = out(&mut tcb, at(1000));
+    assert_eq!(first[0].options.timestamp.unwrap().0, our_ts(at(1000)));
+    tcb.on_timeout(at(1200));
+    let rxt = out(&mut tcb, at(1200));
+    assert_eq!(rxt.len(), 1);
+    assert_eq!(rxt[0].options.timestamp.unwrap().0, our_ts(at(1200)));
+    assert_eq!(tcb.rtt().backoff(), 1);
+    // The original arrived late; its ACK echoes the original's TSval.
+    seg_in(
+        &mut tcb,
+        at(1250),
+        &with_ts(
+            from_peer(ACK, PEER_ISS + 1, ISS + 101, &[]),
+            PEER_TS + 5,
+            our_ts(at(1000)),
+        ),
+    );
+    assert!(tcb.all_acked());
+    assert_eq!(tcb.rtt().srtt(), srtt);
+    assert_eq!(tcb.rtt().backoff(), 1);
+    assert_eq!(tcb.rtt().rto(), 2 * RTO);
+}
+
+/// RFC 7323 section 4.1: an echo of the retransmission's own TSval times it
+/// unambiguously: a sample (here 50 ms) that ends the back-off.
+#[test]
+fn ts_karn_fresh_echo_gives_sample_rfc7323_4_1() {
+    let mut tcb = ts_established();
+    tcb.send(&data(100)).unwrap();
+    out(&mut tcb, at(1000));
+    tcb.on_timeout(at(1200));
+    assert_eq!(out(&mut tcb, at(1200)).len(), 1);
+    seg_in(
+        &mut tcb,
+        at(1250),
+        &with_ts(
+            from_peer(ACK, PEER_ISS + 1, ISS + 101, &[]),
+            PEER_TS + 5,
+            our_ts(at(1200)),
+        ),
+    );
+    assert_eq!(tcb.rtt().backoff(), 0);
+    // SRTT was 0 (the handshake): 7/8 * 0 + 1/8 * 50 ms.
+    assert_eq!(tcb.rtt().srtt(), Some(Duration::from_micros(6250)));
+}
+
+// ----------------------------------------------------------------------
+// SACK, receiver side (RFC 2018)
+// ----------------------------------------------------------------------
+
+/// RFC 2018 section 2: SACK-permitted goes on our SYN when configured, and
+/// on the SYN-ACK only if the peer's SYN offered it.
+#[test]
+fn sack_permitted_negotiation_rfc2018_2() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), opts_cfg(false, true, false));
+    let syn = out(&mut tcb, T0);
+    assert!(syn[0].options.sack_permitted);
+    let synack = |offer: bool, cfg: TcpConfig| {
+        let mut tcb = Tcb::accept(&peer_syn_opts(None, offer), SeqNum(ISS), cfg);
+        let segs = out(&mut tcb, T0);
+        assert_eq!(segs.len(), 1);
+        segs[0].options.sack_permitted
+    };
+    assert!(synack(true, opts_cfg(false, true, false)));
+    assert!(!synack(false, opts_cfg(false, true, false)));
+    assert!(!synack(true, opts_cfg(false, false, false)));
+    // With timestamps too, both fit.
+    let mut tcb = Tcb::accept(
+        &peer_syn_opts(Some(PEER_TS), true),
+        SeqNum(ISS),
+        opts_cfg(true, true, false),
+    );
+    let segs = out(&mut tcb, T0);
+    assert!(segs[0].options.sack_permitted);
+    assert_eq!(segs[0].options.timestamp, Some((ISS, PEER_TS)));
+}
+
+/// RFC 2018 section 4: out-of-order segments are answered with duplicate
+/// ACKs carrying SACK blocks; the first block holds the segment that
+/// triggered the ACK; once the holes are filled, no blocks.
+#[test]
+fn sack_blocks_most_recent_first_rfc2018_4() {
+    let mut tcb = established_with(
+        &peer_syn_opts(None, true),
+        ISS,
+        opts_cfg(false, true, false),
+    );
+    let p = PEER_ISS + 1;
+    let feed = |tcb: &mut Tcb, off: u32, t: u64| {
+        seg_in(tcb, at(t), &from_peer(ACK, p + off, ISS + 1, &data(100)));
+        let segs = out(tcb, at(t));
+        assert_eq!(segs.len(), 1, "{segs:?}");
+        segs[0].clone()
+    };
+    let a = feed(&mut tcb, 100, 1);
+    assert_eq!((a.ack, a.window), (p, WIN));
+    assert_eq!(sacks(&a), vec![(p + 100, p + 200)]);
+    let a = feed(&mut tcb, 500, 2);
+    assert_eq!(sacks(&a), vec![(p + 500, p + 600), (p + 100, p + 200)]);
+    let a = feed(&mut tcb, 300, 3);
+    assert_eq!(sacks(&a)[0], (p + 300, p + 400));
+    assert_eq!(sacks(&a).len(), 3);
+    // A segment joining two blocks: the merged block comes first.
+    let a = feed(&mut tcb, 200, 4);
+    assert_eq!(sacks(&a), vec![(p + 100, p + 400), (p + 500, p + 600)]);
+    assert_eq!(a.ack, p);
+    // Filling the first hole: cumulative ACK, the rest still SACKed.
+    let a = feed(&mut tcb, 0, 5);
+    assert_eq!((a.ack, a.window), (p + 400, WIN - 400));
+    assert_eq!(sacks(&a), vec![(p + 500, p + 600)]);
+    // Filling the last hole: no SACK option at all.
+    let a = feed(&mut tcb, 400, 6);
+    assert_eq!(a, ack(ISS + 1, p + 600, WIN - 600));
+}
+
+/// RFC 2018 section 3: at most 4 blocks fit the option space, 3 alongside
+/// timestamps; the first is always the latest segment's (section 4).
+#[test]
+fn sack_block_count_limits_rfc2018_3() {
+    for ts in [false, true] {
+        let syn = peer_syn_opts(ts.then_some(PEER_TS), true);
+        let mut tcb = established_rtt(&syn, opts_cfg(ts, true, false), 0);
+        let p = PEER_ISS + 1;
+        let mut last = Vec::new();
+        for k in 1..=6u32 {
+            let mut s = from_peer(ACK, p + 100 * k, ISS + 1, &[]);
+            let d = data(50);
+            s.payload = &d;
+            if ts {
+                s = with_ts(s, PEER_TS + k, ISS);
+            }
+            seg_in(&mut tcb, at(u64::from(k)), &s);
+            last = out(&mut tcb, at(u64::from(k)));
+            assert_eq!(last.len(), 1);
+            let b = sacks(&last[0]);
+            assert_eq!(b[0], (p + 100 * k, p + 100 * k + 50), "ts={ts} k={k}");
+            assert_eq!(
+                b.len(),
+                (k as usize).min(if ts { 3 } else { 4 }),
+                "ts={ts} k={k}"
+            );
+        }
+        assert_eq!(last[0].options.timestamp.is_some(), ts);
+    }
+}
+
+/// RFC 2018 section 4: "the SACK option SHOULD be filled out by repeating
+/// the most recently reported SACK blocks", so that each block is reported
+/// in at least three successive ACKs even with more blocks than fit.
+#[test]
+fn sack_blocks_repeat_most_recent_rfc2018_4() {
+    for ts in [false, true] {
+        let syn = peer_syn_opts(ts.then_some(PEER_TS), true);
+        let mut tcb = established_rtt(&syn, opts_cfg(ts, true, false), 0);
+        let p = PEER_ISS + 1;
+        let mut reports: Vec<Vec<(u32, u32)>> = Vec::new();
+        for k in 1..=6u32 {
+            let d = data(50);
+            let mut s = from_peer(ACK, p + 100 * k, ISS + 1, &d);
+            if ts {
+                s = with_ts(s, PEER_TS + k, ISS);
+            }
+            seg_in(&mut tcb, at(u64::from(k)), &s);
+            let segs = out(&mut tcb, at(u64::from(k)));
+            reports.push(sacks(&segs[0]));
+        }
+        // Blocks 1..=4 (each reported first once) appear in the two ACKs
+        // after their own too (three with timestamps: blocks 1..=4 need
+        // reports k, k+1, k+2 <= 6).
+        for k in 1..=4u32 {
+            let block = (p + 100 * k, p + 100 * k + 50);
+            for r in (k - 1)..(k + 2) {
+                assert!(
+                    reports[r as usize].contains(&block),
+                    "ts={ts}: block {k} missing from ACK {} {:?}",
+                    r + 1,
+                    reports[r as usize]
+                );
+            }
+        }
+    }
+}
+
+/// RFC 5681 section 4.2 and section 2 (duplicate ACK definition): each
+/// out-of-order segment gets its own duplicate ACK even when several are
+/// processed before dispatch, and they repeat the same window field.
+#[test]
+fn sack_one_dup_ack_per_out_of_order_segment_rfc5681_4_2() {
+    let mut tcb = established_with(
+        &peer_syn_opts(None, true),
+        ISS,
+        opts_cfg(false, true, false),
+    );
+    let p = PEER_ISS + 1;
+    seg_in(&mut tcb, at(1), &from_peer(ACK, p, ISS + 1, &data(2000)));
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 1, p + 2000, WIN - 2000)]
+    );
+    for k in 0..3u32 {
+        seg_in(
+            &mut tcb,
+            at(2),
+            &from_peer(ACK, p + 3000 + 200 * k, ISS + 1, &data(100)),
+        );
+    }
+    // The application reads in between: the window could grow, but the
+    // duplicates must not look like window updates.
+    assert_eq!(read_all(&mut tcb).len(), 2000);
+    let segs = out(&mut tcb, at(2));
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    for s in &segs {
+        assert_eq!((s.seq, s.ack, s.window), (ISS + 1, p + 2000, WIN - 2000));
+        assert_eq!(sacks(s)[0], (p + 3400, p + 3500));
+        assert_eq!(sacks(s).len(), 3);
+    }
+}
+
+// ----------------------------------------------------------------------
+// SACK, sender side (RFC 6675)
+// ----------------------------------------------------------------------
+
+/// Sends `n` full segments at `now` from a fresh SACK connection and
+/// checks they all left.
+fn sack_flight(n: u32, now: Instant) -> (Tcb, Vec<u8>) {
+    let mut tcb = sack_established();
+    let a = data((n * MSS) as usize);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, now).len(), n.min(10) as usize);
+    (tcb, a)
+}
+
+/// Our segment `i` of `a`, sent again.
+fn seg_i(a: &[u8], i: u32) -> Seg {
+    let off = (i * MSS) as usize;
+    let end = (off + MSS as usize).min(a.len());
+    let flags = if end == a.len() { ACK | PSH } else { ACK };
+    seg(flags, sg(i), PEER_ISS + 1, WIN, &a[off..end])
+}
+
+/// RFC 6675 section 5 step (2) (IsLost(HighACK + 1)): more than
+/// 2 * SMSS SACKed above SND.UNA starts loss recovery even before the
+/// third duplicate ACK; exactly 2 segments' worth does not.
+#[test]
+fn sack_recovery_on_sacked_bytes_rfc6675_5() {
+    let (mut tcb, a) = sack_flight(10, at(200));
+    seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(3))]));
+    assert!(!tcb.congestion().in_recovery());
+    assert_eq!(out(&mut tcb, at(300)), vec![]);
+    seg_in(&mut tcb, at(301), &sack_ack(sg(0), &[(sg(1), sg(4))]));
+    assert_eq!(tcb.stats().dup_acks, 2);
+    assert!(tcb.congestion().in_recovery());
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+    assert_eq!(tcb.congestion().ssthresh(), 5 * MSS);
+    // Only the lost segment: the pipe (6 above the SACKs + 1 resent) is full.
+    assert_eq!(out(&mut tcb, at(301)), vec![seg_i(&a, 0)]);
+    // Full ACK: recovery ends with cwnd = ssthresh (RFC 6675 section 5, RFC 6582).
+    seg_in(&mut tcb, at(400), &sack_ack(sg(10), &[]));
+    assert!(!tcb.congestion().in_recovery());
+    assert_eq!(tcb.congestion().cwnd(), 5 * MSS);
+    assert!(tcb.all_acked());
+}
+
+/// RFC 6675 section 5 (NextSeg rule 1, and the pipe): several holes are
+/// resent within one round trip as SACKs drain the pipe -- not one per RTT
+/// as NewReno would -- and a partial ACK does not resend a hole again.
+#[test]
+fn sack_recovery_resends_several_holes_per_rtt_rfc6675_5() {
+    // Segments 0, 2 and 4 are lost.
+    let (mut tcb, a) = sack_flight(10, at(200));
+    seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(2))]));
+    seg_in(
+        &mut tcb,
+        at(301),
+        &sack_ack(sg(0), &[(sg(3), sg(4)), (sg(1), sg(2))]),
+    );
+    assert_eq!(out(&mut tcb, at(301)), vec![]);
+    let blocks = |upto: u32| [(sg(5), sg(upto)), (sg(3), sg(4)), (sg(1), sg(2))];
+    seg_in(&mut tcb, at(302), &sack_ack(sg(0), &blocks(6)));
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+    assert_eq!(out(&mut tcb, at(302)), vec![seg_i(&a, 0)]);
+    seg_in(&mut tcb, at(303), &sack_ack(sg(0), &blocks(7)));
+    assert_eq!(out(&mut tcb, at(303)), vec![seg_i(&a, 2)]);
+    seg_in(&mut tcb, at(304), &sack_ack(sg(0), &blocks(8)));
+    assert_eq!(out(&mut tcb, at(304)), vec![seg_i(&a, 4)]);
+    assert_eq!(tcb.stats().sack_retransmits, 2);
+    for t in [305, 306] {
+        seg_in(&mut tcb, at(t), &sack_ack(sg(0), &blocks(t as u32 - 296)));
+        assert_eq!(out(&mut tcb, at(t)), vec![], "nothing is left to resend");
+    }
+    // The first retransmission arrives: a partial ACK; 2 and 4 are on their way.
+    seg_in(
+        &mut tcb,
+        at(400),
+        &sack_ack(sg(2), &[(sg(3), sg(4)), (sg(5), sg(10))]),
+    );
+    assert_eq!(out(&mut tcb, at(400)), vec![]);
+    assert_eq!(tcb.stats().partial_ack_retransmits, 0);
+    seg_in(&mut tcb, at(401), &sack_ack(sg(10), &[]));
+    assert!(!tcb.congestion().in_recovery());
+    assert_eq!(tcb.congestion().cwnd(), tcb.congestion().ssthresh());
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+}
+
+/// RFC 6675 section 5 (NextSeg: only octets not SACKed): a hole that gets
+/// SACKed before its turn (reordering) is never resent.
+#[test]
+fn sack_recovery_skips_sacked_holes_rfc6675_5() {
+    // Segments 0, 2 and 4 missing; 2 turns up late.
+    let (mut tcb, a) = sack_flight(10, at(200));
+    seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(2))]));
+    seg_in(
+        &mut tcb,
+        at(301),
+        &sack_ack(sg(0), &[(sg(3), sg(4)), (sg(1), sg(2))]),
+    );
+    seg_in(
+        &mut tcb,
+        at(302),
+        &sack_ack(sg(0), &[(sg(5), sg(6)), (sg(3), sg(4)), (sg(1), sg(2))]),
+    );
+    let mut sent = out(&mut tcb, at(302));
+    seg_in(
+        &mut tcb,
+        at(303),
+        &sack_ack(sg(0), &[(sg(1), sg(4)), (sg(5), sg(7))]),
+    );
+    sent.extend(out(&mut tcb, at(303)));
+    for t in 304..=306 {
+        seg_in(
+            &mut tcb,
+            at(t),
+            &sack_ack(sg(0), &[(sg(1), sg(4)), (sg(5), sg(t as u32 - 296))]),
+        );
+        sent.extend(out(&mut tcb, at(t)));
+    }
+    assert_eq!(sent, vec![seg_i(&a, 0), seg_i(&a, 4)]);
+}
+
+/// RFC 6675 section 5.1 and RFC 2018 section 8: after a timeout the
+/// go-back retransmission (one segment per cwnd, RFC 5681 (4)) skips the
+/// ranges the peer SACKed.
+#[test]
+fn sack_rto_go_back_skips_sacked_rfc6675_5_1() {
+    let (mut tcb, a) = sack_flight(5, at(200));
+    seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(2))]));
+    seg_in(
+        &mut tcb,
+        at(301),
+        &sack_ack(sg(0), &[(sg(3), sg(4)), (sg(1), sg(2))]),
+    );
+    assert!(!tcb.congestion().in_recovery());
+    assert_eq!(out(&mut tcb, at(301)), vec![]);
+    assert_eq!(tcb.poll_at(), Some(at(1200)));
+    tcb.on_timeout(at(1200));
+    let mut sent = out(&mut tcb, at(1200));
+    assert_eq!(sent, vec![seg_i(&a, 0)]);
+    // The peer now holds 0..2 and 3.
+    seg_in(&mut tcb, at(1300), &sack_ack(sg(2), &[(sg(3), sg(4))]));
+    sent = out(&mut tcb, at(1300));
+    seg_in(&mut tcb, at(1400), &sack_ack(sg(4), &[]));
+    sent.extend(out(&mut tcb, at(1400)));
+    assert_eq!(sent, vec![seg_i(&a, 2), seg_i(&a, 4)]);
+    seg_in(&mut tcb, at(1500), &sack_ack(sg(5), &[]));
+    assert!(tcb.all_acked());
+}
+
+/// RFC 6675 section 2 (duplicate ACK with SACK): an ACK that brings new
+/// SACK information counts as a duplicate even if its window changed;
+/// without SACK news it is a window update (RFC 5681 section 2).
+#[test]
+fn sack_news_counts_as_dup_ack_despite_window_rfc6675_2() {
+    let (mut tcb, _) = sack_flight(6, at(200));
+    let mut s = sack_ack(sg(0), &[(sg(1), sg(2))]);
+    s.window = 60_000;
+    seg_in(&mut tcb, at(300), &s);
+    assert_eq!(tcb.stats().dup_acks, 1);
+    let mut s = sack_ack(sg(0), &[(sg(1), sg(2))]);
+    s.window = 50_000;
+    seg_in(&mut tcb, at(301), &s);
+    assert_eq!(tcb.stats().dup_acks, 1, "old SACK news and a new window");
+    let mut s = sack_ack(sg(0), &[(sg(3), sg(4)), (sg(1), sg(2))]);
+    s.window = 40_000;
+    seg_in(&mut tcb, at(302), &s);
+    assert_eq!(tcb.stats().dup_acks, 2);
+    assert_eq!(tcb.peer_window(), 40_000);
+}
+
+/// RFC 6675 section 5 and RFC 8985 section 6.2 (lost retransmissions): in
+/// recovery, when later segments keep being SACKed more than 2*SRTT after
+/// SND.UNA was resent, that retransmission was lost as well: resend it.
+#[test]
+fn sack_lost_retransmission_resent_rfc6675_5() {
+    // 14 segments, 10 sent (IW); segment 0 lost.
+    let (mut tcb, a) = sack_flight(14, at(100));
+    seg_in(&mut tcb, at(200), &sack_ack(sg(0), &[(sg(1), sg(4))]));
+    assert_eq!(out(&mut tcb, at(200)), vec![seg_i(&a, 0)]);
+    // The rest of the window arrives: the pipe drains, new data may go.
+    seg_in(&mut tcb, at(210), &sack_ack(sg(0), &[(sg(1), sg(10))]));
+    let new = out(&mut tcb, at(210));
+    assert_eq!(new, (10..14).map(|i| seg_i(&a, i)).collect::<Vec<_>>());
+    // Less than 2*SRTT (200 ms) after the retransmission: keep waiting.
+    seg_in(&mut tcb, at(350), &sack_ack(sg(0), &[(sg(1), sg(11))]));
+    assert_eq!(out(&mut tcb, at(350)), vec![]);
+    assert_eq!(tcb.stats().lost_retransmits, 0);
+    assert!(tcb.poll_at().unwrap() > at(420));
+    // More than 2*SRTT after it, later data is SACKed but not SND.UNA.
+    seg_in(&mut tcb, at(420), &sack_ack(sg(0), &[(sg(1), sg(12))]));
+    assert_eq!(tcb.stats().lost_retransmits, 1);
+    assert_eq!(out(&mut tcb, at(420)), vec![seg_i(&a, 0)]);
+    seg_in(&mut tcb, at(520), &sack_ack(sg(14), &[]));
+    assert!(!tcb.congestion().in_recovery());
+    assert_eq!(tcb.congestion().cwnd(), tcb.congestion().ssthresh());
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+    assert!(tcb.all_acked());
+}
+
+// ----------------------------------------------------------------------
+// Limited transmit (RFC 3042)
+// ----------------------------------------------------------------------
+
+/// RFC 3042 section 2: the first and second duplicate ACKs each send one
+/// new segment beyond cwnd (FlightSize <= cwnd + 2*SMSS); cwnd itself does
+/// not change; the third starts fast retransmit.
+#[test]
+fn limited_transmit_rfc3042_2() {
+    let mut tcb = established();
+    let a = data(13 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(10)).len(), 10);
+    let cwnd = tcb.congestion().cwnd();
+    let dup = from_peer(ACK, PEER_ISS + 1, ISS + 1, &[]);
+    seg_in(&mut tcb, at(20), &dup);
+    assert_eq!(out(&mut tcb, at(20)), vec![seg_i(&a, 10)]);
+    seg_in(&mut tcb, at(21), &dup);
+    assert_eq!(out(&mut tcb, at(21)), vec![seg_i(&a, 11)]);
+    assert_eq!(tcb.congestion().cwnd(), cwnd);
+    seg_in(&mut tcb, at(22), &dup);
+    assert_eq!(out(&mut tcb, at(22)), vec![seg_i(&a, 0)]);
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+}
+
+/// RFC 3042 section 2: limited transmit only sends what the peer's window allows.
+#[test]
+fn limited_transmit_respects_peer_window_rfc3042_2() {
+    let mut tcb = established();
+    seg_in(
+        &mut tcb,
+        at(1),
+        &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 14_600),
+    );
+    tcb.send(&data(13 * 1460)).unwrap();
+    assert_eq!(out(&mut tcb, at(10)).len(), 10);
+    for t in [20, 21] {
+        seg_in(
+            &mut tcb,
+            at(t),
+            &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 14_600),
+        );
+        assert_eq!(out(&mut tcb, at(t)), vec![]);
+    }
+    assert_eq!(tcb.stats().dup_acks, 2);
+}
+
+/// RFC 3042 section 2 with RFC 6675 section 5 step (3): with SACK, limited
+/// transmit is governed by cwnd - pipe; each of the first two duplicate
+/// ACKs (each SACKing one segment) still lets exactly one new segment out,
+/// so FlightSize never exceeds cwnd + 2*SMSS.
+#[test]
+fn limited_transmit_with_sack_one_segment_per_dup_ack_rfc3042_2() {
+    let (mut tcb, a) = sack_flight(14, at(200));
+    let cwnd = tcb.congestion().cwnd();
+    seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(2))]));
+    assert_eq!(out(&mut tcb, at(300)), vec![seg_i(&a, 10)]);
+    seg_in(&mut tcb, at(301), &sack_ack(sg(0), &[(sg(1), sg(3))]));
+    assert_eq!(out(&mut tcb, at(301)), vec![seg_i(&a, 11)]);
+    assert_eq!(
+        tcb.snd_nxt() - tcb.snd_una(),
+        cwnd as usize + 2 * MSS as usize
+    );
+}
+
+// ----------------------------------------------------------------------
+// Tail loss probe (RFC 8985 section 7)
+// ----------------------------------------------------------------------
+
+/// SACK and TLP on, SRTT 100 ms, RTO 300 ms; established at at(100).
+fn tlp_established() -> Tcb {
+    let tcb = established_rtt(&peer_syn_opts(None, true), opts_cfg(false, true, true), 100);
+    assert_eq!(tcb.rtt().rto(), Duration::from_millis(300));
+    tcb
+}
+
+/// RFC 8985 sections 7.2 and 7.3: with no ACK, a probe goes out after
+/// PTO = 2*SRTT; with no new data to send it is the last segment again.
+/// Section 7.3: after the probe the RTO timer is re-armed (from now), and
+/// it still fires if the probe draws no answer.
+#[test]
+fn tlp_resends_last_segment_rfc8985_7_3() {
+    let mut tcb = tlp_established();
+    let a = data(3 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1000)).len(), 3);
+    assert_eq!(tcb.poll_at(), Some(at(1200)));
+    tcb.on_timeout(at(1200));
+    assert_eq!(out(&mut tcb, at(1200)), vec![seg_i(&a, 2)]);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+    let rto = tcb.rtt().rto();
+    assert_eq!(tcb.poll_at(), Some(at(1200) + rto));
+    tcb.on_timeout(at(1200) + rto);
+    assert_eq!(out(&mut tcb, at(1200) + rto), vec![seg_i(&a, 0)]);
+    assert_eq!(tcb.stats().retransmits_timeout, 1);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+}
+
+/// RFC 8985 section 7.3: the probe is new data when there is some and the
+/// peer's window allows (even beyond cwnd); only one probe until an ACK of
+/// new data; then the PTO is armed again.
+#[test]
+fn tlp_sends_new_data_once_rfc8985_7_3() {
+    let mut tcb = tlp_established();
+    let a = data(12 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1000)).len(), 10);
+    assert_eq!(tcb.poll_at(), Some(at(1200)));
+    tcb.on_timeout(at(1200));
+    assert_eq!(out(&mut tcb, at(1200)), vec![seg_i(&a, 10)]);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+    // No second probe before the RTO.
+    let next = tcb.poll_at().unwrap();
+    assert!(next > at(1200));
+    let before = Instant::from_micros(next.total_micros() - 1000);
+    tcb.on_timeout(before);
+    assert_eq!(out(&mut tcb, before), vec![]);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+    // New data acked (also an RTT sample of 250 ms for segment 0): the
+    // rest goes, and the PTO is armed again at 2*SRTT.
+    seg_in(&mut tcb, at(1250), &sack_ack(sg(5), &[]));
+    let srtt = tcb.rtt().srtt().unwrap();
+    assert_eq!(srtt, Duration::from_micros(118_750));
+    assert_eq!(out(&mut tcb, at(1250)), vec![seg_i(&a, 11)]);
+    assert_eq!(tcb.poll_at(), Some(at(1250) + 2 * srtt));
+}
+
+/// RFC 8985 section 7.2: with one segment in flight the PTO adds a
+/// delayed-ACK allowance (here at least 10 ms, or the configured ack delay).
+#[test]
+fn tlp_single_segment_waits_for_delayed_ack_rfc8985_7_2() {
+    let mut tcb = tlp_established();
+    tcb.send(&data(100)).unwrap();
+    out(&mut tcb, at(1000));
+    assert_eq!(tcb.poll_at(), Some(at(1210)));
+    let cfg = TcpConfig {
+        ack_delay: Some(Duration::from_millis(40)),
+        ..opts_cfg(false, true, true)
+    };
+    let mut tcb = established_rtt(&peer_syn_opts(None, true), cfg, 100);
+    tcb.send(&data(100)).unwrap();
+    out(&mut tcb, at(1000));
+    assert_eq!(tcb.poll_at(), Some(at(1240)));
+}
+
+/// RFC 8985 section 7.3 (in recovery, TLP retransmits): when SACKs cannot
+/// show that the retransmission of SND.UNA was lost, the probe resends it.
+#[test]
+fn tlp_in_recovery_resends_snd_una_rfc8985_7_3() {
+    let mut tcb = tlp_established();
+    let a = data(10 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(1000)).len(), 10);
+    seg_in(&mut tcb, at(1050), &sack_ack(sg(0), &[(sg(1), sg(4))]));
+    assert_eq!(out(&mut tcb, at(1050)), vec![seg_i(&a, 0)]);
+    seg_in(&mut tcb, at(1060), &sack_ack(sg(0), &[(sg(1), sg(10))]));
+    assert_eq!(out(&mut tcb, at(1060)), vec![]);
+    let pto = tcb.poll_at().unwrap();
+    assert!(pto < at(1300), "the probe comes before the RTO");
+    tcb.on_timeout(pto);
+    assert_eq!(out(&mut tcb, pto), vec![seg_i(&a, 0)]);
+    assert_eq!(tcb.stats().tail_loss_probes, 1);
+    assert_eq!(tcb.stats().retransmits_timeout, 0);
+    // Section 7.3: the RTO is re-armed from the probe.
+    assert_eq!(tcb.poll_at(), Some(pto + tcb.rtt().rto()));
+}
+
+/// RFC 8985 section 7.2 (TLP is for data; this stack does not probe a FIN):
+/// once our FIN is out only the RTO remains.
+#[test]
+fn tlp_not_armed_with_fin_out_rfc8985_7_2() {
+    let mut tcb = tlp_established();
+    let a = data(3 * 1460);
+    tcb.send(&a).unwrap();
+    tcb.close();
+    let segs = out(&mut tcb, at(1000));
+    assert_eq!(segs.len(), 3);
+    assert!(segs[2].flags.contains(FIN));
+    assert_eq!(tcb.poll_at(), Some(at(1300)));
+    tcb.on_timeout(at(1300));
+    assert_eq!(out(&mut tcb, at(1300)), vec![seg_i(&a, 0)]);
+    assert_eq!(tcb.stats().tail_loss_probes, 0);
+}
