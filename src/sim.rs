@@ -120,6 +120,11 @@ pub struct GilbertElliott {
     pub loss_bad: f64,
     /// Loss probability in the good state (`1 - k` in the literature).
     pub loss_good: f64,
+    /// Longest time the link stays bad, if bounded. The chain moves per
+    /// packet, so when traffic thins out (one timer retransmission per
+    /// doubling RTO) a burst would otherwise stretch over seconds of
+    /// simulated time; real bursts are bounded in time.
+    pub max_bad: Option<std::time::Duration>,
 }
 
 impl GilbertElliott {
@@ -325,6 +330,8 @@ struct DirState {
     queued_bytes: usize,
     /// Gilbert-Elliott state: true when bad.
     ge_bad: bool,
+    /// When the link last turned bad.
+    ge_bad_since: Instant,
     /// Latest arrival of a packet not held back (for `jitter_keeps_order`).
     last_arrival: Instant,
 }
@@ -338,6 +345,7 @@ impl DirState {
             queue: VecDeque::new(),
             queued_bytes: 0,
             ge_bad: false,
+            ge_bad_since: Instant::ZERO,
             last_arrival: Instant::ZERO,
         }
     }
@@ -599,11 +607,18 @@ impl SimNet {
         let rng = &mut self.rng;
         let mut lost = chance(rng, d.cfg.loss);
         if let Some(ge) = d.cfg.burst {
+            let was_bad = d.ge_bad;
             d.ge_bad = if d.ge_bad {
                 !chance(rng, ge.r)
             } else {
                 chance(rng, ge.p)
             };
+            if d.ge_bad && !was_bad {
+                d.ge_bad_since = now;
+            }
+            if d.ge_bad && ge.max_bad.is_some_and(|m| now - d.ge_bad_since > m) {
+                d.ge_bad = false;
+            }
             let p = if d.ge_bad { ge.loss_bad } else { ge.loss_good };
             // Draw even when already lost, so the burst state machine
             // consumes the RNG the same way whatever `loss` decided.

@@ -348,6 +348,9 @@ fn connection_times_out_when_peer_vanishes() {
     sim_util::init_log();
     let (mut ca, cb) = sim_util::configs();
     ca.tcp.max_retries = 5;
+    // Pins RFC 6298's back-off alone: a tail loss probe (RFC 8985) would
+    // go first and restart the timer, adding its PTO to the total.
+    ca.tcp.tail_loss_probe = false;
     let mut n = SimNet::new(ca, cb, sim_util::LATENCY);
     let (c, _s) = establish(&mut n);
     n.set_filter(|_, _| Fate::Drop);

@@ -364,6 +364,7 @@ fn gilbert_elliott_bursts() {
         r: 0.25,
         loss_bad: 1.0,
         loss_good: 0.0,
+        max_bad: Some(Duration::from_millis(50)),
     };
     let all = run_row(Row {
         name: "GE bursts",
