@@ -304,6 +304,10 @@ pub struct Tcb {
 
     // What dispatch must emit next.
     ack_pending: bool,
+    /// The application freed enough buffer to announce a larger window; kept
+    /// apart from `ack_pending` because a duplicate ACK (which must repeat
+    /// the old window) does not announce it.
+    window_update: bool,
     /// Out-of-order segments not yet answered: each gets its own duplicate
     /// ACK (RFC 5681 section 4.2), even when the driver read them in one batch.
     dup_acks_owed: u32,
@@ -386,6 +390,7 @@ impl Tcb {
             una_rxt: None,
             undo: None,
             ack_pending: false,
+            window_update: false,
             dup_acks_owed: 0,
             retransmit_one: false,
             probe_pending: false,
@@ -695,7 +700,7 @@ impl Tcb {
         let possible = self.free_window();
         let threshold = (self.cfg.recv_buffer / 2).min(usize::from(self.cfg.mss));
         if possible >= current + threshold {
-            self.ack_pending = true;
+            self.window_update = true;
         }
     }
 
@@ -1541,6 +1546,7 @@ impl Tcb {
         if self.dup_acks_owed > 0 && self.rcv_nxt == self.last_adv_nxt && !syn {
             return self.last_adv_field;
         }
+        self.window_update = false;
         let free = self.free_window();
         let current = self.rcv_adv - self.rcv_nxt;
         // Receiver SWS avoidance (RFC 1122 4.2.3.3): don't move the right edge by crumbs.
@@ -1879,7 +1885,7 @@ impl Tcb {
 
         // RFC 5681 section 4.2: one duplicate ACK per out-of-order segment,
         // even when a batch of them is processed before we dispatch.
-        if self.ack_pending || self.dup_acks_owed > 0 {
+        if self.ack_pending || self.dup_acks_owed > 0 || self.window_update {
             let window = self.advertise(false);
             let repr = TcpRepr {
                 src: self.local,

@@ -2829,12 +2829,15 @@ fn sack_one_dup_ack_per_out_of_order_segment_rfc5681_4_2() {
     // duplicates must not look like window updates.
     assert_eq!(read_all(&mut tcb).len(), 2000);
     let segs = out(&mut tcb, at(2));
-    assert_eq!(segs.len(), 3, "{segs:?}");
-    for s in &segs {
+    assert_eq!(segs.len(), 4, "{segs:?}");
+    for s in &segs[..3] {
         assert_eq!((s.seq, s.ack, s.window), (ISS + 1, p + 2000, WIN - 2000));
         assert_eq!(sacks(s)[0], (p + 3400, p + 3500));
         assert_eq!(sacks(s).len(), 3);
     }
+    // Then the window update the read earned (RFC 1122 4.2.3.3), which the
+    // duplicates could not carry.
+    assert_eq!((segs[3].ack, segs[3].window), (p + 2000, WIN));
 }
 
 // ----------------------------------------------------------------------
