@@ -161,7 +161,7 @@ impl std::fmt::Display for ConnInfo {
         write!(
             f,
             "{} segs in/out {}/{} bytes in/out {}/{} rto-retx {} fast-retx {} \
-             newreno-retx {} sack-retx {} lost-retx {} tlp {} dupacks {} zwp {} \
+             newreno-retx {} sack-retx {} lost-retx {} tlp {} spurious {} dupacks {} zwp {} \
              srtt {:?} rttvar {:?} rto {:?} cwnd {} ssthresh {} peer-wnd {}",
             self.state,
             s.segs_in,
@@ -174,6 +174,7 @@ impl std::fmt::Display for ConnInfo {
             s.sack_retransmits,
             s.lost_retransmits,
             s.tail_loss_probes,
+            s.spurious_retransmits,
             s.dup_acks,
             s.zero_window_probes,
             self.srtt,
@@ -1213,7 +1214,14 @@ impl Tcb {
         } else if ack == self.snd_una
             && payload.is_empty()
             && !flags.contains(TcpFlags::FIN)
-            && (window == self.snd_wnd || sack_news)
+            && if self.sack_ok && !seg.options.sack.is_empty() {
+                // RFC 6675 section 2: with SACK, a duplicate is an ACK that
+                // brings new SACK information -- a copy of an ACK the network
+                // duplicated does not, nor does a D-SACK.
+                sack_news
+            } else {
+                window == self.snd_wnd
+            }
             && self.snd_max.gt(self.snd_una)
         {
             // A duplicate ACK (RFC 5681 section 2; with SACK, RFC 6675
@@ -1250,10 +1258,15 @@ impl Tcb {
         }
         // RFC 6675 section 5 (IsLost(SND.UNA)): more than 2 segments SACKed
         // above SND.UNA mean it is lost, even if duplicate ACKs went missing.
+        // After a tail loss probe, an answer that still leaves SND.UNA
+        // behind SACKed data shows the loss too (RFC 8985 section 7.4: the
+        // probe was sent last, so what came before it and is missing is lost).
+        let probe_answered = self.tlp_outstanding && ack == self.snd_una;
         if self.sack_ok
             && !self.cc.in_recovery()
             && self.snd_max.gt(self.snd_una)
-            && self.scoreboard.sacked_bytes() > 2 * self.payload_mss()
+            && (self.scoreboard.sacked_bytes() > 2 * self.payload_mss()
+                || (probe_answered && !self.scoreboard.is_empty()))
         {
             debug!(
                 "{} -> {}: SACKs show {} lost, fast retransmit",
@@ -1715,7 +1728,14 @@ impl Tcb {
             && self.pipe() < self.cc.ssthresh() as usize
         {
             let from = self.high_rxt.max(self.snd_una);
-            if let Some((hole, hole_len)) = self.scoreboard.next_hole(from) {
+            // RFC 6675 section 4 (IsLost): a hole counts as lost only with
+            // more than (DupThresh - 1) * SMSS bytes SACKed above it; a
+            // merely reordered segment gets the chance to arrive.
+            let lost = self.scoreboard.next_hole(from).filter(|&(hole, _)| {
+                let highest = self.scoreboard.highest().unwrap_or(hole);
+                self.scoreboard.sacked_between(hole, highest) > 2 * mss
+            });
+            if let Some((hole, hole_len)) = lost {
                 let off = hole - self.snd_una;
                 let len = hole_len
                     .min(mss)

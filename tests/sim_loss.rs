@@ -80,7 +80,12 @@ fn is_data(pkt: &[u8]) -> bool {
 #[test]
 fn tail_loss_recovered_by_retransmission_timer() {
     sim_util::init_log();
-    let mut n = sim_util::net();
+    // With tail loss probes off: a probe (RFC 8985) would repair this loss
+    // before the timer (tests/sim_mechanisms.rs pins that case).
+    let (mut ca, mut cb) = sim_util::configs();
+    ca.tcp.tail_loss_probe = false;
+    cb.tcp.tail_loss_probe = false;
+    let mut n = SimNet::new(ca, cb, sim_util::LATENCY);
     let (c, s) = establish(&mut n);
     // Three full segments (the RFC 6928 initial window); lose the second, so
     // only one segment follows it: one duplicate ACK, never three.
