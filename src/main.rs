@@ -189,6 +189,7 @@ fn seed_connection(mut stream: TcpStream) -> io::Result<()> {
         }
         n += k;
     }
+    report(&stream);
     let text = String::from_utf8_lossy(&buf[..n]);
     let mut out = io::stdout().lock();
     if text.ends_with('\n') {
@@ -208,7 +209,9 @@ fn echo_connection(mut stream: TcpStream) -> io::Result<()> {
         }
         stream.write_all(&buf[..n])?;
     }
-    stream.shutdown(Shutdown::Write)
+    stream.shutdown(Shutdown::Write)?;
+    report(&stream);
+    Ok(())
 }
 
 fn sink_connection(mut stream: TcpStream) -> io::Result<()> {
