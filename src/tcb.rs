@@ -443,7 +443,9 @@ impl Tcb {
         self.sack_ok = self.cfg.sack && seg.options.sack_permitted;
         let peer_mss = seg.options.mss.unwrap_or(DEFAULT_MSS).max(64);
         self.snd_mss = u32::from(peer_mss.min(self.cfg.mss));
-        self.cc.set_mss(self.snd_mss);
+        // Congestion control counts in segments as they go out: MSS less the
+        // 12 option bytes of timestamps when those are on (RFC 7323).
+        self.cc.set_mss(self.payload_mss() as u32);
         // RFC 7323 section 2.2: scaling is on only if both sides sent the option.
         match (self.cfg.window_scaling, seg.options.window_scale) {
             (true, Some(shift)) => {
