@@ -944,7 +944,8 @@ impl Tcb {
         }
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1u32;
-        self.rcv_adv = self.rcv_nxt;
+        // The window our SYN offered (unscaled) now starts at RCV.NXT.
+        self.rcv_adv = self.rcv_nxt + usize::from(self.last_adv_field);
         self.apply_syn_options(seg);
         if has_ack {
             self.ack_new_data(now, seg.ack, seg.options.timestamp.map(|t| t.1));
@@ -954,6 +955,16 @@ impl Tcb {
             self.snd_wl2 = seg.ack;
             self.set_state(State::Established);
             self.ack_pending = true;
+            // RFC 9293 3.10.7.3: text or a FIN on the SYN-ACK is processed
+            // as in ESTABLISHED (trimmed to the window we offered).
+            let room = self.rcv_wnd();
+            let payload = &seg.payload[..seg.payload.len().min(room)];
+            if !payload.is_empty() {
+                self.process_text(now, self.rcv_nxt, payload);
+            }
+            if seg.flags.contains(TcpFlags::FIN) && payload.len() == seg.payload.len() {
+                self.process_fin(now);
+            }
         } else {
             // Simultaneous open (RFC 9293 Figure 8): send SYN,ACK with our ISS again.
             self.snd_wnd = u32::from(seg.window);

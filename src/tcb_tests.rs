@@ -3223,3 +3223,39 @@ fn tlp_not_armed_with_fin_out_rfc8985_7_2() {
     assert_eq!(out(&mut tcb, at(1300)), vec![seg_i(&a, 0)]);
     assert_eq!(tcb.stats().tail_loss_probes, 0);
 }
+
+/// RFC 9293 section 3.10.7.3 (SYN-SENT, fourth check): text on the SYN-ACK
+/// is kept and acknowledged with the handshake's ACK, not dropped for the
+/// peer to retransmit; a FIN on it moves us straight to CLOSE-WAIT.
+#[test]
+fn syn_sent_syn_ack_with_data_and_fin() {
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    let syn_ack = TcpSegment {
+        options: mss_only(1460),
+        ..from_peer(SYN | ACK, PEER_ISS, ISS + 1, b"hello")
+    };
+    seg_in(&mut tcb, at(1), &syn_ack);
+    assert_eq!(tcb.state(), State::Established);
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![ack(ISS + 1, PEER_ISS + 6, WIN - 5)]
+    );
+    assert_eq!(read_all(&mut tcb), b"hello");
+
+    let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
+    out(&mut tcb, T0);
+    let syn_ack_fin = TcpSegment {
+        options: mss_only(1460),
+        ..from_peer(SYN | ACK | FIN, PEER_ISS, ISS + 1, b"bye")
+    };
+    seg_in(&mut tcb, at(1), &syn_ack_fin);
+    assert_eq!(tcb.state(), State::CloseWait);
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        // The FIN took one sequence number of the window we offered, and
+        // the right edge never moves left: 3 bytes + FIN.
+        vec![ack(ISS + 1, PEER_ISS + 5, WIN - 4)]
+    );
+    assert_eq!(read_all(&mut tcb), b"bye");
+}
