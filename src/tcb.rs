@@ -1022,6 +1022,24 @@ impl Tcb {
             flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
         }
 
+        // PAWS (RFC 7323 section 5.3, R1): a segment whose timestamp is older
+        // than TS.Recent is an old duplicate from before the sequence numbers
+        // wrapped; acknowledge and drop it (but never drop a RST this way).
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamp) {
+            if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 && !flags.contains(TcpFlags::RST) {
+                trace!(
+                    "{} -> {}: PAWS: TSval {} older than TS.Recent {}",
+                    self.local,
+                    self.remote,
+                    tsval,
+                    self.ts_recent
+                );
+                self.stats.unacceptable += 1;
+                self.ack_pending = true;
+                return Verdict::Done;
+            }
+        }
+
         // First: is the sequence number acceptable?
         let seg_len = payload.len()
             + usize::from(flags.contains(TcpFlags::SYN))

@@ -2535,15 +2535,27 @@ fn ts_recent_update_rules_rfc7323_4_3() {
     let dup = out(&mut tcb, at(11));
     assert_eq!(dup[0].ack, p + 100);
     assert_eq!(echo(&dup), Some(8000));
-    // In order but an older TSval: not taken either.
+    // In order but an older TSval: not taken either -- PAWS (RFC 7323
+    // section 5.3, R1) drops the whole segment as an old duplicate and
+    // answers with an ACK.
     seg_in(
         &mut tcb,
         at(12),
         &with_ts(from_peer(ACK, p + 100, ISS + 1, &data(100)), 7500, ISS),
     );
     let a = out(&mut tcb, at(12));
-    assert_eq!(a[0].ack, p + 200);
+    assert_eq!(a[0].ack, p + 100);
     assert_eq!(echo(&a), Some(8000));
+    assert_eq!(tcb.recv_queued(), 100);
+    // The same bytes with a current TSval: accepted, and the TSval taken.
+    seg_in(
+        &mut tcb,
+        at(12),
+        &with_ts(from_peer(ACK, p + 100, ISS + 1, &data(100)), 8500, ISS),
+    );
+    let a = out(&mut tcb, at(12));
+    assert_eq!(a[0].ack, p + 200);
+    assert_eq!(echo(&a), Some(8500));
     // The segment that fills the hole starts at Last.ACK.sent: taken.
     seg_in(
         &mut tcb,
