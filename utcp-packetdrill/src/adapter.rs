@@ -43,6 +43,11 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 const EPHEMERAL_FIRST: u16 = 32768;
 /// Upper bound on timer rounds in one clock jump (a stuck timer must not hang us).
 const MAX_TIMER_ROUNDS: usize = 100_000;
+/// netdev_receive does not jump the fake clock further than this past the
+/// last packet in or usleep: a script that waits for a packet the stack
+/// never sends (while, say, zero-window probes go on for ever) then fails
+/// instead of hanging.
+const IDLE_LIMIT_US: u64 = 300_000_000;
 
 /// Maps an error from the core to the errno Linux would report.
 pub fn errno_of(kind: io::ErrorKind) -> Errno {
@@ -125,6 +130,8 @@ struct Inner {
     pending_wake: usize,
     /// Sleepers with a deadline (poll with a timeout).
     timed_sleepers: usize,
+    /// Time of the last netdev_send or usleep (see IDLE_LIMIT_US).
+    last_input_us: u64,
 }
 
 impl Inner {
@@ -334,6 +341,7 @@ impl Adapter {
                 sleepers: 0,
                 pending_wake: 0,
                 timed_sleepers: 0,
+                last_input_us: base_us,
                 flags,
             }),
             changed: Condvar::new(),
@@ -458,6 +466,7 @@ impl Adapter {
     pub fn usleep(&self, usec: u64) {
         let mut g = self.lock();
         let target = g.now_us().saturating_add(usec);
+        g.last_input_us = target;
         match self.mode {
             ClockMode::Fake => {
                 for _ in 0..MAX_TIMER_ROUNDS {
@@ -510,6 +519,7 @@ impl Adapter {
     pub fn netdev_send(&self, packet: &[u8]) {
         let mut g = self.lock();
         let now = g.stack_now();
+        g.last_input_us = g.now_us();
         g.stack.handle_packet(now, packet);
         g.flush();
         self.notify(&mut g);
@@ -533,6 +543,9 @@ impl Adapter {
             match self.mode {
                 ClockMode::Fake => {
                     let d = g.stack.poll_timeout().map(|t| g.wall_time(t))?;
+                    if d > g.last_input_us.saturating_add(IDLE_LIMIT_US) {
+                        return None;
+                    }
                     if let Clock::Fake { now_us } = &mut g.clock {
                         *now_us = (*now_us).max(d);
                     }
