@@ -53,8 +53,8 @@ cd "$ROOT"
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
-echo "==> cargo test --release $*"
-cargo test --release "$@"
+echo "==> cargo test --release --workspace $*"
+cargo test --release --workspace "$@"

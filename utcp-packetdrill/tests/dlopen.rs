@@ -1,0 +1,480 @@
+//! Loads the built shared object with dlopen(), the way packetdrill does, and
+//! drives it through `struct packetdrill_interface`: init, socket/bind/listen,
+//! a SYN in through netdev_send, the SYN-ACK out through netdev_receive, the
+//! handshake, data both ways, errno checks, a blocking accept on a second
+//! thread, close, free. This keeps the C ABI from breaking silently.
+
+use std::ffi::{c_void, CStr, CString};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::thread;
+
+use libc::{c_int, sockaddr, sockaddr_in, socklen_t};
+use utcp::seq::SeqNum;
+use utcp::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr};
+use utcp_packetdrill::ffi::{InitFn, PacketdrillInterface};
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
+const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+/// The cdylib cargo built next to this test: target/<profile>/libutcp_packetdrill.so.
+fn library_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    let candidates = [
+        deps.parent().map(|p| p.join("libutcp_packetdrill.so")),
+        Some(deps.join("libutcp_packetdrill.so")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.exists() {
+            return c;
+        }
+    }
+    panic!(
+        "libutcp_packetdrill.so not found next to {} (expected in {}): build the workspace \
+         with `cargo build --workspace` (or run `cargo test --workspace`), which builds the cdylib",
+        exe.display(),
+        deps.parent().unwrap_or(deps).display()
+    );
+}
+
+/// A loaded and initialised shared object.
+struct So {
+    ifc: PacketdrillInterface,
+    handle: *mut c_void,
+}
+
+// The adapter is built for packetdrill's two threads.
+unsafe impl Send for So {}
+unsafe impl Sync for So {}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+impl So {
+    fn load(flags: &str) -> So {
+        let path = CString::new(library_path().to_str().unwrap()).unwrap();
+        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            let err = unsafe { CStr::from_ptr(libc::dlerror()) };
+            panic!("dlopen failed: {err:?}");
+        }
+        let sym = unsafe { libc::dlsym(handle, c"packetdrill_interface_init".as_ptr()) };
+        assert!(!sym.is_null(), "packetdrill_interface_init is not exported");
+        let init: InitFn = unsafe { std::mem::transmute::<*mut c_void, InitFn>(sym) };
+        let mut ifc = PacketdrillInterface::zeroed();
+        let flags = CString::new(flags).unwrap();
+        unsafe { init(flags.as_ptr(), &mut ifc) };
+        So { ifc, handle }
+    }
+
+    fn ud(&self) -> *mut c_void {
+        self.ifc.userdata
+    }
+
+    fn now(&self) -> u64 {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let r = unsafe { self.ifc.gettimeofday.unwrap()(self.ud(), &mut tv, std::ptr::null_mut()) };
+        assert_eq!(r, 0);
+        tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64
+    }
+
+    fn socket(&self) -> c_int {
+        unsafe {
+            self.ifc.socket.unwrap()(
+                self.ud(),
+                libc::AF_INET,
+                libc::SOCK_STREAM,
+                libc::IPPROTO_TCP,
+            )
+        }
+    }
+
+    fn bind(&self, fd: c_int, port: u16) -> c_int {
+        let sin = sin(Ipv4Addr::UNSPECIFIED, port);
+        unsafe {
+            self.ifc.bind.unwrap()(
+                self.ud(),
+                fd,
+                &sin as *const sockaddr_in as *const sockaddr,
+                std::mem::size_of::<sockaddr_in>() as socklen_t,
+            )
+        }
+    }
+
+    fn connect(&self, fd: c_int, ip: Ipv4Addr, port: u16) -> c_int {
+        let sin = sin(ip, port);
+        unsafe {
+            self.ifc.connect.unwrap()(
+                self.ud(),
+                fd,
+                &sin as *const sockaddr_in as *const sockaddr,
+                std::mem::size_of::<sockaddr_in>() as socklen_t,
+            )
+        }
+    }
+
+    fn accept(&self, fd: c_int) -> (c_int, SocketAddrV4) {
+        let mut sin: sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<sockaddr_in>() as socklen_t;
+        let r = unsafe {
+            self.ifc.accept.unwrap()(
+                self.ud(),
+                fd,
+                &mut sin as *mut sockaddr_in as *mut sockaddr,
+                &mut len,
+            )
+        };
+        let addr = SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+            u16::from_be(sin.sin_port),
+        );
+        (r, addr)
+    }
+
+    fn read(&self, fd: c_int, n: usize) -> Result<Vec<u8>, c_int> {
+        let mut buf = vec![0u8; n];
+        let r =
+            unsafe { self.ifc.read.unwrap()(self.ud(), fd, buf.as_mut_ptr() as *mut c_void, n) };
+        if r < 0 {
+            return Err(errno());
+        }
+        buf.truncate(r as usize);
+        Ok(buf)
+    }
+
+    fn write(&self, fd: c_int, data: &[u8]) -> isize {
+        unsafe {
+            self.ifc.write.unwrap()(self.ud(), fd, data.as_ptr() as *const c_void, data.len())
+        }
+    }
+
+    fn getsockopt(&self, fd: c_int, level: c_int, name: c_int) -> c_int {
+        let mut v: c_int = -7;
+        let mut len = 4 as socklen_t;
+        let r = unsafe {
+            self.ifc.getsockopt.unwrap()(
+                self.ud(),
+                fd,
+                level,
+                name,
+                &mut v as *mut c_int as *mut c_void,
+                &mut len,
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "getsockopt({level}, {name}) failed: errno {}",
+            errno()
+        );
+        v
+    }
+
+    fn inject(&self, repr: &TcpRepr, payload: &[u8]) {
+        let mut buf = [0u8; 2048];
+        let n = wire::emit_tcp(&mut buf, repr, payload.len(), |p| {
+            p.copy_from_slice(payload)
+        })
+        .unwrap();
+        let r =
+            unsafe { self.ifc.netdev_send.unwrap()(self.ud(), buf.as_ptr() as *const c_void, n) };
+        assert_eq!(r, 0);
+    }
+
+    /// The next packet out of the stack (empty when none can come) and its time.
+    fn sniff(&self) -> (Vec<u8>, i64) {
+        let mut buf = vec![0u8; 65536];
+        let mut count = buf.len();
+        let mut t: libc::c_longlong = -1;
+        let r = unsafe {
+            self.ifc.netdev_receive.unwrap()(
+                self.ud(),
+                buf.as_mut_ptr() as *mut c_void,
+                &mut count,
+                &mut t,
+            )
+        };
+        assert_eq!(r, 0);
+        buf.truncate(count);
+        (buf, t)
+    }
+
+    fn close(&self, fd: c_int) -> c_int {
+        unsafe { self.ifc.close.unwrap()(self.ud(), fd) }
+    }
+}
+
+impl Drop for So {
+    fn drop(&mut self) {
+        unsafe {
+            if let Some(free) = self.ifc.free {
+                free(self.ifc.userdata);
+            }
+            libc::dlclose(self.handle);
+        }
+    }
+}
+
+fn sin(ip: Ipv4Addr, port: u16) -> sockaddr_in {
+    let mut s: sockaddr_in = unsafe { std::mem::zeroed() };
+    s.sin_family = libc::AF_INET as libc::sa_family_t;
+    s.sin_port = port.to_be();
+    s.sin_addr.s_addr = u32::from(ip).to_be();
+    s
+}
+
+/// Summary of a parsed outgoing TCP segment.
+#[derive(Debug)]
+struct Seg {
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    mss: Option<u16>,
+    payload: Vec<u8>,
+}
+
+fn parse(p: &[u8]) -> Seg {
+    match wire::parse(p) {
+        Ok(Packet::Tcp(s)) => Seg {
+            src: s.src,
+            dst: s.dst,
+            seq: s.seq.0,
+            ack: s.ack.0,
+            flags: s.flags,
+            mss: s.options.mss,
+            payload: s.payload.to_vec(),
+        },
+        other => panic!("not a TCP segment: {other:?}"),
+    }
+}
+
+fn repr(src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: TcpFlags) -> TcpRepr {
+    TcpRepr {
+        src: SocketAddrV4::new(REMOTE, src_port),
+        dst: SocketAddrV4::new(LOCAL, dst_port),
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: 65535,
+        options: TcpOptions::default(),
+    }
+}
+
+const FLAGS: &str = "ip=192.168.0.1,mss=1460,wscale=off,sack=off,ts=off,delack=off";
+
+/// Passive open, data both ways, close, as packetdrill drives it.
+#[test]
+fn passive_open_data_and_close() {
+    let so = So::load(FLAGS);
+    let t0 = so.now();
+    assert!(
+        so.now() > t0,
+        "the fake clock advances on every gettimeofday"
+    );
+
+    let fd = so.socket();
+    assert!(fd >= 0, "socket: errno {}", errno());
+    // The socket number is a real kernel fd, so packetdrill can close() it.
+    assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    assert_eq!(so.bind(fd, 8080), 0);
+    assert_eq!(unsafe { so.ifc.listen.unwrap()(so.ud(), fd, 1) }, 0);
+
+    // SYN in, SYN-ACK out.
+    let mut syn = repr(40000, 8080, 1000, 0, TcpFlags::SYN);
+    syn.options.mss = Some(1000);
+    so.inject(&syn, &[]);
+    let (p, t) = so.sniff();
+    let synack = parse(&p);
+    assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(synack.ack, 1001);
+    assert_eq!(synack.mss, Some(1460));
+    assert_eq!(synack.src, SocketAddrV4::new(LOCAL, 8080));
+    assert_eq!(synack.dst, SocketAddrV4::new(REMOTE, 40000));
+    assert!(t as u64 >= t0, "packets carry their send time");
+    let iss = synack.seq;
+
+    // ACK in; accept (non-blocking here: the connection is already queued).
+    so.inject(&repr(40000, 8080, 1001, iss + 1, TcpFlags::ACK), &[]);
+    let (cfd, peer) = so.accept(fd);
+    assert!(cfd >= 0 && cfd != fd, "accept: errno {}", errno());
+    assert_eq!(peer, SocketAddrV4::new(REMOTE, 40000));
+
+    // Data in: acknowledged at once (delayed ACKs are off).
+    so.inject(
+        &repr(40000, 8080, 1001, iss + 1, TcpFlags::ACK | TcpFlags::PSH),
+        b"hello",
+    );
+    let ack = parse(&so.sniff().0);
+    assert_eq!(ack.flags, TcpFlags::ACK);
+    assert_eq!(ack.ack, 1006);
+
+    let mut avail: c_int = -1;
+    let r =
+        unsafe { so.ifc.ioctl.unwrap()(so.ud(), cfd, libc::FIONREAD, &mut avail as *mut c_int) };
+    assert_eq!((r, avail), (0, 5));
+    assert_eq!(so.read(cfd, 100).unwrap(), b"hello");
+
+    // Data out.
+    assert_eq!(so.write(cfd, b"world"), 5);
+    let data = parse(&so.sniff().0);
+    assert_eq!(data.payload, b"world");
+    assert_eq!(data.seq, iss + 1);
+    so.inject(&repr(40000, 8080, 1006, iss + 6, TcpFlags::ACK), &[]);
+
+    // Non-blocking read with nothing there: EAGAIN.
+    let r = unsafe { so.ifc.fcntl.unwrap()(so.ud(), cfd, libc::F_SETFL, libc::O_NONBLOCK) };
+    assert_eq!(r, 0);
+    let fl = unsafe { so.ifc.fcntl.unwrap()(so.ud(), cfd, libc::F_GETFL) };
+    assert_ne!(fl & libc::O_NONBLOCK, 0);
+    assert_eq!(so.read(cfd, 10), Err(libc::EAGAIN));
+
+    // Socket options.
+    assert_eq!(so.getsockopt(cfd, libc::SOL_SOCKET, libc::SO_ERROR), 0);
+    assert_eq!(
+        so.getsockopt(cfd, libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+        1000
+    );
+    let one: c_int = 1;
+    let r = unsafe {
+        so.ifc.setsockopt.unwrap()(
+            so.ud(),
+            cfd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &one as *const c_int as *const c_void,
+            4,
+        )
+    };
+    assert_eq!(r, 0);
+    assert_eq!(so.getsockopt(cfd, libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
+
+    // poll: writable, not readable.
+    let mut pfd = libc::pollfd {
+        fd: cfd,
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
+    assert_eq!(unsafe { so.ifc.poll.unwrap()(so.ud(), &mut pfd, 1, 0) }, 1);
+    assert_eq!(pfd.revents, libc::POLLOUT);
+
+    // We close first: FIN out, the peer's FIN-ACK in, our ACK out.
+    assert_eq!(so.close(cfd), 0);
+    let fin = parse(&so.sniff().0);
+    assert_eq!(fin.flags, TcpFlags::FIN | TcpFlags::ACK);
+    assert_eq!(fin.seq, iss + 6);
+    so.inject(
+        &repr(40000, 8080, 1006, iss + 7, TcpFlags::FIN | TcpFlags::ACK),
+        &[],
+    );
+    let last = parse(&so.sniff().0);
+    assert_eq!((last.flags, last.ack), (TcpFlags::ACK, 1007));
+
+    // Nothing more can come (TIME-WAIT just expires): an empty packet, at once.
+    let (p, _) = so.sniff();
+    assert!(p.is_empty(), "expected no packet, got {:?}", parse(&p));
+
+    assert_eq!(so.close(cfd), -1);
+    assert_eq!(errno(), libc::EBADF);
+    assert_eq!(so.close(fd), 0);
+}
+
+/// Errors with Linux's errno values.
+#[test]
+fn errno_values() {
+    let so = So::load(FLAGS);
+    assert_eq!(so.read(12345, 10), Err(libc::EBADF));
+    let fd = so.socket();
+    assert!(fd >= 0);
+    // NULL buffer with a length: EFAULT.
+    let r = unsafe { so.ifc.read.unwrap()(so.ud(), fd, std::ptr::null_mut(), 10) };
+    assert_eq!((r, errno()), (-1, libc::EFAULT));
+    // Not connected.
+    assert_eq!(so.read(fd, 10), Err(libc::ENOTCONN));
+    assert_eq!((so.write(fd, b"x"), errno()), (-1, libc::EPIPE));
+    let r = unsafe { so.ifc.shutdown.unwrap()(so.ud(), fd, libc::SHUT_WR) };
+    assert_eq!((r, errno()), (-1, libc::ENOTCONN));
+    // Bad socket() arguments.
+    let r = unsafe { so.ifc.socket.unwrap()(so.ud(), libc::AF_INET6, libc::SOCK_STREAM, 0) };
+    assert_eq!((r, errno()), (-1, libc::EAFNOSUPPORT));
+    // Unsupported option.
+    let mut v: c_int = 0;
+    let mut len = 4 as socklen_t;
+    let r = unsafe {
+        so.ifc.getsockopt.unwrap()(
+            so.ud(),
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &mut v as *mut c_int as *mut c_void,
+            &mut len,
+        )
+    };
+    assert_eq!((r, errno()), (-1, libc::ENOPROTOOPT));
+
+    // Non-blocking connect: EINPROGRESS, SYN out; RST in: ECONNREFUSED via SO_ERROR.
+    let r = unsafe { so.ifc.fcntl.unwrap()(so.ud(), fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    assert_eq!(r, 0);
+    assert_eq!(
+        (so.connect(fd, REMOTE, 8080), errno()),
+        (-1, libc::EINPROGRESS)
+    );
+    assert_eq!(
+        (so.connect(fd, REMOTE, 8080), errno()),
+        (-1, libc::EALREADY)
+    );
+    let syn = parse(&so.sniff().0);
+    assert_eq!(syn.flags, TcpFlags::SYN);
+    assert_eq!(syn.dst, SocketAddrV4::new(REMOTE, 8080));
+    let rst = repr(
+        8080,
+        syn.src.port(),
+        0,
+        syn.seq + 1,
+        TcpFlags::RST | TcpFlags::ACK,
+    );
+    so.inject(&rst, &[]);
+    assert_eq!(
+        so.getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR),
+        libc::ECONNREFUSED
+    );
+    assert_eq!(so.getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR), 0);
+    assert_eq!(so.close(fd), 0);
+}
+
+/// A blocking accept sleeps on another thread until the handshake completes.
+#[test]
+fn blocking_accept_on_second_thread() {
+    let so = So::load(FLAGS);
+    let fd = so.socket();
+    assert_eq!(so.bind(fd, 9090), 0);
+    assert_eq!(unsafe { so.ifc.listen.unwrap()(so.ud(), fd, 1) }, 0);
+    thread::scope(|s| {
+        let acceptor = s.spawn(|| so.accept(fd));
+        let mut syn = repr(40001, 9090, 5000, 0, TcpFlags::SYN);
+        syn.options.mss = Some(1460);
+        so.inject(&syn, &[]);
+        let synack = parse(&so.sniff().0);
+        assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
+        so.inject(&repr(40001, 9090, 5001, synack.seq + 1, TcpFlags::ACK), &[]);
+        let (cfd, peer) = acceptor.join().unwrap();
+        assert!(cfd >= 0, "accept: errno {}", errno());
+        assert_eq!(peer.port(), 40001);
+        assert_eq!(so.close(cfd), 0);
+    });
+    assert_eq!(so.close(fd), 0);
+}
+
+/// Bad --so_flags: init still fills the table, every call fails with EINVAL.
+#[test]
+fn bad_flags_fail_calls() {
+    let so = So::load("nonsense=1");
+    assert!(so.ud().is_null());
+    assert_eq!((so.socket(), errno()), (-1, libc::EINVAL));
+}
