@@ -84,6 +84,8 @@ struct Slot {
 struct Listener {
     backlog: usize,
     queue: VecDeque<ConnId>,
+    /// Settings for the connections this listener accepts.
+    tcp: TcpConfig,
 }
 
 /// Counters of the whole stack.
@@ -200,6 +202,22 @@ impl Stack {
 
     /// Starts listening on `port` with an accept queue of `backlog` connections.
     pub fn listen(&mut self, port: u16, backlog: usize) -> io::Result<()> {
+        let tcp = self.cfg.tcp.clone();
+        self.listen_with(port, backlog, tcp)
+    }
+
+    /// The TCP settings new connections get unless told otherwise (the MSS
+    /// already follows the device MTU). Change a copy and pass it to
+    /// [`listen_with`](Self::listen_with) or [`connect_with`](Self::connect_with)
+    /// for per-socket options such as buffer sizes.
+    pub fn tcp_config(&self) -> &TcpConfig {
+        &self.cfg.tcp
+    }
+
+    /// Like [`listen`](Self::listen), with the settings accepted connections
+    /// get. The MSS is capped by the device's.
+    pub fn listen_with(&mut self, port: u16, backlog: usize, mut tcp: TcpConfig) -> io::Result<()> {
+        tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
         if port == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -218,6 +236,7 @@ impl Stack {
             Listener {
                 backlog: backlog.max(1),
                 queue: VecDeque::new(),
+                tcp,
             },
         );
         Ok(())
@@ -263,14 +282,46 @@ impl Stack {
     /// Opens a connection to `remote` (active open). The returned connection
     /// is in SYN-SENT; wait for it to leave that state.
     pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> io::Result<ConnId> {
+        let tcp = self.cfg.tcp.clone();
+        self.connect_with(now, remote, None, tcp)
+    }
+
+    /// The general active open: from `local_port` (an ephemeral port if
+    /// `None`) with the given settings (the MSS is capped by the device's).
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        local_port: Option<u16>,
+        mut tcp: TcpConfig,
+    ) -> io::Result<ConnId> {
         Self::check_remote(self.cfg.addr, remote)?;
-        let port = self.ephemeral_port(remote).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::AddrInUse,
-                "no free ephemeral port for this destination",
-            )
-        })?;
-        Ok(self.open(now, port, remote))
+        tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
+        let port = match local_port {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot connect from port 0",
+                ))
+            }
+            Some(port) => {
+                let local = SocketAddrV4::new(self.cfg.addr, port);
+                if self.tuples.contains_key(&(local, remote)) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{local} -> {remote} is already in use"),
+                    ));
+                }
+                port
+            }
+            None => self.ephemeral_port(remote).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "no free ephemeral port for this destination",
+                )
+            })?,
+        };
+        Ok(self.open(now, port, remote, tcp))
     }
 
     /// Opens a connection to `remote` from the fixed `local_port` instead of
@@ -286,21 +337,8 @@ impl Stack {
         local_port: u16,
         remote: SocketAddrV4,
     ) -> io::Result<ConnId> {
-        Self::check_remote(self.cfg.addr, remote)?;
-        if local_port == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot connect from port 0",
-            ));
-        }
-        let local = SocketAddrV4::new(self.cfg.addr, local_port);
-        if self.tuples.contains_key(&(local, remote)) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{local} -> {remote} is already in use"),
-            ));
-        }
-        Ok(self.open(now, local_port, remote))
+        let tcp = self.cfg.tcp.clone();
+        self.connect_with(now, remote, Some(local_port), tcp)
     }
 
     /// Refuses destinations no connection may have.
@@ -321,10 +359,16 @@ impl Stack {
     }
 
     /// Creates the SYN-SENT TCB for `local_port` -> `remote`.
-    fn open(&mut self, now: Instant, local_port: u16, remote: SocketAddrV4) -> ConnId {
+    fn open(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        remote: SocketAddrV4,
+        tcp: TcpConfig,
+    ) -> ConnId {
         let local = SocketAddrV4::new(self.cfg.addr, local_port);
         let iss = self.isn.isn(now, local, remote);
-        let tcb = Tcb::connect(local, remote, iss, self.cfg.tcp.clone());
+        let tcb = Tcb::connect(local, remote, iss, tcp);
         self.insert(tcb, Owner::App)
     }
 
@@ -523,7 +567,11 @@ impl Stack {
             return;
         }
         let iss = self.isn.isn(now, seg.dst, seg.src);
-        let tcb = Tcb::accept(seg, iss, self.cfg.tcp.clone());
+        let tcp = self
+            .listeners
+            .get(&port)
+            .map_or_else(|| self.cfg.tcp.clone(), |l| l.tcp.clone());
+        let tcb = Tcb::accept(seg, iss, tcp);
         debug!("{} -> {}: SYN received on a listener", seg.dst, seg.src);
         self.insert(tcb, Owner::Embryonic(port));
     }

@@ -693,6 +693,15 @@ impl Tcb {
         }
     }
 
+    /// Copies received data into `buf` without consuming it (MSG_PEEK).
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.rcv_buf.len());
+        for (dst, src) in buf.iter_mut().zip(self.rcv_buf.iter()) {
+            *dst = *src;
+        }
+        n
+    }
+
     /// RFC 1122 4.2.3.3 (receiver SWS avoidance): announce a reopened window
     /// only once it grew by min(RCV.BUFF / 2, MSS).
     fn maybe_window_update(&mut self) {

@@ -424,3 +424,31 @@ fn connect_to_invalid_address_is_invalid_input() {
         io::ErrorKind::AddrInUse
     );
 }
+
+/// Per-socket settings: a listener's `TcpConfig` reaches the connections it
+/// accepts (here a 4000-byte receive buffer and a 500-byte MSS, as
+/// SO_RCVBUF/TCP_MAXSEG would set), and an MSS above the device's is capped.
+#[test]
+fn listener_settings_reach_accepted_connections() {
+    let mut s = stack();
+    let mut tcp = s.tcp_config().clone();
+    tcp.recv_buffer = 4000;
+    tcp.mss = 500;
+    s.listen_with(80, 8, tcp).unwrap();
+    s.handle_packet(NOW, &tcp_in(4000, 80, 1000, 0, TcpFlags::SYN));
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1);
+    let syn_ack = segment(&out[0]);
+    assert_eq!(syn_ack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(syn_ack.window, 4000);
+    assert_eq!(syn_ack.options.mss, Some(500));
+
+    let mut tcp = s.tcp_config().clone();
+    tcp.mss = 9000;
+    s.listen_with(81, 8, tcp).unwrap();
+    s.handle_packet(NOW, &tcp_in(4001, 81, 1000, 0, TcpFlags::SYN));
+    let out = output(&mut s);
+    let syn_ack = segment(&out[0]);
+    assert_eq!(syn_ack.options.mss, Some(s.tcp_config().mss));
+    assert!(s.tcp_config().mss < 9000);
+}
