@@ -405,6 +405,46 @@ fn dropping_listener_resets_unaccepted_connections() {
     });
 }
 
+#[test]
+fn full_backlog_defers_connections_until_accept() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind_with_backlog(&net, 7003, 1).unwrap();
+        let clients: Vec<_> = (0..3u8)
+            .map(|i| {
+                let ctx2 = ctx.clone();
+                ctx.spawn(move || {
+                    let mut s = kernel_connect(&ctx2, 7003);
+                    s.write_all(&[i]).unwrap();
+                    let mut b = [0u8; 1];
+                    s.read_exact(&mut b).unwrap();
+                    assert_eq!(b[0], i + 100);
+                })
+            })
+            .collect();
+        // One connection fits the queue; the other SYNs are dropped (the
+        // kernel retransmits them), not reset.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while net.stats().syn_backlog_full == 0 {
+            assert!(Instant::now() < deadline, "{:?}", net.stats());
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(net.stats().resets_sent, 0, "{:?}", net.stats());
+        let mut streams = Vec::new();
+        for _ in 0..3 {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&[b[0] + 100]).unwrap();
+            streams.push(s);
+        }
+        for c in clients {
+            join_bounded(c, JOIN_TIMEOUT, "kernel client");
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Streams: data, threads, timeouts
 // ---------------------------------------------------------------------------
@@ -755,6 +795,25 @@ fn shutdown_read_wakes_blocked_reader() {
             join_bounded(kernel, JOIN_TIMEOUT, "kernel side"),
             b"write side open"
         );
+    });
+}
+
+#[test]
+fn shutdown_both_reads_eof_and_write_is_broken_pipe() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let kl = kernel_listener(&ctx, 8012);
+        let kernel = ctx.spawn(move || {
+            let mut s = kernel_accept(&kl, JOIN_TIMEOUT);
+            read_to_end(&mut s).unwrap()
+        });
+        let mut s = utcp_connect(&net, 8012);
+        s.write_all(b"before").unwrap();
+        s.shutdown(Shutdown::Both).unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!(s.read(&mut b).unwrap(), 0);
+        assert_eq!(kind_of(s.write(b"after")), ErrorKind::BrokenPipe);
+        assert_eq!(join_bounded(kernel, JOIN_TIMEOUT, "kernel side"), b"before");
     });
 }
 
