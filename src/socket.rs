@@ -630,8 +630,11 @@ impl TcpStream {
         shared.flush(&mut core);
         // From here on the stream owns the id; dropping it releases the connection.
         let stream = TcpStream::from_id(net.rt.clone(), id);
+        // Every return below drops `core` first: dropping `stream` while the
+        // core is still locked would deadlock in `StreamInner::drop`.
         loop {
             let Some(tcb) = core.stack.tcb(id) else {
+                drop(core);
                 return Err(not_connected());
             };
             match tcb.state() {
@@ -650,7 +653,9 @@ impl TcpStream {
                 }
             }
             if let Some(msg) = &core.dead {
-                return Err(dead_error(msg));
+                let err = dead_error(msg);
+                drop(core);
+                return Err(err);
             }
             let (g, timed_out) = shared.wait(core, deadline);
             core = g;
@@ -658,6 +663,7 @@ impl TcpStream {
                 if let Some(t) = core.stack.tcb_mut(id) {
                     t.abort();
                 }
+                drop(core);
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("connect to {remote}: timed out"),

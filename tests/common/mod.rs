@@ -926,3 +926,119 @@ pub fn parse_impair_summary(stderr: &str) -> Option<ImpairSummary> {
         reordered: [nums[4], nums[5]],
     })
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the socket API tests (tests/api.rs).
+// ---------------------------------------------------------------------------
+
+/// (device, inode) of a network namespace file.
+fn netns_id(path: &str) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("cannot stat {path}: {e}"));
+    (m.dev(), m.ino())
+}
+
+/// Panics unless the calling thread is inside the namespace `name`. Guards
+/// against creating sockets (or a utcp stack) in the root namespace.
+pub fn assert_in_netns(name: &str) {
+    let want = netns_id(&format!("/var/run/netns/{name}"));
+    let have = netns_id("/proc/thread-self/ns/net");
+    assert_eq!(
+        have, want,
+        "this thread is not in network namespace {name}; refusing to create sockets here"
+    );
+}
+
+/// Handed to closures run by [`Netns::with_utcp`]: spawns more threads
+/// inside the same namespace.
+#[derive(Clone, Debug)]
+pub struct NsCtx {
+    name: String,
+}
+
+impl NsCtx {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Spawns a thread that explicitly enters (and checks) the namespace
+    /// before running `f`.
+    pub fn spawn<T, F>(&self, f: F) -> JoinHandle<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let name = self.name.clone();
+        thread::spawn(move || {
+            enter_netns(&name);
+            assert_in_netns(&name);
+            f()
+        })
+    }
+}
+
+impl Netns {
+    /// Runs `f` on a fresh thread inside this namespace with a utcp
+    /// [`utcp::socket::NetStack`] attached to the namespace's TUN device
+    /// (answering for [`UTCP_IP`], configured by `tweak`). The stack is
+    /// created on that thread, after checking the namespace. The closure
+    /// owns the stack; dropping it (at the latest when `f` returns) lingers
+    /// for closing connections. Bounded by `timeout`; panics in `f` are
+    /// propagated.
+    pub fn with_utcp_config<T, F>(
+        &self,
+        timeout: Duration,
+        tweak: impl FnOnce(&mut utcp::stack::StackConfig) + Send + 'static,
+        f: F,
+    ) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(utcp::socket::NetStack, NsCtx) -> T + Send + 'static,
+    {
+        let ctx = NsCtx {
+            name: self.name.clone(),
+        };
+        let handle = self.spawn_thread(move || {
+            assert_in_netns(&ctx.name);
+            let mut cfg = utcp::stack::StackConfig::new(UTCP_IP.parse().unwrap());
+            tweak(&mut cfg);
+            let net = utcp::socket::NetStack::tun(DEV, cfg)
+                .unwrap_or_else(|e| panic!("cannot attach a utcp stack to {DEV}: {e}"));
+            f(net, ctx)
+        });
+        join_bounded(handle, timeout, "utcp test closure")
+    }
+
+    /// [`Netns::with_utcp_config`] with the default configuration.
+    pub fn with_utcp<T, F>(&self, timeout: Duration, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(utcp::socket::NetStack, NsCtx) -> T + Send + 'static,
+    {
+        self.with_utcp_config(timeout, |_| {}, f)
+    }
+}
+
+/// Sets SO_LINGER {on, 0} on a kernel socket, so closing it sends a RST.
+pub fn set_linger_zero(fd: std::os::fd::RawFd) {
+    let lg = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: fd is an open socket; we pass a valid linger struct and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt(SO_LINGER) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
