@@ -882,8 +882,10 @@ impl Tcb {
         self.remember_for_undo(now);
         self.cc.on_timeout(flight);
         // Karn's rule: no RTT sample from anything sent before the timeout.
-        self.rtt_probe = None;
-        self.karn_blocked = true;
+        // After a timeout the echo threshold moves up to now: if only our
+        // ACK was lost, the peer answers this copy as a duplicate, echoing
+        // the earlier copy's timestamp, which would time the timeout itself.
+        self.karn_block(now);
         self.karn_tsval = self.tsval(now);
         self.tlp_deadline = None;
         self.tlp_pending = false;
@@ -1391,14 +1393,26 @@ impl Tcb {
         }
     }
 
+    /// Karn's rule from now on: no sample from the segment being timed, and
+    /// timestamp echoes count only if at least as new as the first
+    /// retransmission of this episode (older ones may come from segments that
+    /// waited behind the hole, or from duplicates a spurious retransmission
+    /// caused, and would time those, not the path).
+    fn karn_block(&mut self, now: Instant) {
+        self.rtt_probe = None;
+        if !self.karn_blocked {
+            self.karn_blocked = true;
+            self.karn_tsval = self.tsval(now);
+        }
+    }
+
     /// Loss detected at SND.UNA: retransmit it now (RFC 5681 section 3.2 step 2).
     fn start_fast_retransmit(&mut self, now: Instant) {
         self.stats.fast_retransmits += 1;
         self.retransmit_one = true;
         self.high_rxt = self.snd_una;
         self.rtt_probe = None;
-        self.karn_blocked = true;
-        self.karn_tsval = self.tsval(now);
+        self.karn_block(now);
         self.tlp_deadline = None;
     }
 
@@ -2001,6 +2015,12 @@ impl Tcb {
                 len,
                 if fin { " +FIN" } else { "" }
             );
+            // Karn's rule (RFC 6298 section 3): once anything is sent twice,
+            // the ACK that covers the timed segment may answer the copy, so
+            // the measurement in progress is void (a hole resent during
+            // recovery would otherwise time the whole recovery).
+            self.rtt_probe = None;
+            self.karn_block(now);
         }
         let end = seq + len + usize::from(fin);
         if fin {
