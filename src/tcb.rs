@@ -634,24 +634,23 @@ impl Tcb {
     /// Queues `data` for sending; returns how much fit in the send buffer.
     /// `WouldBlock` when the buffer is full or the handshake is not done yet.
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self.state {
-            State::SynSent | State::SynReceived | State::Listen => {
-                return Err(io::ErrorKind::WouldBlock.into())
-            }
-            State::Established | State::CloseWait => {}
-            State::Closed => return Err(self.closed_error()),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the sending side of this connection is shut down",
-                ))
-            }
-        }
-        if self.fin_queued {
-            return Err(io::Error::new(
+        let shut = || {
+            io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the sending side of this connection is shut down",
-            ));
+            )
+        };
+        match self.state {
+            State::SynSent | State::SynReceived | State::Listen if !self.fin_queued => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            State::Established | State::CloseWait if !self.fin_queued => {}
+            // A reset or timeout is reported as such; after our own close it
+            // stays BrokenPipe even once the connection is gone (like EPIPE).
+            State::Closed if self.error.is_some() || !self.fin_queued => {
+                return Err(self.closed_error())
+            }
+            _ => return Err(shut()),
         }
         if data.is_empty() {
             return Ok(0);

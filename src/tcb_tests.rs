@@ -3271,3 +3271,29 @@ fn syn_sent_syn_ack_with_data_and_fin() {
     );
     assert_eq!(read_all(&mut tcb), b"bye");
 }
+
+/// After our own close, a send is `BrokenPipe` (EPIPE) in every later
+/// state, also once TIME-WAIT is over and the connection is CLOSED; only an
+/// error such as a reset would be reported instead.
+#[test]
+fn send_after_close_stays_broken_pipe() {
+    let mut tcb = time_wait();
+    assert_eq!(
+        tcb.send(b"x").unwrap_err().kind(),
+        io::ErrorKind::BrokenPipe
+    );
+    let end = T0 + 2 * config().msl;
+    tcb.on_timeout(end);
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(
+        tcb.send(b"x").unwrap_err().kind(),
+        io::ErrorKind::BrokenPipe
+    );
+
+    let mut tcb = established();
+    seg_in(&mut tcb, at(1), &from_peer(RST, PEER_ISS + 1, 0, &[]));
+    assert_eq!(
+        tcb.send(b"x").unwrap_err().kind(),
+        io::ErrorKind::ConnectionReset
+    );
+}
