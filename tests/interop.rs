@@ -19,10 +19,6 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
     format!("{ip}:{port}").parse().unwrap()
 }
 
-fn mib_per_s(bytes: usize, elapsed: Duration) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9)
-}
-
 #[test]
 fn ping_gets_echo_reply() {
     let ns = Netns::new();
@@ -116,113 +112,17 @@ fn utcp_client_sends_seed_message_to_kernel_nc() {
 fn ten_megabytes_kernel_to_utcp() {
     let ns = Netns::new();
     let data = random_bytes(TEN_MIB, 0x5eed_0001);
-    let input = TempFile::with_contents("k2u-in", &data);
-    let output = TempFile::new("k2u-out");
-
-    // stdin /dev/null: utcp half-closes its sending side right away, which the
-    // kernel's nc handles; the data flows kernel -> utcp.
-    let mut listener = ns.spawn_utcp_listening(
-        "utcp listen",
-        &["listen", "--port", "5001"],
-        Stdio::null(),
-        Capture::File(output.path().to_path_buf()),
-    );
-    let start = Instant::now();
-    let mut nc_cmd = ns.command("nc");
-    nc_cmd.args(["-N", UTCP_IP, "5001"]);
-    let mut nc = ns.spawn("nc -N", nc_cmd, input.as_stdin(), Capture::Pipe);
-
-    let nc_status = nc.wait_or_panic(BULK_TIMEOUT);
-    let remaining = BULK_TIMEOUT.saturating_sub(start.elapsed()) + Duration::from_secs(5);
-    let utcp_status = match listener.wait_timeout(remaining) {
-        Some(s) => s,
-        None => panic!(
-            "utcp listen did not exit after the transfer ({} of {} bytes written)\n{}\n{}",
-            std::fs::metadata(output.path())
-                .map(|m| m.len())
-                .unwrap_or(0),
-            data.len(),
-            listener.log(),
-            nc.log()
-        ),
-    };
-    let elapsed = start.elapsed();
-    listener.finish_readers();
-    eprintln!(
-        "10 MiB kernel->utcp in {:.2} s ({:.1} MiB/s)",
-        elapsed.as_secs_f64(),
-        mib_per_s(data.len(), elapsed)
-    );
-    assert!(
-        nc_status.success(),
-        "nc exited with {nc_status}\n{}",
-        nc.log()
-    );
-    assert!(
-        utcp_status.success(),
-        "utcp listen exited with {utcp_status}\n{}",
-        listener.log()
-    );
-    assert_same_bytes("kernel->utcp", &data, &output.read());
+    // nc -N into `utcp listen` (whose stdin is /dev/null, so utcp half-closes
+    // its own side at once): byte-exact, both exit 0.
+    kernel_to_utcp(&ns, "10 MiB", &data, 5001, None);
 }
 
 #[test]
 fn ten_megabytes_utcp_to_kernel() {
     let ns = Netns::new();
     let data = random_bytes(TEN_MIB, 0x5eed_0002);
-    let input = TempFile::with_contents("u2k-in", &data);
-    let output = TempFile::new("u2k-out");
-
-    // netcat-openbsd as listener with stdin at EOF: it sends nothing, and
-    // exits once the peer's FIN arrived and everything was written out.
-    let mut nc_cmd = ns.command("nc");
-    nc_cmd.args(["-l", KERNEL_IP, "5002"]);
-    let mut nc = ns.spawn(
-        "nc -l",
-        nc_cmd,
-        Stdio::null(),
-        Capture::File(output.path().to_path_buf()),
-    );
-    ns.wait_for_kernel_listen(5002, Duration::from_secs(10));
-
-    let start = Instant::now();
-    let target = format!("{KERNEL_IP}:5002");
-    let mut client = ns.spawn_utcp(
-        "utcp connect",
-        &["connect", &target],
-        input.as_stdin(),
-        Capture::Pipe,
-    );
-    let utcp_status =
-        match client.wait_timeout(BULK_TIMEOUT) {
-            Some(s) => s,
-            None => panic!(
-            "utcp connect did not finish within {BULK_TIMEOUT:?} ({} of {} bytes arrived)\n{}\n{}",
-            std::fs::metadata(output.path()).map(|m| m.len()).unwrap_or(0),
-            data.len(),
-            client.log(),
-            nc.log()
-        ),
-        };
-    let nc_status = nc.wait_or_panic(Duration::from_secs(10));
-    let elapsed = start.elapsed();
-    client.finish_readers();
-    eprintln!(
-        "10 MiB utcp->kernel in {:.2} s ({:.1} MiB/s)",
-        elapsed.as_secs_f64(),
-        mib_per_s(data.len(), elapsed)
-    );
-    assert!(
-        utcp_status.success(),
-        "utcp connect exited with {utcp_status}\n{}",
-        client.log()
-    );
-    assert!(
-        nc_status.success(),
-        "nc -l exited with {nc_status}\n{}",
-        nc.log()
-    );
-    assert_same_bytes("utcp->kernel", &data, &output.read());
+    // `utcp connect` into nc -l: byte-exact, both exit 0.
+    utcp_to_kernel(&ns, "10 MiB", &data, 5002, None);
 }
 
 #[test]
