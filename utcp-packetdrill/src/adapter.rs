@@ -13,7 +13,7 @@
 //! example, a blocked `write` has queued its next segment before packetdrill
 //! asks `netdev_receive` for it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use libc::c_int;
 use utcp::stack::{ConnId, Stack};
 use utcp::state::State;
+use utcp::tcb::TcpConfig;
 use utcp::time::Instant;
 
 use crate::flags::{ClockMode, Flags};
@@ -89,9 +90,19 @@ struct Sock {
     nonblock: bool,
     reuseaddr: bool,
     nodelay: bool,
+    /// SO_RCVBUF as read back (Linux doubles the value set).
     rcvbuf: c_int,
+    /// SO_SNDBUF as read back (doubled too).
     sndbuf: c_int,
-    maxseg: c_int,
+    /// SO_RCVBUF as set before listen/connect: the receive buffer (and so
+    /// the largest window and our window-scale shift).
+    rcvbuf_req: Option<usize>,
+    /// SO_SNDBUF as set before listen/connect: the send buffer.
+    sndbuf_req: Option<usize>,
+    /// TCP_MAXSEG as set (user MSS): caps the MSS we announce and send.
+    maxseg: Option<u16>,
+    /// SO_LINGER: `Some(seconds)` when on.
+    linger: Option<c_int>,
     /// Local port from bind() or autobind.
     port: Option<u16>,
     /// A connect() is under way and no connect() call has seen it finish yet.
@@ -99,6 +110,29 @@ struct Sock {
     /// The connection's error was already reported once (by a call or
     /// SO_ERROR); afterwards reads see EOF and writes EPIPE, as on Linux.
     error_reported: bool,
+}
+
+/// One fd in an epoll instance's interest list.
+#[derive(Debug)]
+struct Interest {
+    /// The EPOLL* bits asked for, EPOLLET and EPOLLONESHOT included.
+    events: u32,
+    /// `epoll_event.data`, handed back as it came.
+    data: u64,
+    /// EPOLLONESHOT: reported once, now off until EPOLL_CTL_MOD.
+    disarmed: bool,
+    /// EPOLLET: the bits last seen ready, and the receive/send queue
+    /// lengths then (new data or freed room is a new edge, as on Linux).
+    last: u32,
+    queues: (usize, usize),
+}
+
+/// An epoll instance: a reserved kernel fd (an eventfd, like sockets) and
+/// its interest list, in fd order.
+#[derive(Debug)]
+struct Epoll {
+    fd: OwnedFd,
+    interest: BTreeMap<c_int, Interest>,
 }
 
 #[derive(Debug)]
@@ -123,6 +157,7 @@ struct Inner {
     out: VecDeque<(Vec<u8>, u64)>,
     buf: Vec<u8>,
     socks: HashMap<c_int, Sock>,
+    epolls: HashMap<c_int, Epoll>,
     next_port: u16,
     /// Threads asleep in [`Adapter::block`].
     sleepers: usize,
@@ -230,7 +265,9 @@ impl Inner {
         }
     }
 
-    fn new_sock(&mut self, kind: Kind, nonblock: bool) -> Res<c_int> {
+    /// A fresh kernel fd (an eventfd) whose number names a socket or an
+    /// epoll instance, so packetdrill can close(2) it.
+    fn reserve_fd() -> Res<OwnedFd> {
         // SAFETY: eventfd takes no pointers; a non-negative result is a fresh fd we own.
         let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if raw < 0 {
@@ -239,7 +276,12 @@ impl Inner {
                 .unwrap_or(libc::EMFILE));
         }
         // SAFETY: `raw` was just returned by eventfd and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+
+    fn new_sock(&mut self, kind: Kind, nonblock: bool) -> Res<c_int> {
+        let fd = Self::reserve_fd()?;
+        let raw = fd.as_raw_fd();
         let rcvbuf = c_int::try_from(self.flags.recv_buffer).unwrap_or(c_int::MAX);
         let sndbuf = c_int::try_from(self.flags.send_buffer).unwrap_or(c_int::MAX);
         self.socks.insert(
@@ -252,13 +294,34 @@ impl Inner {
                 nodelay: !self.flags.nagle,
                 rcvbuf,
                 sndbuf,
-                maxseg: c_int::from(self.flags.mss),
+                rcvbuf_req: None,
+                sndbuf_req: None,
+                maxseg: None,
+                linger: None,
                 port: None,
                 connecting: false,
                 error_reported: false,
             },
         );
         Ok(raw)
+    }
+
+    /// The TCP settings for a connection of `fd`: the stack's defaults with
+    /// the socket's SO_RCVBUF, SO_SNDBUF, TCP_MAXSEG and TCP_NODELAY.
+    fn sock_config(&self, fd: c_int) -> Res<TcpConfig> {
+        let sock = self.socks.get(&fd).ok_or(libc::EBADF)?;
+        let mut tcp = self.stack.tcp_config().clone();
+        if let Some(n) = sock.rcvbuf_req {
+            tcp.recv_buffer = n;
+        }
+        if let Some(n) = sock.sndbuf_req {
+            tcp.send_buffer = n;
+        }
+        if let Some(m) = sock.maxseg {
+            tcp.mss = tcp.mss.min(m);
+        }
+        tcp.nagle = !sock.nodelay;
+        Ok(tcp)
     }
 
     /// The state of `fd`'s connection after a connect(): EAGAIN while the
@@ -337,6 +400,7 @@ impl Adapter {
                 out: VecDeque::new(),
                 buf: vec![0; mtu.max(1500)],
                 socks: HashMap::new(),
+                epolls: HashMap::new(),
                 next_port: EPHEMERAL_FIRST,
                 sleepers: 0,
                 pending_wake: 0,
@@ -634,8 +698,9 @@ impl Adapter {
         };
         // Linux lets backlog + 1 connections wait in the accept queue.
         let backlog = usize::try_from(backlog.clamp(0, 4096)).unwrap_or(0) + 1;
+        let tcp = g.sock_config(fd)?;
         g.stack
-            .listen(port, backlog)
+            .listen_with(port, backlog, tcp)
             .map_err(|e| errno_of(e.kind()))?;
         let sock = g.sock(fd)?;
         sock.port = Some(port);
@@ -656,6 +721,14 @@ impl Adapter {
             g.pull_accepts(fd);
             let sock = g.sock(fd)?;
             let (port, nodelay) = (sock.port, sock.nodelay);
+            let inherited = (
+                sock.rcvbuf,
+                sock.sndbuf,
+                sock.rcvbuf_req,
+                sock.sndbuf_req,
+                sock.maxseg,
+                sock.linger,
+            );
             let Kind::Listener { ready, .. } = &mut sock.kind else {
                 return Err(libc::EINVAL);
             };
@@ -675,6 +748,14 @@ impl Adapter {
             let s = g.sock(new)?;
             s.port = port;
             s.nodelay = nodelay;
+            (
+                s.rcvbuf,
+                s.sndbuf,
+                s.rcvbuf_req,
+                s.sndbuf_req,
+                s.maxseg,
+                s.linger,
+            ) = inherited;
             Ok((new, remote))
         })
     }
@@ -698,15 +779,15 @@ impl Adapter {
         }
         let (port, nodelay) = (sock.port, sock.nodelay);
         let now = g.stack_now();
-        let id = match port {
-            Some(p) => g.stack.connect_from(now, p, remote),
-            None => g.stack.connect(now, remote),
-        }
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::AddrInUse => libc::EADDRNOTAVAIL,
-            io::ErrorKind::InvalidInput => libc::ENETUNREACH,
-            k => errno_of(k),
-        })?;
+        let tcp = g.sock_config(fd)?;
+        let id = g
+            .stack
+            .connect_with(now, remote, port, tcp)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => libc::EADDRNOTAVAIL,
+                io::ErrorKind::InvalidInput => libc::ENETUNREACH,
+                k => errno_of(k),
+            })?;
         if let Some(tcb) = g.stack.tcb_mut(id) {
             if nodelay {
                 tcb.set_nagle(false);
@@ -727,11 +808,10 @@ impl Adapter {
         self.blocking(fd, false, |g| g.connect_result(fd))
     }
 
-    /// recv(2) (and read): MSG_DONTWAIT is honoured, MSG_PEEK is not supported.
+    /// recv(2) (and read): MSG_DONTWAIT and MSG_PEEK (the data stays
+    /// queued) are honoured.
     pub fn recv(&self, fd: c_int, buf: &mut [u8], flags: c_int) -> Res<usize> {
-        if flags & libc::MSG_PEEK != 0 {
-            return Err(libc::EOPNOTSUPP);
-        }
+        let peek = flags & libc::MSG_PEEK != 0;
         self.blocking(fd, flags & libc::MSG_DONTWAIT != 0, |g| {
             let sock = g.socks.get_mut(&fd).ok_or(libc::EBADF)?;
             let Kind::Conn { id } = sock.kind else {
@@ -741,7 +821,12 @@ impl Adapter {
             if buf.is_empty() {
                 return Ok(0);
             }
-            match tcb.recv(buf) {
+            if peek && tcb.recv_queued() > 0 {
+                return Ok(tcb.peek(buf));
+            }
+            // With nothing queued, recv() consumes nothing: it tells EOF,
+            // error and would-block apart for a peek too.
+            match tcb.recv(if peek { &mut [] } else { buf }) {
                 Ok(n) => Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(libc::EAGAIN),
                 Err(_) if sock.error_reported => Ok(0),
@@ -803,10 +888,19 @@ impl Adapter {
     }
 
     /// close(2). A connection closed with unread data is reset (RFC 2525
-    /// section 2.17, as Linux does); otherwise it closes gracefully.
+    /// section 2.17, as Linux does), and so is one with SO_LINGER on and a
+    /// zero timeout (Linux's abortive close); otherwise it closes
+    /// gracefully (a non-zero linger time does not make close wait).
     pub fn close(&self, fd: c_int) -> Res<()> {
         let mut g = self.lock();
+        if let Some(ep) = g.epolls.remove(&fd) {
+            drop(ep.fd);
+            return Ok(());
+        }
         let sock = g.socks.remove(&fd).ok_or(libc::EBADF)?;
+        for ep in g.epolls.values_mut() {
+            ep.interest.remove(&fd);
+        }
         match sock.kind {
             Kind::Fresh => {}
             Kind::Listener { port, ready } => {
@@ -820,7 +914,7 @@ impl Adapter {
             }
             Kind::Conn { id } => {
                 if let Some(tcb) = g.stack.tcb_mut(id) {
-                    if tcb.recv_queued() > 0 {
+                    if tcb.recv_queued() > 0 || sock.linger == Some(0) {
                         tcb.abort();
                     }
                 }
@@ -887,57 +981,91 @@ impl Adapter {
         Ok(())
     }
 
-    /// getsockopt(2) for the int-valued options utcp knows.
-    pub fn getsockopt(&self, fd: c_int, level: c_int, name: c_int) -> Res<c_int> {
+    /// getsockopt(2): the option's value as Linux lays it out (an `int`,
+    /// or a `struct linger` for SO_LINGER); the caller truncates it.
+    pub fn getsockopt(&self, fd: c_int, level: c_int, name: c_int) -> Res<Vec<u8>> {
         let mut g = self.lock();
-        let mss = c_int::from(g.flags.mss);
         let Inner { socks, stack, .. } = &mut *g;
         let sock = socks.get_mut(&fd).ok_or(libc::EBADF)?;
         let conn = match sock.kind {
             Kind::Conn { id } => stack.tcb(id),
             _ => None,
         };
+        let int = |v: c_int| Ok(v.to_ne_bytes().to_vec());
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_ERROR) => match conn.and_then(|t| t.error()) {
                 Some(kind) if !sock.error_reported => {
                     sock.error_reported = true;
-                    Ok(errno_of(kind))
+                    int(errno_of(kind))
                 }
-                _ => Ok(0),
+                _ => int(0),
             },
-            (libc::SOL_SOCKET, libc::SO_TYPE) => Ok(libc::SOCK_STREAM),
-            (libc::SOL_SOCKET, libc::SO_DOMAIN) => Ok(libc::AF_INET),
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Ok(libc::IPPROTO_TCP),
-            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => Ok(c_int::from(sock.reuseaddr)),
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => Ok(0),
+            (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => int(c_int::from(sock.reuseaddr)),
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => int(0),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
-                Ok(c_int::from(matches!(sock.kind, Kind::Listener { .. })))
+                int(c_int::from(matches!(sock.kind, Kind::Listener { .. })))
             }
-            (libc::SOL_SOCKET, libc::SO_RCVBUF) => Ok(sock.rcvbuf),
-            (libc::SOL_SOCKET, libc::SO_SNDBUF) => Ok(sock.sndbuf),
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => Ok(c_int::from(sock.nodelay)),
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => int(sock.rcvbuf),
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => int(sock.sndbuf),
+            (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                let (on, secs): (c_int, c_int) = sock.linger.map_or((0, 0), |t| (1, t));
+                let mut v = on.to_ne_bytes().to_vec();
+                v.extend_from_slice(&secs.to_ne_bytes());
+                Ok(v)
+            }
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => int(c_int::from(sock.nodelay)),
+            // Linux: the send MSS once connected; before, the user MSS if
+            // one was set, else the default 536 (TCP_MSS_DEFAULT).
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => match conn {
                 Some(t) if t.state().is_synchronized() => {
-                    Ok(c_int::try_from(t.send_mss()).unwrap_or(mss))
+                    int(c_int::try_from(t.send_mss()).unwrap_or(c_int::MAX))
                 }
-                _ => Ok(sock.maxseg),
+                _ => int(sock.maxseg.map_or(536, c_int::from)),
             },
             _ => Err(libc::ENOPROTOOPT),
         }
     }
 
-    /// setsockopt(2) for the int-valued options utcp knows. SO_RCVBUF,
-    /// SO_SNDBUF and TCP_MAXSEG are recorded (and read back, doubled for the
-    /// buffers as on Linux) but the stack applies its `--so_flags` values.
-    pub fn setsockopt(&self, fd: c_int, level: c_int, name: c_int, value: c_int) -> Res<()> {
+    /// setsockopt(2) with the caller's option bytes. SO_RCVBUF, SO_SNDBUF
+    /// and TCP_MAXSEG take effect for connections made after they are set
+    /// (set them before listen() or connect()); later they are only read
+    /// back. SO_RCVBUF/SO_SNDBUF read back doubled, as on Linux.
+    pub fn setsockopt(&self, fd: c_int, level: c_int, name: c_int, optval: &[u8]) -> Res<()> {
+        if optval.len() < std::mem::size_of::<c_int>() {
+            return Err(libc::EINVAL);
+        }
+        let value = c_int::from_ne_bytes([optval[0], optval[1], optval[2], optval[3]]);
         let mut g = self.lock();
         let Inner { socks, stack, .. } = &mut *g;
         let sock = socks.get_mut(&fd).ok_or(libc::EBADF)?;
+        let unconnected = !matches!(sock.kind, Kind::Conn { .. });
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => sock.reuseaddr = value != 0,
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => {}
-            (libc::SOL_SOCKET, libc::SO_RCVBUF) => sock.rcvbuf = value.max(1152).saturating_mul(2),
-            (libc::SOL_SOCKET, libc::SO_SNDBUF) => sock.sndbuf = value.max(2304).saturating_mul(2),
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                let v = value.max(1152);
+                sock.rcvbuf = v.saturating_mul(2);
+                if unconnected {
+                    sock.rcvbuf_req = usize::try_from(v).ok();
+                }
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                let v = value.max(2304);
+                sock.sndbuf = v.saturating_mul(2);
+                if unconnected {
+                    sock.sndbuf_req = usize::try_from(v).ok();
+                }
+            }
+            (libc::SOL_SOCKET, libc::SO_LINGER) => {
+                let Some(l) = optval.get(4..8) else {
+                    return Err(libc::EINVAL);
+                };
+                let secs = c_int::from_ne_bytes([l[0], l[1], l[2], l[3]]);
+                sock.linger = (value != 0).then_some(secs.max(0));
+            }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => {
                 sock.nodelay = value != 0;
                 if let Kind::Conn { id } = sock.kind {
@@ -950,7 +1078,7 @@ impl Adapter {
                 if !(88..=32767).contains(&value) {
                     return Err(libc::EINVAL);
                 }
-                sock.maxseg = value;
+                sock.maxseg = u16::try_from(value).ok();
             }
             _ => return Err(libc::ENOPROTOOPT),
         }
@@ -1033,6 +1161,18 @@ impl Adapter {
                     if st.is_synchronized() && t.can_send() {
                         m |= libc::POLLOUT | libc::POLLWRNORM;
                     }
+                    // The peer's FIN (or the end of the connection) shuts
+                    // our receiving side: POLLRDHUP, as Linux's tcp_poll.
+                    if matches!(
+                        st,
+                        State::CloseWait
+                            | State::LastAck
+                            | State::Closing
+                            | State::TimeWait
+                            | State::Closed
+                    ) {
+                        m |= libc::POLLRDHUP;
+                    }
                     if st == State::Closed {
                         m |= libc::POLLHUP;
                         if t.error().is_some() && !sock.error_reported {
@@ -1074,6 +1214,168 @@ impl Adapter {
         let mut g = self.lock();
         for (_, s) in g.socks.drain() {
             let _ = s.fd.into_raw_fd();
+        }
+        for (_, e) in g.epolls.drain() {
+            let _ = e.fd.into_raw_fd();
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // epoll
+    // ------------------------------------------------------------------
+
+    /// epoll_create(2): a new epoll instance (EINVAL for a size below 1).
+    pub fn epoll_create(&self, size: c_int) -> Res<c_int> {
+        if size <= 0 {
+            return Err(libc::EINVAL);
+        }
+        let fd = Inner::reserve_fd()?;
+        let raw = fd.as_raw_fd();
+        self.lock().epolls.insert(
+            raw,
+            Epoll {
+                fd,
+                interest: BTreeMap::new(),
+            },
+        );
+        Ok(raw)
+    }
+
+    /// epoll_ctl(2) on one of our sockets; `ev` is (events, data), needed
+    /// for ADD and MOD.
+    pub fn epoll_ctl(&self, epfd: c_int, op: c_int, fd: c_int, ev: Option<(u32, u64)>) -> Res<()> {
+        let mut g = self.lock();
+        if !g.epolls.contains_key(&epfd) {
+            return Err(if g.socks.contains_key(&epfd) {
+                libc::EINVAL
+            } else {
+                libc::EBADF
+            });
+        }
+        if fd == epfd {
+            return Err(libc::EINVAL);
+        }
+        if !g.socks.contains_key(&fd) {
+            // Nested epoll instances are not supported.
+            return Err(if g.epolls.contains_key(&fd) {
+                libc::EPERM
+            } else {
+                libc::EBADF
+            });
+        }
+        let ep = g.epolls.get_mut(&epfd).ok_or(libc::EBADF)?;
+        match op {
+            libc::EPOLL_CTL_ADD | libc::EPOLL_CTL_MOD => {
+                let (events, data) = ev.ok_or(libc::EFAULT)?;
+                let entry = Interest {
+                    events,
+                    data,
+                    disarmed: false,
+                    last: 0,
+                    queues: (0, usize::MAX),
+                };
+                let exists = ep.interest.contains_key(&fd);
+                match (op == libc::EPOLL_CTL_ADD, exists) {
+                    (true, true) => return Err(libc::EEXIST),
+                    (false, false) => return Err(libc::ENOENT),
+                    _ => {}
+                }
+                ep.interest.insert(fd, entry);
+            }
+            libc::EPOLL_CTL_DEL => {
+                ep.interest.remove(&fd).ok_or(libc::ENOENT)?;
+            }
+            _ => return Err(libc::EINVAL),
+        }
+        self.notify(&mut g);
+        Ok(())
+    }
+
+    /// The ready events of `epfd`'s interest list, at most `max`, as
+    /// (events, data); updates edge-triggered and one-shot entries.
+    fn epoll_ready(g: &mut Inner, epfd: c_int, max: usize) -> Res<Vec<(u32, u64)>> {
+        let fds: Vec<c_int> = g
+            .epolls
+            .get(&epfd)
+            .ok_or(libc::EBADF)?
+            .interest
+            .keys()
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        for fd in fds {
+            if out.len() >= max {
+                break;
+            }
+            // Every poll bit has the same value as its EPOLL* twin on Linux.
+            let all = libc::POLLIN
+                | libc::POLLPRI
+                | libc::POLLOUT
+                | libc::POLLRDNORM
+                | libc::POLLWRNORM
+                | libc::POLLRDHUP;
+            let mask = Self::revents(g, fd, all) as u16 as u32;
+            let queues = match g.socks.get(&fd).map(|s| &s.kind) {
+                Some(Kind::Conn { id }) => g
+                    .stack
+                    .tcb(*id)
+                    .map_or((0, 0), |t| (t.recv_queued(), t.send_queued())),
+                _ => (0, 0),
+            };
+            let Some(e) = g
+                .epolls
+                .get_mut(&epfd)
+                .and_then(|ep| ep.interest.get_mut(&fd))
+            else {
+                continue;
+            };
+            if e.disarmed {
+                continue;
+            }
+            let ready = mask & (e.events | libc::EPOLLERR as u32 | libc::EPOLLHUP as u32);
+            let report = if e.events & libc::EPOLLET as u32 != 0 {
+                let new_bits = ready & !e.last != 0;
+                let new_data = ready & libc::EPOLLIN as u32 != 0 && queues.0 > e.queues.0;
+                let new_room = ready & libc::EPOLLOUT as u32 != 0 && queues.1 < e.queues.1;
+                e.last = ready;
+                e.queues = queues;
+                new_bits || new_data || new_room
+            } else {
+                ready != 0
+            };
+            if report && ready != 0 {
+                if e.events & libc::EPOLLONESHOT as u32 != 0 {
+                    e.disarmed = true;
+                }
+                out.push((ready, e.data));
+            }
+        }
+        Ok(out)
+    }
+
+    /// epoll_wait(2): level-triggered by default, EPOLLET and EPOLLONESHOT
+    /// honoured; a negative timeout waits forever.
+    pub fn epoll_wait(&self, epfd: c_int, max: c_int, timeout_ms: c_int) -> Res<Vec<(u32, u64)>> {
+        if max <= 0 {
+            return Err(libc::EINVAL);
+        }
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let mut g = self.lock();
+        if !g.epolls.contains_key(&epfd) {
+            return Err(if g.socks.contains_key(&epfd) {
+                libc::EINVAL
+            } else {
+                libc::EBADF
+            });
+        }
+        let deadline =
+            (timeout_ms > 0).then(|| g.now_us() + u64::try_from(timeout_ms).unwrap_or(0) * 1000);
+        loop {
+            let ready = Self::epoll_ready(&mut g, epfd, max)?;
+            if !ready.is_empty() || timeout_ms == 0 || deadline.is_some_and(|d| g.now_us() >= d) {
+                return Ok(ready);
+            }
+            g = self.block(g, deadline);
         }
     }
 

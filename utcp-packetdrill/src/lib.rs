@@ -497,8 +497,7 @@ unsafe extern "C" fn pd_getsockopt(
         }
         // SAFETY: len is non-NULL.
         let room = unsafe { *len } as usize;
-        let v = a.getsockopt(fd, level, name)?;
-        let bytes = v.to_ne_bytes();
+        let bytes = a.getsockopt(fd, level, name)?;
         let n = room.min(bytes.len());
         // SAFETY: val has `room` writable bytes; we write at most that.
         unsafe {
@@ -521,11 +520,10 @@ unsafe extern "C" fn pd_setsockopt(
         if val.is_null() {
             return Err(libc::EFAULT);
         }
-        if (len as usize) < std::mem::size_of::<c_int>() {
-            return Err(libc::EINVAL);
-        }
-        // SAFETY: at least sizeof(int) readable bytes.
-        let v = unsafe { (val as *const c_int).read_unaligned() };
+        // Every option utcp knows is at most a struct linger (8 bytes).
+        let n = (len as usize).min(std::mem::size_of::<libc::linger>());
+        // SAFETY: val has `len` readable bytes; we read at most that.
+        let v = unsafe { slice(val, n) }?;
         a.setsockopt(fd, level, name, v).map(|()| 0)
     })
 }
@@ -617,28 +615,48 @@ unsafe extern "C" fn pd_gettimeofday(ud: *mut c_void, tv: *mut timeval, _tz: *mu
     })
 }
 
-unsafe extern "C" fn pd_epoll_create(ud: *mut c_void, _size: c_int) -> c_int {
-    call(ud, |_| Err(libc::ENOSYS))
+unsafe extern "C" fn pd_epoll_create(ud: *mut c_void, size: c_int) -> c_int {
+    call(ud, |a| a.epoll_create(size))
 }
 
 unsafe extern "C" fn pd_epoll_ctl(
     ud: *mut c_void,
-    _epfd: c_int,
-    _op: c_int,
-    _fd: c_int,
-    _ev: *mut epoll_event,
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut epoll_event,
 ) -> c_int {
-    call(ud, |_| Err(libc::ENOSYS))
+    call(ud, |a| {
+        // SAFETY: the caller's epoll_event or NULL (fine for EPOLL_CTL_DEL);
+        // the struct is packed on x86-64, so read it unaligned.
+        let ev = unsafe { ev.as_ref().map(|_| std::ptr::read_unaligned(ev)) };
+        let ev = ev.map(|e| (e.events, e.u64));
+        a.epoll_ctl(epfd, op, fd, ev).map(|()| 0)
+    })
 }
 
 unsafe extern "C" fn pd_epoll_wait(
     ud: *mut c_void,
-    _epfd: c_int,
-    _ev: *mut epoll_event,
-    _max: c_int,
-    _timeout: c_int,
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
 ) -> c_int {
-    call(ud, |_| Err(libc::ENOSYS))
+    call(ud, |a| {
+        if events.is_null() && max > 0 {
+            return Err(libc::EFAULT);
+        }
+        let ready = a.epoll_wait(epfd, max, timeout)?;
+        for (i, (ev, data)) in ready.iter().enumerate() {
+            let e = epoll_event {
+                events: *ev,
+                u64: *data,
+            };
+            // SAFETY: `events` has room for `max` entries and i < max.
+            unsafe { std::ptr::write_unaligned(events.add(i), e) };
+        }
+        Ok(c_int::try_from(ready.len()).unwrap_or(c_int::MAX))
+    })
 }
 
 unsafe extern "C" fn pd_pipe(ud: *mut c_void, _fds: *mut c_int) -> c_int {

@@ -237,6 +237,7 @@ struct Seg {
     ack: u32,
     flags: TcpFlags,
     mss: Option<u16>,
+    window: u16,
     payload: Vec<u8>,
 }
 
@@ -249,6 +250,7 @@ fn parse(p: &[u8]) -> Seg {
             ack: s.ack.0,
             flags: s.flags,
             mss: s.options.mss,
+            window: s.window,
             payload: s.payload.to_vec(),
         },
         other => panic!("not a TCP segment: {other:?}"),
@@ -410,8 +412,8 @@ fn errno_values() {
         so.ifc.getsockopt.unwrap()(
             so.ud(),
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
             &mut v as *mut c_int as *mut c_void,
             &mut len,
         )
@@ -477,4 +479,181 @@ fn bad_flags_fail_calls() {
     let so = So::load("nonsense=1");
     assert!(so.ud().is_null());
     assert_eq!((so.socket(), errno()), (-1, libc::EINVAL));
+}
+
+impl So {
+    fn setsockopt<T>(&self, fd: c_int, level: c_int, name: c_int, v: &T) -> c_int {
+        unsafe {
+            self.ifc.setsockopt.unwrap()(
+                self.ud(),
+                fd,
+                level,
+                name,
+                v as *const T as *const c_void,
+                std::mem::size_of::<T>() as socklen_t,
+            )
+        }
+    }
+
+    fn recv(&self, fd: c_int, n: usize, flags: c_int) -> Result<Vec<u8>, c_int> {
+        let mut buf = vec![0u8; n];
+        let r = unsafe {
+            self.ifc.recv.unwrap()(self.ud(), fd, buf.as_mut_ptr() as *mut c_void, n, flags)
+        };
+        if r < 0 {
+            return Err(errno());
+        }
+        buf.truncate(r as usize);
+        Ok(buf)
+    }
+
+    fn epoll_ctl(&self, epfd: c_int, op: c_int, fd: c_int, events: u32) -> c_int {
+        let mut ev = libc::epoll_event {
+            events,
+            u64: fd as u64,
+        };
+        unsafe { self.ifc.epoll_ctl.unwrap()(self.ud(), epfd, op, fd, &mut ev) }
+    }
+
+    /// epoll_wait with a zero timeout: (events, data) of each ready fd.
+    fn epoll_wait(&self, epfd: c_int) -> Vec<(u32, u64)> {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        let n = unsafe { self.ifc.epoll_wait.unwrap()(self.ud(), epfd, evs.as_mut_ptr(), 4, 0) };
+        assert!(n >= 0, "epoll_wait: errno {}", errno());
+        evs[..n as usize]
+            .iter()
+            .map(|e| (e.events, e.u64))
+            .collect()
+    }
+
+    /// Passive handshake on `port` from peer port `peer`; returns (listener
+    /// fd, connection fd, our ISS, the SYN-ACK).
+    fn handshake(
+        &self,
+        port: u16,
+        peer: u16,
+        before_listen: impl FnOnce(c_int),
+    ) -> (c_int, c_int, u32, Seg) {
+        let fd = self.socket();
+        before_listen(fd);
+        assert_eq!(self.bind(fd, port), 0);
+        assert_eq!(unsafe { self.ifc.listen.unwrap()(self.ud(), fd, 1) }, 0);
+        let mut syn = repr(peer, port, 1000, 0, TcpFlags::SYN);
+        syn.options.mss = Some(1460);
+        self.inject(&syn, &[]);
+        let synack = parse(&self.sniff().0);
+        assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
+        let iss = synack.seq;
+        self.inject(&repr(peer, port, 1001, iss + 1, TcpFlags::ACK), &[]);
+        let (cfd, _) = self.accept(fd);
+        assert!(cfd >= 0, "accept: errno {}", errno());
+        (fd, cfd, iss, synack)
+    }
+}
+
+/// SO_RCVBUF and TCP_MAXSEG set before listen() shape the SYN-ACK; MSG_PEEK
+/// leaves data queued; SO_LINGER {1, 0} makes close() send a RST.
+#[test]
+fn socket_options_peek_and_linger() {
+    let so = So::load(FLAGS);
+    let (lfd, cfd, iss, synack) = so.handshake(7070, 40002, |fd| {
+        assert_eq!(
+            so.setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &4096i32),
+            0
+        );
+        assert_eq!(
+            so.setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, &1000i32),
+            0
+        );
+        assert_eq!(so.getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 8192);
+    });
+    assert_eq!(synack.mss, Some(1000));
+    assert_eq!(
+        synack.window, 4096,
+        "SO_RCVBUF before listen() sets the window"
+    );
+    assert_eq!(so.getsockopt(cfd, libc::SOL_SOCKET, libc::SO_RCVBUF), 8192);
+
+    so.inject(
+        &repr(40002, 7070, 1001, iss + 1, TcpFlags::ACK | TcpFlags::PSH),
+        b"peekaboo",
+    );
+    let ack = parse(&so.sniff().0);
+    assert_eq!(ack.ack, 1009);
+    assert_eq!(so.recv(cfd, 4, libc::MSG_PEEK).unwrap(), b"peek");
+    assert_eq!(so.recv(cfd, 100, libc::MSG_PEEK).unwrap(), b"peekaboo");
+    assert_eq!(so.read(cfd, 100).unwrap(), b"peekaboo");
+    assert_eq!(
+        so.recv(cfd, 100, libc::MSG_PEEK | libc::MSG_DONTWAIT),
+        Err(libc::EAGAIN)
+    );
+
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    assert_eq!(
+        so.setsockopt(cfd, libc::SOL_SOCKET, libc::SO_LINGER, &linger),
+        0
+    );
+    assert_eq!(so.close(cfd), 0);
+    let rst = parse(&so.sniff().0);
+    assert!(rst.flags.contains(TcpFlags::RST), "{rst:?}");
+    assert_eq!(rst.seq, iss + 1);
+    assert_eq!(so.close(lfd), 0);
+}
+
+/// epoll: level-triggered readiness of a listener and a connection, EEXIST,
+/// ENOENT, EPOLLRDHUP on the peer's FIN; the epoll fd is a real kernel fd.
+#[test]
+fn epoll_readiness() {
+    let so = So::load(FLAGS);
+    let epfd = unsafe { so.ifc.epoll_create.unwrap()(so.ud(), 1) };
+    assert!(epfd >= 0, "epoll_create: errno {}", errno());
+    assert!(unsafe { libc::fcntl(epfd, libc::F_GETFD) } >= 0);
+    let (lfd, cfd, iss, _) = so.handshake(6060, 40003, |_| ());
+    let (ein, eout, erdhup) = (
+        libc::EPOLLIN as u32,
+        libc::EPOLLOUT as u32,
+        libc::EPOLLRDHUP as u32,
+    );
+    assert_eq!(so.epoll_ctl(epfd, libc::EPOLL_CTL_ADD, lfd, ein), 0);
+    assert_eq!(so.epoll_wait(epfd), vec![]);
+    assert_eq!(
+        so.epoll_ctl(epfd, libc::EPOLL_CTL_ADD, cfd, ein | eout | erdhup),
+        0
+    );
+    assert_eq!(
+        (so.epoll_ctl(epfd, libc::EPOLL_CTL_ADD, cfd, ein), errno()),
+        (-1, libc::EEXIST)
+    );
+    assert_eq!(so.epoll_wait(epfd), vec![(eout, cfd as u64)]);
+    assert_eq!(
+        so.epoll_wait(epfd),
+        vec![(eout, cfd as u64)],
+        "level-triggered"
+    );
+    assert_eq!(
+        so.epoll_ctl(epfd, libc::EPOLL_CTL_MOD, cfd, ein | erdhup),
+        0
+    );
+    assert_eq!(so.epoll_wait(epfd), vec![]);
+    so.inject(
+        &repr(40003, 6060, 1001, iss + 1, TcpFlags::ACK | TcpFlags::FIN),
+        &[],
+    );
+    let _ack = parse(&so.sniff().0);
+    assert_eq!(so.epoll_wait(epfd), vec![(ein | erdhup, cfd as u64)]);
+    assert_eq!(so.epoll_ctl(epfd, libc::EPOLL_CTL_DEL, cfd, 0), 0);
+    assert_eq!(
+        (so.epoll_ctl(epfd, libc::EPOLL_CTL_DEL, cfd, 0), errno()),
+        (-1, libc::ENOENT)
+    );
+    assert_eq!(
+        (so.epoll_ctl(epfd, libc::EPOLL_CTL_ADD, 99999, ein), errno()),
+        (-1, libc::EBADF)
+    );
+    assert_eq!(so.close(epfd), 0);
+    assert_eq!(so.close(cfd), 0);
+    assert_eq!(so.close(lfd), 0);
 }
