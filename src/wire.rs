@@ -598,10 +598,10 @@ const MAX_OPTIONS_LEN: usize = 40;
 /// Writes the option area for `options` into `out`, returning its length
 /// (always a multiple of 4).
 ///
-/// Layout, each element present only when the option is: MSS (4 bytes),
-/// NOP + window scale (4), then either SACK-permitted + timestamps combined
-/// (12, as Linux sends them), NOP NOP + SACK-permitted (4), or NOP NOP +
-/// timestamps (12). At most 20 bytes.
+/// Layout (Linux's order), each element present only when the option is:
+/// MSS (4 bytes), then either SACK-permitted + timestamps combined (12), NOP
+/// NOP + SACK-permitted (4), or NOP NOP + timestamps (12), then NOP + window
+/// scale (4); SACK blocks last (NOP NOP + 2 + 8 per block). At most 40 bytes.
 fn write_options(options: &TcpOptions, out: &mut [u8; MAX_OPTIONS_LEN]) -> usize {
     let mut len = 0;
     // Appends `bytes`; the layout below never exceeds 20 bytes, so the
@@ -616,9 +616,8 @@ fn write_options(options: &TcpOptions, out: &mut [u8; MAX_OPTIONS_LEN]) -> usize
         let [hi, lo] = mss.to_be_bytes();
         push(&[OPT_MSS, 4, hi, lo]);
     }
-    if let Some(shift) = options.window_scale {
-        push(&[OPT_NOP, OPT_WSCALE, 3, shift]);
-    }
+    // The order Linux uses, so byte-exact tools (packetdrill) see the same
+    // SYNs: MSS, SACK-permitted + timestamps, window scale.
     match (options.sack_permitted, options.timestamp) {
         (true, Some(_)) => push(&[OPT_SACK_PERMITTED, 2]),
         (true, None) => push(&[OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2]),
@@ -629,6 +628,9 @@ fn write_options(options: &TcpOptions, out: &mut [u8; MAX_OPTIONS_LEN]) -> usize
         push(&[OPT_TIMESTAMP, 10]);
         push(&tsval.to_be_bytes());
         push(&tsecr.to_be_bytes());
+    }
+    if let Some(shift) = options.window_scale {
+        push(&[OPT_NOP, OPT_WSCALE, 3, shift]);
     }
     if !options.sack.is_empty() {
         // With timestamps (12 bytes) only three blocks fit in 40 bytes.
@@ -919,7 +921,7 @@ mod tests {
     fn roundtrip_syn_with_all_options() {
         let r = repr(TcpFlags::SYN, all_options());
         let p = emit(&r, b"");
-        // MSS 4 + NOP,WS 4 + SACK-permitted,TS 12.
+        // MSS 4 + SACK-permitted,TS 12 + NOP,WS 4.
         assert_eq!(tcp_header_len(&r.options), 40);
         assert_eq!(p.len(), 60);
         let seg = tcp(&p);
@@ -932,9 +934,8 @@ mod tests {
             &p[40..60],
             &[
                 2, 4, 0x05, 0xb4, // MSS 1460
-                1, 3, 3, 7, // NOP, WS 7
-                4, 2, 8, 10, // SACK-permitted, TS
-                0xde, 0xad, 0xbe, 0xef, 0x0b, 0xad, 0xf0, 0x0d,
+                4, 2, 8, 10, // SACK-permitted, TS (Linux's order)
+                0xde, 0xad, 0xbe, 0xef, 0x0b, 0xad, 0xf0, 0x0d, 1, 3, 3, 7, // NOP, WS 7
             ]
         );
     }

@@ -25,10 +25,18 @@ fn library_path() -> PathBuf {
         deps.parent().map(|p| p.join("libutcp_packetdrill.so")),
         Some(deps.join("libutcp_packetdrill.so")),
     ];
-    for c in candidates.into_iter().flatten() {
-        if c.exists() {
-            return c;
-        }
+    // Both may exist; the newer is the one this build made (a copy left by
+    // an earlier `cargo build` may be stale).
+    let newest = candidates
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let modified = std::fs::metadata(&c).and_then(|m| m.modified()).ok()?;
+            Some((modified, c))
+        })
+        .max_by_key(|(modified, _)| *modified);
+    if let Some((_, path)) = newest {
+        return path;
     }
     panic!(
         "libutcp_packetdrill.so not found next to {} (expected in {}): build the workspace \
