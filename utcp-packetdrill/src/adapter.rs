@@ -158,6 +158,9 @@ struct Inner {
     buf: Vec<u8>,
     socks: HashMap<c_int, Sock>,
     epolls: HashMap<c_int, Epoll>,
+    /// Kernel pipes made by pipe(); read, write, fcntl and poll on them go to
+    /// the kernel. Closed by close() or when the adapter is freed.
+    pipes: HashMap<c_int, OwnedFd>,
     next_port: u16,
     /// Threads asleep in [`Adapter::block`].
     sleepers: usize,
@@ -401,6 +404,7 @@ impl Adapter {
                 buf: vec![0; mtu.max(1500)],
                 socks: HashMap::new(),
                 epolls: HashMap::new(),
+                pipes: HashMap::new(),
                 next_port: EPHEMERAL_FIRST,
                 sleepers: 0,
                 pending_wake: 0,
@@ -897,6 +901,10 @@ impl Adapter {
             drop(ep.fd);
             return Ok(());
         }
+        if let Some(pipe) = g.pipes.remove(&fd) {
+            drop(pipe);
+            return Ok(());
+        }
         let sock = g.socks.remove(&fd).ok_or(libc::EBADF)?;
         for ep in g.epolls.values_mut() {
             ep.interest.remove(&fd);
@@ -1134,7 +1142,18 @@ impl Adapter {
             return 0;
         }
         if !g.socks.contains_key(&fd) {
-            return libc::POLLNVAL;
+            if !g.pipes.contains_key(&fd) {
+                return libc::POLLNVAL;
+            }
+            // A pipe: ask the kernel, without waiting.
+            let mut p = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a zero timeout does not block.
+            let r = unsafe { libc::poll(&mut p, 1, 0) };
+            return if r < 0 { libc::POLLNVAL } else { p.revents };
         }
         g.pull_accepts(fd);
         let Inner { socks, stack, .. } = g;
@@ -1184,6 +1203,29 @@ impl Adapter {
             },
         };
         m & (events | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL)
+    }
+
+    /// pipe(2): a kernel pipe (O_CLOEXEC), read end first.
+    pub fn pipe(&self) -> Res<[c_int; 2]> {
+        let mut fds: [c_int; 2] = [-1; 2];
+        // SAFETY: fds has room for the two ints pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EMFILE));
+        }
+        let mut g = self.lock();
+        for fd in fds {
+            // SAFETY: pipe2 just returned these fds and nothing else owns them.
+            g.pipes.insert(fd, unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        Ok(fds)
+    }
+
+    /// True if `fd` is one of the pipes [`Adapter::pipe`] made: the caller
+    /// passes read, write and fcntl on it to the kernel.
+    pub fn is_pipe(&self, fd: c_int) -> bool {
+        self.lock().pipes.contains_key(&fd)
     }
 
     /// poll(2) over `fds`; a negative timeout waits forever. Returns how many

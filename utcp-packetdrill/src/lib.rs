@@ -14,6 +14,7 @@ pub mod ffi;
 pub mod flags;
 
 use std::ffi::CStr;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -69,6 +70,17 @@ fn call<T: From<i8>>(ud: *mut c_void, f: impl FnOnce(&Adapter) -> Res<T>) -> T {
             }
         }
     })
+}
+
+/// A kernel call's result: `-1` becomes `Err(errno)`.
+fn kernel<T: PartialEq + From<i8>>(r: T) -> Res<T> {
+    if r == T::from(-1) {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(r)
+    }
 }
 
 fn to_ssize(n: usize) -> ssize_t {
@@ -276,6 +288,11 @@ unsafe extern "C" fn pd_connect(
 
 unsafe extern "C" fn pd_read(ud: *mut c_void, fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     call(ud, |a| {
+        if a.is_pipe(fd) {
+            // A pipe: the kernel's read(2).
+            // SAFETY: the caller's buffer of n bytes, as read(2) takes it.
+            return kernel(unsafe { libc::read(fd, buf, n) });
+        }
         // SAFETY: the caller's buffer of n bytes.
         let b = unsafe { slice_mut(buf, n) }?;
         a.recv(fd, b, 0).map(to_ssize)
@@ -289,6 +306,10 @@ unsafe extern "C" fn pd_readv(
     cnt: c_int,
 ) -> ssize_t {
     call(ud, |a| {
+        if a.is_pipe(fd) {
+            // SAFETY: the caller's iovec array, as readv(2) takes it.
+            return kernel(unsafe { libc::readv(fd, iov, cnt) });
+        }
         // SAFETY: the caller's iovec array of cnt entries.
         let v = unsafe { iovecs(iov, cnt) }?;
         readv_impl(a, fd, v, 0)
@@ -359,6 +380,10 @@ unsafe extern "C" fn pd_write(
     n: size_t,
 ) -> ssize_t {
     call(ud, |a| {
+        if a.is_pipe(fd) {
+            // SAFETY: the caller's buffer of n bytes, as write(2) takes it.
+            return kernel(unsafe { libc::write(fd, buf, n) });
+        }
         // SAFETY: the caller's buffer of n bytes.
         let b = unsafe { slice(buf, n) }?;
         a.send(fd, b, 0).map(to_ssize)
@@ -372,6 +397,10 @@ unsafe extern "C" fn pd_writev(
     cnt: c_int,
 ) -> ssize_t {
     call(ud, |a| {
+        if a.is_pipe(fd) {
+            // SAFETY: the caller's iovec array, as writev(2) takes it.
+            return kernel(unsafe { libc::writev(fd, iov, cnt) });
+        }
         // SAFETY: the caller's iovec array of cnt entries.
         let v = unsafe { iovecs(iov, cnt) }?;
         writev_impl(a, fd, v, 0)
@@ -441,7 +470,15 @@ pub unsafe extern "C" fn utcp_pd_fcntl_impl(
     cmd: c_int,
     arg: c_ulong,
 ) -> c_int {
-    call(ud, |a| a.fcntl(fd, cmd, arg))
+    call(ud, |a| {
+        if a.is_pipe(fd) {
+            // SAFETY: fcntl(2) with an integer argument (the shim passes 0
+            // for the commands that take none); no pointer commands reach
+            // here from packetdrill.
+            return kernel(unsafe { libc::fcntl(fd, cmd, arg) });
+        }
+        a.fcntl(fd, cmd, arg)
+    })
 }
 
 /// Fixed-arity half of the variadic ioctl (called by the C shim).
@@ -659,8 +696,18 @@ unsafe extern "C" fn pd_epoll_wait(
     })
 }
 
-unsafe extern "C" fn pd_pipe(ud: *mut c_void, _fds: *mut c_int) -> c_int {
-    call(ud, |_| Err(libc::ENOSYS))
+/// pipe(2): a real kernel pipe (O_CLOEXEC). read, readv, write, writev,
+/// fcntl and poll on its ends go to the kernel; close closes them.
+unsafe extern "C" fn pd_pipe(ud: *mut c_void, fds: *mut c_int) -> c_int {
+    call(ud, |a| {
+        if fds.is_null() {
+            return Err(libc::EFAULT);
+        }
+        let p = a.pipe()?;
+        // SAFETY: fds points to two ints, as pipe(2) takes it.
+        unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), fds, 2) };
+        Ok(0)
+    })
 }
 
 unsafe extern "C" fn pd_splice(
@@ -672,6 +719,8 @@ unsafe extern "C" fn pd_splice(
     _len: size_t,
     _flags: c_uint,
 ) -> c_int {
+    // Not implemented: splice between a pipe and a utcp socket would need
+    // the adapter to copy through a buffer.
     call(ud, |_| Err(libc::ENOSYS))
 }
 

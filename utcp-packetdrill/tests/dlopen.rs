@@ -665,3 +665,67 @@ fn epoll_readiness() {
     assert_eq!(so.close(cfd), 0);
     assert_eq!(so.close(lfd), 0);
 }
+
+#[test]
+fn pipe_passes_through_to_the_kernel() {
+    let so = So::load(FLAGS);
+    let mut fds: [c_int; 2] = [-1; 2];
+    let r = unsafe { so.ifc.pipe.unwrap()(so.ud(), fds.as_mut_ptr()) };
+    assert_eq!(r, 0, "pipe failed: errno {}", errno());
+    let [rd, wr] = fds;
+    assert!(rd >= 0 && wr >= 0 && rd != wr);
+    // O_CLOEXEC, through fcntl.
+    let r = unsafe { so.ifc.fcntl.unwrap()(so.ud(), rd, libc::F_GETFD) };
+    assert_eq!(r, libc::FD_CLOEXEC);
+    // Nothing to read yet: poll says so, and a non-blocking read fails.
+    let mut p = [libc::pollfd {
+        fd: rd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let r = unsafe { so.ifc.poll.unwrap()(so.ud(), p.as_mut_ptr(), 1, 0) };
+    assert_eq!((r, p[0].revents), (0, 0));
+    let r = unsafe { so.ifc.fcntl.unwrap()(so.ud(), rd, libc::F_SETFL, libc::O_NONBLOCK) };
+    assert_eq!(r, 0);
+    assert_eq!(so.read(rd, 10), Err(libc::EAGAIN));
+    // Write then read through the interface; poll with a utcp socket too.
+    assert_eq!(so.write(wr, b"hello"), 5);
+    let sfd = so.socket();
+    assert!(sfd >= 0);
+    let mut p = [
+        libc::pollfd {
+            fd: rd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: sfd,
+            events: libc::POLLOUT,
+            revents: 0,
+        },
+    ];
+    let r = unsafe { so.ifc.poll.unwrap()(so.ud(), p.as_mut_ptr(), 2, 0) };
+    assert_eq!(r, 2);
+    assert_eq!(p[0].revents, libc::POLLIN);
+    assert_eq!(so.read(rd, 100), Ok(b"hello".to_vec()));
+    // Closing the write end: EOF.
+    assert_eq!(so.close(wr), 0);
+    assert_eq!(so.read(rd, 100), Ok(vec![]));
+    assert_eq!(so.close(rd), 0);
+    assert_eq!(so.read(rd, 100), Err(libc::EBADF));
+    assert_eq!((so.close(rd), errno()), (-1, libc::EBADF));
+    // splice is not implemented.
+    let r = unsafe {
+        so.ifc.splice.unwrap()(
+            so.ud(),
+            rd,
+            std::ptr::null_mut(),
+            sfd,
+            std::ptr::null_mut(),
+            10,
+            0,
+        )
+    };
+    assert_eq!((r, errno()), (-1, libc::ENOSYS));
+    assert_eq!(so.close(sfd), 0);
+}
