@@ -298,6 +298,8 @@ pub struct Tcb {
     tlp_pending: bool,
     /// A probe is out and unanswered: no second one until new data is acked.
     tlp_outstanding: bool,
+    /// End of the last segment sent shorter than the MSS (Minshall's Nagle).
+    last_small_end: Option<SeqNum>,
     /// When SND.UNA was last retransmitted in recovery (to spot a lost retransmission).
     una_rxt: Option<(SeqNum, Instant)>,
     /// What to restore if the last loss episode proves spurious (RFC 3522).
@@ -389,6 +391,7 @@ impl Tcb {
             tlp_pending: false,
             tlp_outstanding: false,
             una_rxt: None,
+            last_small_end: None,
             undo: None,
             ack_pending: false,
             window_update: false,
@@ -1913,8 +1916,11 @@ impl Tcb {
                     // it is at least half the largest window ever offered.
                     in_flight == 0 || len >= (self.max_snd_wnd as usize) / 2
                 } else {
-                    // The tail of the data: Nagle holds it while data is unacknowledged.
-                    !self.nagle || in_flight == 0
+                    // The tail of the data: Nagle holds it while data is
+                    // unacknowledged -- in Minshall's form (as Linux): only
+                    // while an earlier *small* segment is unacknowledged, so
+                    // the tail of one large write is not held for an RTT.
+                    !self.nagle || in_flight == 0 || !self.small_segment_unacked()
                 };
                 if send {
                     let seq = self.snd_nxt;
@@ -2022,6 +2028,9 @@ impl Tcb {
             self.karn_block(now);
         }
         let end = seq + len + usize::from(fin);
+        if len > 0 && len < self.payload_mss() {
+            self.last_small_end = Some(end.max(self.last_small_end.unwrap_or(end)));
+        }
         if fin {
             self.fin_seq = Some(seq + len);
         }
@@ -2059,6 +2068,11 @@ impl Tcb {
         let resent = (rxt_end - self.snd_una)
             .saturating_sub(self.scoreboard.sacked_between(self.snd_una, rxt_end));
         above + resent
+    }
+
+    /// True while a segment shorter than the MSS is unacknowledged.
+    fn small_segment_unacked(&self) -> bool {
+        self.last_small_end.is_some_and(|end| end.gt(self.snd_una))
     }
 
     /// Arms the tail loss probe timer (RFC 8985 section 7.2): PTO = 2*SRTT,

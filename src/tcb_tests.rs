@@ -2100,18 +2100,20 @@ fn sequence_numbers_wrap_send() {
     let mut tcb = established_with(&peer_syn(PEER_ISS), iss, config());
     let a = data(2000);
     tcb.send(&a).unwrap();
+    // The second segment starts past the wrap (Minshall's Nagle lets the
+    // 540-byte tail of one write go at once: no small segment is in flight).
     assert_eq!(
         out(&mut tcb, at(1)),
-        vec![seg(ACK, u32::MAX - 9, PEER_ISS + 1, WIN, &a[..1460])]
+        vec![
+            seg(ACK, u32::MAX - 9, PEER_ISS + 1, WIN, &a[..1460]),
+            seg(ACK | PSH, 1450, PEER_ISS + 1, WIN, &a[1460..])
+        ]
     );
-    // Nagle holds the 540-byte tail until the ACK, which crosses the wrap.
+    // A partial ACK that crosses the wrap.
     seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 1, 1450, &[]));
     assert_eq!(tcb.snd_una(), SeqNum(1450));
     assert_eq!(tcb.send_queued(), 540);
-    assert_eq!(
-        out(&mut tcb, at(2)),
-        vec![seg(ACK | PSH, 1450, PEER_ISS + 1, WIN, &a[1460..])]
-    );
+    assert_eq!(out(&mut tcb, at(2)), vec![]);
     seg_in(&mut tcb, at(3), &from_peer(ACK, PEER_ISS + 1, 1990, &[]));
     assert!(tcb.all_acked());
     assert_eq!(tcb.poll_at(), None);
@@ -3295,5 +3297,42 @@ fn send_after_close_stays_broken_pipe() {
     assert_eq!(
         tcb.send(b"x").unwrap_err().kind(),
         io::ErrorKind::ConnectionReset
+    );
+}
+
+/// Nagle in Minshall's form (as Linux does; draft-minshall-nagle): the
+/// short tail of one large write goes out at once behind full-sized
+/// segments, but a second short segment waits while the first one is
+/// unacknowledged.
+#[test]
+fn nagle_minshall_sends_the_tail_of_a_large_write() {
+    let mut tcb = established();
+    let a = data(2000);
+    tcb.send(&a).unwrap();
+    assert_eq!(
+        out(&mut tcb, at(1)),
+        vec![
+            seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1460]),
+            seg(ACK | PSH, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..])
+        ]
+    );
+    // The 540-byte segment is in flight: another small write waits.
+    tcb.send(b"more").unwrap();
+    assert_eq!(out(&mut tcb, at(2)), vec![]);
+    // Acking the full segment is not enough; acking the small one is.
+    seg_in(
+        &mut tcb,
+        at(3),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1461, &[]),
+    );
+    assert_eq!(out(&mut tcb, at(3)), vec![]);
+    seg_in(
+        &mut tcb,
+        at(4),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 2001, &[]),
+    );
+    assert_eq!(
+        out(&mut tcb, at(4)),
+        vec![seg(ACK | PSH, ISS + 2001, PEER_ISS + 1, WIN, b"more")]
     );
 }
