@@ -87,16 +87,31 @@ impl Shared {
         }
     }
 
-    /// Transmits what is ready and wakes the driver if its deadline moved earlier.
+    /// Transmits what every connection has ready and wakes the driver if
+    /// its deadline moved earlier.
     fn flush(&self, core: &mut Core) {
+        self.flush_some(core, None);
+    }
+
+    /// Like [`flush`](Self::flush) after an application call on connection
+    /// `id`: only that connection's output (and queued resets) is sent.
+    fn flush_conn(&self, core: &mut Core, id: ConnId) {
+        self.flush_some(core, Some(id));
+    }
+
+    fn flush_some(&self, core: &mut Core, id: Option<ConnId>) {
         let now = self.now();
         let Core {
             stack, out, impair, ..
         } = core;
-        stack.dispatch(now, out, |pkt| match impair {
+        let emit = |pkt: &[u8]| match impair {
             Some(imp) => imp.process(now, Direction::Out, pkt, |p| self.send(p)),
             None => self.send(pkt),
-        });
+        };
+        match id {
+            Some(id) => stack.dispatch_conn(now, id, out, emit),
+            None => stack.dispatch(now, out, emit),
+        }
         let next = core.next_deadline();
         if let Some(next) = next {
             if core.driver_deadline.is_none_or(|d| next < d) {
@@ -543,7 +558,7 @@ impl Drop for StreamInner {
         let shared = &self.rt.shared;
         let mut core = shared.lock();
         core.stack.release(self.id);
-        shared.flush(&mut core);
+        shared.flush_conn(&mut core, self.id);
     }
 }
 
@@ -627,7 +642,7 @@ impl TcpStream {
         }
         let now = shared.now();
         let id = core.stack.connect(now, remote)?;
-        shared.flush(&mut core);
+        shared.flush_conn(&mut core, id);
         // From here on the stream owns the id; dropping it releases the connection.
         let stream = TcpStream::from_id(net.rt.clone(), id);
         // Every return below drops `core` first: dropping `stream` while the
@@ -732,7 +747,7 @@ impl TcpStream {
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             tcb.close();
         }
-        shared.flush(&mut core);
+        shared.flush_conn(&mut core, self.inner.id);
         drop(core);
         shared.cond.notify_all();
         Ok(())
@@ -802,7 +817,7 @@ impl TcpStream {
             match op(tcb) {
                 Ok(v) => {
                     // A write queued data; a read may have reopened the window.
-                    shared.flush(&mut core);
+                    shared.flush_conn(&mut core, self.inner.id);
                     return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

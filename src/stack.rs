@@ -642,19 +642,21 @@ impl Stack {
 
     /// Runs every timer that expired at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
-            .iter_ids()
-            .filter(|id| {
-                self.entry(*id)
-                    .and_then(|e| e.tcb.poll_at())
-                    .is_some_and(|t| t <= now)
-            })
-            .collect();
-        for id in due {
-            if let Some(e) = self.entry_mut(id) {
+        // By index, without collecting: reaping empties a slot but never
+        // removes one, so the indices stay valid.
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let id = ConnId {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            let Some(e) = slot.entry.as_mut() else {
+                continue;
+            };
+            if e.tcb.poll_at().is_some_and(|t| t <= now) {
                 e.tcb.on_timeout(now);
+                self.after_event(id);
             }
-            self.after_event(id);
         }
     }
 
@@ -665,6 +667,30 @@ impl Stack {
     /// Produces every packet that is ready to go, writing each into `buf` and
     /// handing it to `emit`. `buf` must hold a whole packet (the MTU).
     pub fn dispatch(&mut self, now: Instant, buf: &mut [u8], mut emit: impl FnMut(&[u8])) {
+        self.dispatch_control(buf, &mut emit);
+        for index in 0..self.slots.len() {
+            self.dispatch_slot(now, index, buf, &mut emit);
+        }
+    }
+
+    /// Like [`dispatch`](Self::dispatch), but of the connections only `id`:
+    /// what an application call on one connection produced, without a walk
+    /// over every other connection (the driver's next batch sends theirs).
+    pub fn dispatch_conn(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        buf: &mut [u8],
+        mut emit: impl FnMut(&[u8]),
+    ) {
+        self.dispatch_control(buf, &mut emit);
+        if self.entry(id).is_some() {
+            self.dispatch_slot(now, id.index as usize, buf, &mut emit);
+        }
+    }
+
+    /// Sends the queued resets and echo replies.
+    fn dispatch_control(&mut self, buf: &mut [u8], emit: &mut impl FnMut(&[u8])) {
         while let Some(c) = self.control.pop_front() {
             let n = match &c {
                 Control::Reset(repr) => wire::emit_tcp(buf, repr, 0, |_| {}),
@@ -684,24 +710,33 @@ impl Stack {
                 emit(&buf[..n]);
             }
         }
-        for index in 0..self.slots.len() {
-            let slot = &mut self.slots[index];
-            let id = ConnId {
-                index: index as u32,
-                generation: slot.generation,
+    }
+
+    /// Sends what the connection in slot `index` has ready, then forgets it
+    /// if it is closed and released.
+    fn dispatch_slot(
+        &mut self,
+        now: Instant,
+        index: usize,
+        buf: &mut [u8],
+        emit: &mut impl FnMut(&[u8]),
+    ) {
+        let slot = &mut self.slots[index];
+        let id = ConnId {
+            index: index as u32,
+            generation: slot.generation,
+        };
+        let Some(e) = slot.entry.as_mut() else {
+            return;
+        };
+        // Bounded: a TCB emits at most its window's worth, but keep a cap anyway.
+        for _ in 0..4096 {
+            let Some(n) = e.tcb.dispatch(now, buf) else {
+                break;
             };
-            let Some(e) = slot.entry.as_mut() else {
-                continue;
-            };
-            // Bounded: a TCB emits at most its window's worth, but keep a cap anyway.
-            for _ in 0..4096 {
-                let Some(n) = e.tcb.dispatch(now, buf) else {
-                    break;
-                };
-                self.stats.packets_out += 1;
-                emit(&buf[..n]);
-            }
-            self.reap(id);
+            self.stats.packets_out += 1;
+            emit(&buf[..n]);
         }
+        self.reap(id);
     }
 }

@@ -1522,14 +1522,13 @@ impl Tcb {
             self.dup_acks_owed = 0;
             let had_gap = !self.reassembly.is_empty();
             self.deliver(payload);
+            // What waited behind the gap goes straight into the receive buffer.
             let rcv_nxt = self.rcv_nxt;
-            let mut extra = Vec::new();
+            let (buf, cap, discard) = (&mut self.rcv_buf, self.cfg.recv_buffer, self.read_shutdown);
             let n = self
                 .reassembly
-                .drain_ready(rcv_nxt, |chunk| extra.extend_from_slice(chunk));
-            if n > 0 {
-                self.deliver(&extra);
-            }
+                .drain_ready(rcv_nxt, |chunk| append_received(buf, cap, discard, chunk));
+            self.account_received(n);
             if let Some(fin) = self.fin_pending {
                 if fin == self.rcv_nxt {
                     self.fin_pending = None;
@@ -1554,13 +1553,20 @@ impl Tcb {
     }
 
     fn deliver(&mut self, data: &[u8]) {
-        self.rcv_nxt += data.len();
-        self.stats.bytes_in += data.len() as u64;
-        self.unacked_bytes += data.len();
-        if !self.read_shutdown {
-            let room = self.cfg.recv_buffer.saturating_sub(self.rcv_buf.len());
-            self.rcv_buf.extend(&data[..data.len().min(room)]);
-        }
+        append_received(
+            &mut self.rcv_buf,
+            self.cfg.recv_buffer,
+            self.read_shutdown,
+            data,
+        );
+        self.account_received(data.len());
+    }
+
+    /// `n` more bytes arrived in order: RCV.NXT and the counters move.
+    fn account_received(&mut self, n: usize) {
+        self.rcv_nxt += n;
+        self.stats.bytes_in += n as u64;
+        self.unacked_bytes += n;
     }
 
     /// Delayed ACK (RFC 1122 4.2.3.2, RFC 5681 section 4.2): ack at least every
@@ -2145,6 +2151,15 @@ impl Tcb {
             len
         );
         Some(written)
+    }
+}
+
+/// Appends in-order data to the receive buffer, up to its capacity, unless
+/// the application shut its reading side (then the data is discarded).
+fn append_received(buf: &mut VecDeque<u8>, cap: usize, discard: bool, data: &[u8]) {
+    if !discard {
+        let room = cap.saturating_sub(buf.len());
+        buf.extend(&data[..data.len().min(room)]);
     }
 }
 
