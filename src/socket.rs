@@ -655,12 +655,15 @@ impl TcpStream {
             match tcb.state() {
                 State::SynSent | State::SynReceived => {}
                 State::Closed => {
-                    let kind = tcb.error().unwrap_or(io::ErrorKind::ConnectionAborted);
+                    let (kind, why) = match tcb.error() {
+                        Some(e) => (e.kind(), e.to_string()),
+                        None => (
+                            io::ErrorKind::ConnectionAborted,
+                            "connection aborted".into(),
+                        ),
+                    };
                     drop(core);
-                    return Err(io::Error::new(
-                        kind,
-                        format!("connect to {remote}: {}", crate::tcb::error_text(kind)),
-                    ));
+                    return Err(io::Error::new(kind, format!("connect to {remote}: {why}")));
                 }
                 _ => {
                     drop(core);

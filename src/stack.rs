@@ -457,7 +457,7 @@ impl Stack {
     /// Forgets a CLOSED connection nobody holds any more.
     fn reap(&mut self, id: ConnId) {
         let Some(e) = self.entry(id) else { return };
-        if e.tcb.state() != State::Closed || e.tcb.has_output() {
+        if e.tcb.state() != State::Closed || e.tcb.reset_pending() {
             return;
         }
         if matches!(e.owner, Owner::App | Owner::Queued(_)) {
@@ -524,7 +524,7 @@ impl Stack {
     fn handle_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         if let Some(&id) = self.tuples.get(&(seg.dst, seg.src)) {
             let Some(e) = self.entry_mut(id) else { return };
-            let verdict = e.tcb.on_segment(now, seg);
+            let verdict = e.tcb.handle_segment(now, seg);
             if verdict == Verdict::SendReset {
                 self.reset_for(seg);
             }
@@ -636,7 +636,7 @@ impl Stack {
         self.slots
             .iter()
             .filter_map(|s| s.entry.as_ref())
-            .filter_map(|e| e.tcb.poll_at())
+            .filter_map(|e| e.tcb.poll_timeout())
             .min()
     }
 
@@ -653,8 +653,8 @@ impl Stack {
             let Some(e) = slot.entry.as_mut() else {
                 continue;
             };
-            if e.tcb.poll_at().is_some_and(|t| t <= now) {
-                e.tcb.on_timeout(now);
+            if e.tcb.poll_timeout().is_some_and(|t| t <= now) {
+                e.tcb.handle_timeout(now);
                 self.after_event(id);
             }
         }
@@ -731,7 +731,7 @@ impl Stack {
         };
         // Bounded: a TCB emits at most its window's worth, but keep a cap anyway.
         for _ in 0..4096 {
-            let Some(n) = e.tcb.dispatch(now, buf) else {
+            let Some(n) = e.tcb.poll_transmit(now, buf) else {
                 break;
             };
             self.stats.packets_out += 1;

@@ -267,7 +267,7 @@ fn connect_to_port_without_listener_is_refused() {
             == State::Closed)
     );
     let tcb = n.a.tcb(c).unwrap();
-    assert_eq!(tcb.error(), Some(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(tcb.error(), Some(utcp::tcb::TcpError::Refused));
     assert_eq!(tcb.stats().retransmits_timeout, 0);
     assert_eq!(n.b.stats().resets_sent, 1);
     assert_eq!(n.b.connection_count(), 0);
@@ -291,7 +291,7 @@ fn abort_resets_the_peer() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
     assert_eq!(
         n.b.tcb(s).unwrap().error(),
-        Some(std::io::ErrorKind::ConnectionReset)
+        Some(utcp::tcb::TcpError::Reset)
     );
     // A reset is not answered with a reset.
     assert_eq!(n.b.stats().resets_sent, 0);
@@ -314,7 +314,7 @@ fn segment_for_forgotten_connection_is_reset() {
     assert_eq!(n.b.stats().resets_sent, 1);
     assert_eq!(
         n.a.tcb(c).unwrap().error(),
-        Some(std::io::ErrorKind::ConnectionReset)
+        Some(utcp::tcb::TcpError::Reset)
     );
 }
 
@@ -367,7 +367,7 @@ fn connection_times_out_when_peer_vanishes() {
             == State::Closed)
     );
     let tcb = n.a.tcb(c).unwrap();
-    assert_eq!(tcb.error(), Some(std::io::ErrorKind::TimedOut));
+    assert_eq!(tcb.error(), Some(utcp::tcb::TcpError::TimedOut));
     assert_eq!(tcb.stats().retransmits_timeout, 5);
     // RFC 6298 (5.5): the RTO doubles each time, so giving up after five
     // retransmissions takes rto * (1 + 2 + 4 + 8 + 16 + 32).
@@ -518,6 +518,6 @@ fn abort_after_a_retransmission_timeout_still_resets_the_peer() {
     );
     assert_eq!(
         n.b.tcb(s).unwrap().error(),
-        Some(std::io::ErrorKind::ConnectionReset)
+        Some(utcp::tcb::TcpError::Reset)
     );
 }

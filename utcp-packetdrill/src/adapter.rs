@@ -343,7 +343,9 @@ impl Inner {
             State::Closed => {
                 sock.connecting = false;
                 sock.error_reported = true;
-                Err(tcb.error().map_or(libc::ECONNREFUSED, errno_of))
+                Err(tcb
+                    .error()
+                    .map_or(libc::ECONNREFUSED, |e| errno_of(e.kind())))
             }
             _ => {
                 sock.connecting = false;
@@ -1001,13 +1003,15 @@ impl Adapter {
         };
         let int = |v: c_int| Ok(v.to_ne_bytes().to_vec());
         match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_ERROR) => match conn.and_then(|t| t.error()) {
-                Some(kind) if !sock.error_reported => {
-                    sock.error_reported = true;
-                    int(errno_of(kind))
+            (libc::SOL_SOCKET, libc::SO_ERROR) => {
+                match conn.and_then(|t| t.error().map(|e| e.kind())) {
+                    Some(kind) if !sock.error_reported => {
+                        sock.error_reported = true;
+                        int(errno_of(kind))
+                    }
+                    _ => int(0),
                 }
-                _ => int(0),
-            },
+            }
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),

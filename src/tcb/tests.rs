@@ -7,6 +7,11 @@
 
 use super::*;
 
+use std::time::Duration;
+
+use crate::rtt::RttConfig;
+use crate::wire;
+
 use std::net::Ipv4Addr;
 
 use crate::wire::{Packet, TcpFlags, TcpOptions, TcpSegment};
@@ -119,7 +124,7 @@ fn ack(seq: u32, ack: u32, window: u16) -> Seg {
 fn out(tcb: &mut Tcb, now: Instant) -> Vec<Seg> {
     let mut segs = Vec::new();
     let mut buf = vec![0u8; 65_535];
-    while let Some(n) = tcb.dispatch(now, &mut buf) {
+    while let Some(n) = tcb.poll_transmit(now, &mut buf) {
         let Ok(Packet::Tcp(s)) = wire::parse(&buf[..n]) else {
             panic!("dispatch wrote something that is not a valid TCP packet");
         };
@@ -161,7 +166,7 @@ fn from_peer_win(flags: TcpFlags, seq: u32, ack: u32, window: u16) -> TcpSegment
 
 /// Feeds one segment to `tcb` at `now`.
 fn seg_in(tcb: &mut Tcb, now: Instant, s: &TcpSegment<'_>) -> Verdict {
-    tcb.on_segment(now, s)
+    tcb.handle_segment(now, s)
 }
 
 fn mss_only(mss: u16) -> TcpOptions {
@@ -337,7 +342,7 @@ fn three_way_handshake_passive() {
     assert_eq!(tcb.state(), State::SynReceived);
     assert_eq!(out(&mut tcb, T0), vec![our_syn_ack(ISS, PEER_ISS)]);
     // RFC 6298 (5.1): the SYN-ACK arms the retransmission timer (initial RTO 1 s).
-    assert_eq!(tcb.poll_at(), Some(at(1000)));
+    assert_eq!(tcb.poll_timeout(), Some(at(1000)));
 
     let v = seg_in(
         &mut tcb,
@@ -351,7 +356,7 @@ fn three_way_handshake_passive() {
     assert_eq!(tcb.rcv_nxt(), SeqNum(PEER_ISS + 1));
     assert_eq!(tcb.peer_window(), u32::from(PEER_WIN));
     // RFC 6298 (5.2): everything acked, the timer is off.
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     // RFC 6298 (2.2): the handshake gave the first RTT sample.
     assert_eq!(tcb.rtt().srtt(), Some(Duration::from_millis(10)));
 }
@@ -378,7 +383,7 @@ fn syn_received_rst() {
     assert_eq!(v, Verdict::Done);
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(out(&mut tcb, at(10)), vec![]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 9293 section 3.10.7.4 (fourth check) and Figure 9's recovery from a
@@ -404,12 +409,12 @@ fn syn_received_duplicate_syn() {
 #[test]
 fn syn_received_syn_ack_retransmitted_on_rto() {
     let mut tcb = syn_received();
-    assert_eq!(tcb.poll_at(), Some(at(1000)));
-    tcb.on_timeout(at(999));
+    assert_eq!(tcb.poll_timeout(), Some(at(1000)));
+    tcb.handle_timeout(at(999));
     assert_eq!(out(&mut tcb, at(999)), vec![]);
-    tcb.on_timeout(at(1000));
+    tcb.handle_timeout(at(1000));
     assert_eq!(out(&mut tcb, at(1000)), vec![our_syn_ack(ISS, PEER_ISS)]);
-    assert_eq!(tcb.poll_at(), Some(at(3000)));
+    assert_eq!(tcb.poll_timeout(), Some(at(3000)));
     assert_eq!(tcb.stats().retransmits_timeout, 1);
 
     seg_in(
@@ -448,8 +453,8 @@ fn syn_received_close_then_syn_ack_lost() {
     let mut tcb = syn_received();
     tcb.close();
     // The SYN-ACK was lost: the RTO must resend it (a SYN-ACK, not a FIN at ISS).
-    let t = tcb.poll_at().expect("the SYN-ACK timer runs");
-    tcb.on_timeout(t);
+    let t = tcb.poll_timeout().expect("the SYN-ACK timer runs");
+    tcb.handle_timeout(t);
     assert_eq!(out(&mut tcb, t), vec![our_syn_ack(ISS, PEER_ISS)]);
     // So does the peer's retransmitted SYN (section 3.10.7.4, fourth check).
     seg_in(&mut tcb, t, &peer_syn(PEER_ISS));
@@ -477,7 +482,7 @@ fn syn_received_close_then_syn_ack_lost() {
 fn syn_sent_emits_syn() {
     let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
     assert_eq!(tcb.state(), State::SynSent);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     let syn = Seg {
         options: TcpOptions {
             mss: Some(1460),
@@ -487,7 +492,7 @@ fn syn_sent_emits_syn() {
         ..seg(SYN, ISS, 0, WIN, &[])
     };
     assert_eq!(out(&mut tcb, T0), vec![syn]);
-    assert_eq!(tcb.poll_at(), Some(at(1000)));
+    assert_eq!(tcb.poll_timeout(), Some(at(1000)));
     assert_eq!(tcb.snd_nxt(), SeqNum(ISS + 1));
     // Nothing can be sent before the handshake is done.
     assert_eq!(
@@ -515,7 +520,7 @@ fn three_way_handshake_active() {
     assert_eq!(tcb.peer_window(), 30_000);
     // The peer did not offer window scaling, so neither side scales.
     assert_eq!(tcb.window_scales(), (0, 0));
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(tcb.rtt().srtt(), Some(Duration::from_millis(30)));
 }
 
@@ -528,8 +533,11 @@ fn syn_sent_rst_ack() {
     let v = seg_in(&mut tcb, at(1), &from_peer(RST | ACK, 0, ISS + 1, &[]));
     assert_eq!(v, Verdict::Done);
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error(), Some(io::ErrorKind::ConnectionRefused));
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(
+        tcb.error().map(TcpError::kind),
+        Some(io::ErrorKind::ConnectionRefused)
+    );
+    assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(out(&mut tcb, at(1)), vec![]);
     assert_eq!(
         tcb.send(b"x").unwrap_err().kind(),
@@ -590,7 +598,7 @@ fn simultaneous_open() {
     assert_eq!(out(&mut tcb, at(10)), vec![]);
     assert_eq!(tcb.snd_una(), SeqNum(ISS + 1));
     assert_eq!(tcb.rcv_nxt(), SeqNum(PEER_ISS + 1));
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 7323 section 2.2: "The window field in a segment where the SYN bit is
@@ -626,7 +634,7 @@ fn simultaneous_open_syn_ack_window_not_scaled() {
     assert_eq!(tcb.window_scales(), (4, 3));
     assert_eq!(tcb.peer_window(), 20_000);
     // Sender SWS avoidance and RFC 5961 section 5.2 use the largest window seen.
-    assert_eq!(tcb.max_snd_wnd, 20_000);
+    assert_eq!(tcb.max_peer_window(), 20_000);
     // The next, non-SYN segment is scaled.
     seg_in(
         &mut tcb,
@@ -647,21 +655,24 @@ fn syn_sent_retransmit_backoff_then_timeout() {
     let mut deadline = 1000;
     let mut interval = 1000;
     for retry in 1..=5 {
-        assert_eq!(tcb.poll_at(), Some(at(deadline)), "retry {retry}");
-        tcb.on_timeout(at(deadline - 1));
+        assert_eq!(tcb.poll_timeout(), Some(at(deadline)), "retry {retry}");
+        tcb.handle_timeout(at(deadline - 1));
         assert_eq!(out(&mut tcb, at(deadline - 1)), vec![]);
-        tcb.on_timeout(at(deadline));
+        tcb.handle_timeout(at(deadline));
         assert_eq!(out(&mut tcb, at(deadline)), syn, "retry {retry}");
         interval *= 2;
         deadline += interval;
     }
     assert_eq!(deadline, 63_000);
-    assert_eq!(tcb.poll_at(), Some(at(deadline)));
-    tcb.on_timeout(at(deadline));
+    assert_eq!(tcb.poll_timeout(), Some(at(deadline)));
+    tcb.handle_timeout(at(deadline));
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error(), Some(io::ErrorKind::TimedOut));
+    assert_eq!(
+        tcb.error().map(TcpError::kind),
+        Some(io::ErrorKind::TimedOut)
+    );
     assert_eq!(out(&mut tcb, at(deadline)), vec![]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 6298 section 3 (Karn): a SYN-ACK answering a retransmitted SYN gives no RTT sample.
@@ -669,7 +680,7 @@ fn syn_sent_retransmit_backoff_then_timeout() {
 fn syn_sent_no_rtt_sample_after_retransmission() {
     let mut tcb = Tcb::connect(LOCAL, REMOTE, SeqNum(ISS), config());
     out(&mut tcb, T0);
-    tcb.on_timeout(at(1000));
+    tcb.handle_timeout(at(1000));
     assert_eq!(out(&mut tcb, at(1000)).len(), 1);
     seg_in(
         &mut tcb,
@@ -879,7 +890,7 @@ fn established_send_respects_peer_window() {
         &from_peer_win(ACK, PEER_ISS + 1, ISS + 2501, 1000),
     );
     assert!(tcb.all_acked());
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 9293 section 3.7.1 and RFC 6928: segments are at most SMSS and the
@@ -905,7 +916,7 @@ fn established_send_initial_window_of_mss_segments() {
         );
     }
     // RFC 6298 (5.1): the timer runs from the first transmission.
-    assert_eq!(tcb.poll_at(), Some(at(1) + RTO));
+    assert_eq!(tcb.poll_timeout(), Some(at(1) + RTO));
     // An ACK for two segments: slow start adds one MSS (RFC 5681 (3.2)),
     // which lets three more segments out.
     seg_in(
@@ -933,13 +944,13 @@ fn established_rto_retransmit() {
     tcb.send(&a).unwrap();
     let first = out(&mut tcb, at(1000));
     assert_eq!(first, vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 1, WIN, &a)]);
-    assert_eq!(tcb.poll_at(), Some(at(1200)));
-    tcb.on_timeout(at(1199));
+    assert_eq!(tcb.poll_timeout(), Some(at(1200)));
+    tcb.handle_timeout(at(1199));
     assert_eq!(out(&mut tcb, at(1199)), vec![]);
-    tcb.on_timeout(at(1200));
+    tcb.handle_timeout(at(1200));
     assert_eq!(out(&mut tcb, at(1200)), first);
     assert_eq!(tcb.stats().retransmits_timeout, 1);
-    assert_eq!(tcb.poll_at(), Some(at(1600)));
+    assert_eq!(tcb.poll_timeout(), Some(at(1600)));
     // RFC 5681 (4): cwnd is one segment after a timeout.
     assert_eq!(tcb.congestion().cwnd(), 1460);
 
@@ -949,7 +960,7 @@ fn established_rto_retransmit() {
         &from_peer(ACK, PEER_ISS + 1, ISS + 101, &[]),
     );
     assert!(tcb.all_acked());
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(tcb.rtt().srtt(), srtt);
     assert_eq!(tcb.rtt().rto(), 2 * RTO);
 
@@ -979,9 +990,9 @@ fn established_rto_resends_from_snd_una() {
         at(15),
         &from_peer(ACK, PEER_ISS + 1, ISS + 1461, &[]),
     );
-    let t = tcb.poll_at().unwrap();
+    let t = tcb.poll_timeout().unwrap();
     assert_eq!(t, at(15) + RTO);
-    tcb.on_timeout(t);
+    tcb.handle_timeout(t);
     assert_eq!(
         out(&mut tcb, t),
         vec![seg(ACK, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..2920])]
@@ -1110,19 +1121,22 @@ fn established_rto_gives_up_after_max_retries() {
     let mut t = at(100);
     let mut rto = RTO;
     for retry in 1..=3 {
-        assert_eq!(tcb.poll_at(), Some(t + rto), "retry {retry}");
+        assert_eq!(tcb.poll_timeout(), Some(t + rto), "retry {retry}");
         t += rto;
-        tcb.on_timeout(t);
+        tcb.handle_timeout(t);
         assert_eq!(out(&mut tcb, t), first, "retry {retry}");
         rto *= 2;
     }
-    assert_eq!(tcb.poll_at(), Some(t + rto));
+    assert_eq!(tcb.poll_timeout(), Some(t + rto));
     t += rto;
-    tcb.on_timeout(t);
+    tcb.handle_timeout(t);
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error(), Some(io::ErrorKind::TimedOut));
+    assert_eq!(
+        tcb.error().map(TcpError::kind),
+        Some(io::ErrorKind::TimedOut)
+    );
     assert_eq!(out(&mut tcb, t), vec![]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     let mut buf = [0u8; 4];
     assert_eq!(
         tcb.recv(&mut buf).unwrap_err().kind(),
@@ -1170,7 +1184,7 @@ fn four_way_close_active() {
     assert_eq!(tcb.state(), State::FinWait2);
     assert!(tcb.fin_acked());
     assert_eq!(out(&mut tcb, at(21)), vec![]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 
     seg_in(
         &mut tcb,
@@ -1183,13 +1197,13 @@ fn four_way_close_active() {
         vec![ack(ISS + 2002, PEER_ISS + 2, WIN)]
     );
     let msl2 = at(30) + 2 * config().msl;
-    assert_eq!(tcb.poll_at(), Some(msl2));
-    tcb.on_timeout(Instant::from_micros(msl2.total_micros() - 1));
+    assert_eq!(tcb.poll_timeout(), Some(msl2));
+    tcb.handle_timeout(Instant::from_micros(msl2.total_micros() - 1));
     assert_eq!(tcb.state(), State::TimeWait);
-    tcb.on_timeout(msl2);
+    tcb.handle_timeout(msl2);
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error(), None);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(out(&mut tcb, msl2), vec![]);
 }
 
@@ -1201,7 +1215,7 @@ fn fin_wait_1_ack() {
     seg_in(&mut tcb, at(1), &from_peer(ACK, PEER_ISS + 1, ISS + 2, &[]));
     assert_eq!(tcb.state(), State::FinWait2);
     assert_eq!(out(&mut tcb, at(1)), vec![]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 9293 section 3.10.7.4 (eighth step, FIN-WAIT-2): the peer's FIN is
@@ -1219,7 +1233,7 @@ fn fin_wait_2_fin() {
         out(&mut tcb, at(100)),
         vec![ack(ISS + 2, PEER_ISS + 2, WIN)]
     );
-    assert_eq!(tcb.poll_at(), Some(at(2100)));
+    assert_eq!(tcb.poll_timeout(), Some(at(2100)));
     let mut buf = [0u8; 4];
     assert_eq!(tcb.recv(&mut buf).unwrap(), 0);
 }
@@ -1272,7 +1286,7 @@ fn fin_wait_1_fin_then_closing_ack() {
     seg_in(&mut tcb, at(6), &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]));
     assert_eq!(tcb.state(), State::TimeWait);
     assert_eq!(out(&mut tcb, at(6)), vec![]);
-    assert_eq!(tcb.poll_at(), Some(at(2006)));
+    assert_eq!(tcb.poll_timeout(), Some(at(2006)));
 }
 
 /// RFC 9293 section 3.10.7.4 (eighth step, FIN-WAIT-1): a FIN that also acks
@@ -1287,7 +1301,7 @@ fn fin_wait_1_fin_ack() {
     );
     assert_eq!(tcb.state(), State::TimeWait);
     assert_eq!(out(&mut tcb, at(5)), vec![ack(ISS + 2, PEER_ISS + 2, WIN)]);
-    assert_eq!(tcb.poll_at(), Some(at(2005)));
+    assert_eq!(tcb.poll_timeout(), Some(at(2005)));
 }
 
 /// RFC 6298 (5.4) applied to the FIN (RFC 9293 section 3.8.1): an unacked FIN
@@ -1295,13 +1309,13 @@ fn fin_wait_1_fin_ack() {
 #[test]
 fn fin_wait_1_fin_retransmitted_on_rto() {
     let mut tcb = fin_wait_1();
-    assert_eq!(tcb.poll_at(), Some(T0 + RTO));
-    tcb.on_timeout(T0 + RTO);
+    assert_eq!(tcb.poll_timeout(), Some(T0 + RTO));
+    tcb.handle_timeout(T0 + RTO);
     assert_eq!(
         out(&mut tcb, T0 + RTO),
         vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 1, WIN, &[])]
     );
-    assert_eq!(tcb.poll_at(), Some(T0 + 3 * RTO));
+    assert_eq!(tcb.poll_timeout(), Some(T0 + 3 * RTO));
     assert_eq!(tcb.state(), State::FinWait1);
 }
 
@@ -1310,7 +1324,7 @@ fn fin_wait_1_fin_retransmitted_on_rto() {
 #[test]
 fn time_wait_fin_retransmitted() {
     let mut tcb = time_wait();
-    assert_eq!(tcb.poll_at(), Some(at(2000)));
+    assert_eq!(tcb.poll_timeout(), Some(at(2000)));
     seg_in(
         &mut tcb,
         at(1500),
@@ -1321,10 +1335,10 @@ fn time_wait_fin_retransmitted() {
         out(&mut tcb, at(1500)),
         vec![ack(ISS + 2, PEER_ISS + 2, WIN)]
     );
-    assert_eq!(tcb.poll_at(), Some(at(3500)));
-    tcb.on_timeout(at(2000));
+    assert_eq!(tcb.poll_timeout(), Some(at(3500)));
+    tcb.handle_timeout(at(2000));
     assert_eq!(tcb.state(), State::TimeWait);
-    tcb.on_timeout(at(3500));
+    tcb.handle_timeout(at(3500));
     assert_eq!(tcb.state(), State::Closed);
 }
 
@@ -1349,15 +1363,15 @@ fn four_way_close_passive() {
         out(&mut tcb, at(20)),
         vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 2, WIN, &[])]
     );
-    assert_eq!(tcb.poll_at(), Some(at(20) + RTO));
+    assert_eq!(tcb.poll_timeout(), Some(at(20) + RTO));
     seg_in(
         &mut tcb,
         at(30),
         &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]),
     );
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error(), None);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(out(&mut tcb, at(30)), vec![]);
 }
 
@@ -1384,7 +1398,7 @@ fn close_wait_send_data() {
 #[test]
 fn last_ack_fin_retransmitted_on_rto() {
     let mut tcb = last_ack();
-    tcb.on_timeout(T0 + RTO);
+    tcb.handle_timeout(T0 + RTO);
     assert_eq!(
         out(&mut tcb, T0 + RTO),
         vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 2, WIN, &[])]
@@ -1401,7 +1415,7 @@ fn last_ack_ack() {
     assert_eq!(tcb.state(), State::LastAck);
     seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]));
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error(), None);
+    assert_eq!(tcb.error().map(TcpError::kind), None);
 }
 
 // ----------------------------------------------------------------------
@@ -1417,9 +1431,9 @@ fn assert_rst_closes(mut tcb: Tcb, rcv_nxt: u32, error: Option<io::ErrorKind>) {
     let v = seg_in(&mut tcb, at(50), &from_peer(RST, rcv_nxt, 0, &[]));
     assert_eq!(v, Verdict::Done, "{state}");
     assert_eq!(tcb.state(), State::Closed, "{state}");
-    assert_eq!(tcb.error(), error, "{state}");
+    assert_eq!(tcb.error().map(TcpError::kind), error, "{state}");
     assert_eq!(out(&mut tcb, at(50)), vec![], "{state}");
-    assert_eq!(tcb.poll_at(), None, "{state}");
+    assert_eq!(tcb.poll_timeout(), None, "{state}");
 }
 
 /// RFC 9293 section 3.10.7.4 (second check), ESTABLISHED: CLOSED, "connection reset".
@@ -1504,7 +1518,7 @@ fn established_rst_in_window_challenge_ack() {
     assert_eq!(v, Verdict::Done);
     assert_eq!(tcb.state(), State::Established);
     assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
-    assert_eq!(tcb.error(), None);
+    assert_eq!(tcb.error().map(TcpError::kind), None);
 }
 
 /// RFC 9293 section 3.10.7.4 (first check) and RFC 5961 section 3.2: a RST
@@ -1534,9 +1548,9 @@ fn established_abort() {
     tcb.send(&data(50)).unwrap();
     tcb.abort();
     assert_eq!(tcb.state(), State::Closed);
-    assert!(tcb.has_output());
+    assert!(tcb.reset_pending());
     assert_eq!(out(&mut tcb, at(2)), vec![seg(RST, ISS + 101, 0, 0, &[])]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(tcb.send_queued(), 0);
     assert_eq!(out(&mut tcb, at(3)), vec![]);
 }
@@ -1549,7 +1563,7 @@ fn syn_sent_abort() {
     tcb.abort();
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(out(&mut tcb, at(1)), vec![]);
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 9293 section 3.10.5 (ABORT in TIME-WAIT): "respond with ok and delete
@@ -1675,13 +1689,13 @@ fn zero_window_probe() {
     let a = data(100);
     tcb.send(&a).unwrap();
     assert_eq!(out(&mut tcb, at(1000)), vec![]);
-    assert_eq!(tcb.poll_at(), Some(at(1000) + RTO));
-    tcb.on_timeout(at(1000) + RTO);
+    assert_eq!(tcb.poll_timeout(), Some(at(1000) + RTO));
+    tcb.handle_timeout(at(1000) + RTO);
     // The probe: an old sequence number (SND.UNA - 1) that must be answered.
     assert_eq!(out(&mut tcb, at(1200)), vec![ack(ISS, PEER_ISS + 1, WIN)]);
     assert_eq!(tcb.stats().zero_window_probes, 1);
     // The next probe backs off.
-    assert_eq!(tcb.poll_at(), Some(at(1200) + 2 * RTO));
+    assert_eq!(tcb.poll_timeout(), Some(at(1200) + 2 * RTO));
     // The peer answers with the window still closed; the next probe follows.
     seg_in(
         &mut tcb,
@@ -1689,7 +1703,7 @@ fn zero_window_probe() {
         &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 0),
     );
     assert_eq!(out(&mut tcb, at(1210)), vec![]);
-    tcb.on_timeout(at(1600));
+    tcb.handle_timeout(at(1600));
     assert_eq!(out(&mut tcb, at(1600)), vec![ack(ISS, PEER_ISS + 1, WIN)]);
     assert_eq!(tcb.stats().zero_window_probes, 2);
 
@@ -1703,7 +1717,7 @@ fn zero_window_probe() {
         out(&mut tcb, at(1610)),
         vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 1, WIN, &a)]
     );
-    assert_eq!(tcb.poll_at(), Some(at(1610) + RTO));
+    assert_eq!(tcb.poll_timeout(), Some(at(1610) + RTO));
 }
 
 /// RFC 9293 section 3.8.6 and RFC 1122 4.2.3.3: our window is the free
@@ -1831,9 +1845,9 @@ fn window_shrunk_to_zero_with_data_in_flight_is_probed() {
     };
     for i in 0..20 {
         let t = tcb
-            .poll_at()
+            .poll_timeout()
             .expect("a timer runs while data is unacknowledged");
-        tcb.on_timeout(t);
+        tcb.handle_timeout(t);
         // Each expiry sends a zero-window probe.
         assert_eq!(out(&mut tcb, t), vec![ack(ISS + 1460, PEER_ISS + 1, WIN)]);
         assert_eq!(tcb.stats().zero_window_probes, i + 1);
@@ -1846,9 +1860,9 @@ fn window_shrunk_to_zero_with_data_in_flight_is_probed() {
         no_new_data(&out(&mut tcb, t));
     }
     assert_eq!(tcb.state(), State::Established);
-    assert_eq!(tcb.error(), None);
+    assert_eq!(tcb.error().map(TcpError::kind), None);
     // The window opens: the unacknowledged segment goes out again.
-    let t = tcb.poll_at().unwrap();
+    let t = tcb.poll_timeout().unwrap();
     seg_in(
         &mut tcb,
         t,
@@ -2116,7 +2130,7 @@ fn sequence_numbers_wrap_send() {
     assert_eq!(out(&mut tcb, at(2)), vec![]);
     seg_in(&mut tcb, at(3), &from_peer(ACK, PEER_ISS + 1, 1990, &[]));
     assert!(tcb.all_acked());
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
     // And the FIN, too.
     tcb.close();
     assert_eq!(
@@ -2209,15 +2223,15 @@ fn delayed_ack_single_segment() {
         &from_peer(ACK, PEER_ISS + 1, ISS + 1, &data(100)),
     );
     assert_eq!(out(&mut tcb, at(100)), vec![]);
-    assert_eq!(tcb.poll_at(), Some(at(140)));
-    tcb.on_timeout(at(139));
+    assert_eq!(tcb.poll_timeout(), Some(at(140)));
+    tcb.handle_timeout(at(139));
     assert_eq!(out(&mut tcb, at(139)), vec![]);
-    tcb.on_timeout(at(140));
+    tcb.handle_timeout(at(140));
     assert_eq!(
         out(&mut tcb, at(140)),
         vec![ack(ISS + 1, PEER_ISS + 101, WIN - 100)]
     );
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 5681 section 4.2: an ACK is sent for at least every second full-sized segment.
@@ -2240,7 +2254,7 @@ fn delayed_ack_two_full_segments() {
         out(&mut tcb, at(101)),
         vec![ack(ISS + 1, PEER_ISS + 2921, WIN - 2920)]
     );
-    assert_eq!(tcb.poll_at(), None);
+    assert_eq!(tcb.poll_timeout(), None);
 }
 
 /// RFC 1122 4.2.3.2: a pending delayed ACK rides on outgoing data.
@@ -2259,7 +2273,7 @@ fn delayed_ack_piggybacked_on_data() {
         vec![seg(ACK | PSH, ISS + 1, PEER_ISS + 101, WIN - 100, b"reply")]
     );
     // The ACK was sent, so only the retransmission timer remains.
-    assert_eq!(tcb.poll_at(), Some(at(110) + RTO));
+    assert_eq!(tcb.poll_timeout(), Some(at(110) + RTO));
 }
 
 /// RFC 9293 section 3.10.7.4 (eighth step): a FIN is acked at once even with
@@ -2591,7 +2605,7 @@ fn ts_recent_delayed_ack_echoes_earliest_rfc7323_4_3() {
         &with_ts(from_peer(ACK, p + 100, ISS + 1, &data(100)), 8001, ISS),
     );
     assert_eq!(out(&mut tcb, at(11)), vec![]);
-    tcb.on_timeout(at(50));
+    tcb.handle_timeout(at(50));
     let segs = out(&mut tcb, at(50));
     assert_eq!(segs.len(), 1);
     assert_eq!(segs[0].ack, p + 200);
@@ -2635,7 +2649,7 @@ fn ts_karn_old_echo_gives_no_sample_rfc7323_4_1() {
     tcb.send(&data(100)).unwrap();
     let first = out(&mut tcb, at(1000));
     assert_eq!(first[0].options.timestamp.unwrap().0, our_ts(at(1000)));
-    tcb.on_timeout(at(1200));
+    tcb.handle_timeout(at(1200));
     let rxt = out(&mut tcb, at(1200));
     assert_eq!(rxt.len(), 1);
     assert_eq!(rxt[0].options.timestamp.unwrap().0, our_ts(at(1200)));
@@ -2663,7 +2677,7 @@ fn ts_karn_fresh_echo_gives_sample_rfc7323_4_1() {
     let mut tcb = ts_established();
     tcb.send(&data(100)).unwrap();
     out(&mut tcb, at(1000));
-    tcb.on_timeout(at(1200));
+    tcb.handle_timeout(at(1200));
     assert_eq!(out(&mut tcb, at(1200)).len(), 1);
     seg_in(
         &mut tcb,
@@ -2989,8 +3003,8 @@ fn sack_rto_go_back_skips_sacked_rfc6675_5_1() {
     );
     assert!(!tcb.congestion().in_recovery());
     assert_eq!(out(&mut tcb, at(301)), vec![]);
-    assert_eq!(tcb.poll_at(), Some(at(1200)));
-    tcb.on_timeout(at(1200));
+    assert_eq!(tcb.poll_timeout(), Some(at(1200)));
+    tcb.handle_timeout(at(1200));
     let mut sent = out(&mut tcb, at(1200));
     assert_eq!(sent, vec![seg_i(&a, 0)]);
     // The peer now holds 0..2 and 3.
@@ -3041,7 +3055,7 @@ fn sack_lost_retransmission_resent_rfc6675_5() {
     seg_in(&mut tcb, at(350), &sack_ack(sg(0), &[(sg(1), sg(11))]));
     assert_eq!(out(&mut tcb, at(350)), vec![]);
     assert_eq!(tcb.stats().lost_retransmits, 0);
-    assert!(tcb.poll_at().unwrap() > at(420));
+    assert!(tcb.poll_timeout().unwrap() > at(420));
     // More than 2*SRTT after it, later data is SACKed but not SND.UNA.
     seg_in(&mut tcb, at(420), &sack_ack(sg(0), &[(sg(1), sg(12))]));
     assert_eq!(tcb.stats().lost_retransmits, 1);
@@ -3139,14 +3153,14 @@ fn tlp_resends_last_segment_rfc8985_7_3() {
     let a = data(3 * 1460);
     tcb.send(&a).unwrap();
     assert_eq!(out(&mut tcb, at(1000)).len(), 3);
-    assert_eq!(tcb.poll_at(), Some(at(1200)));
-    tcb.on_timeout(at(1200));
+    assert_eq!(tcb.poll_timeout(), Some(at(1200)));
+    tcb.handle_timeout(at(1200));
     assert_eq!(out(&mut tcb, at(1200)), vec![seg_i(&a, 2)]);
     assert_eq!(tcb.stats().tail_loss_probes, 1);
     assert_eq!(tcb.stats().retransmits_timeout, 0);
     let rto = tcb.rtt().rto();
-    assert_eq!(tcb.poll_at(), Some(at(1200) + rto));
-    tcb.on_timeout(at(1200) + rto);
+    assert_eq!(tcb.poll_timeout(), Some(at(1200) + rto));
+    tcb.handle_timeout(at(1200) + rto);
     assert_eq!(out(&mut tcb, at(1200) + rto), vec![seg_i(&a, 0)]);
     assert_eq!(tcb.stats().retransmits_timeout, 1);
     assert_eq!(tcb.stats().tail_loss_probes, 1);
@@ -3161,15 +3175,15 @@ fn tlp_sends_new_data_once_rfc8985_7_3() {
     let a = data(12 * 1460);
     tcb.send(&a).unwrap();
     assert_eq!(out(&mut tcb, at(1000)).len(), 10);
-    assert_eq!(tcb.poll_at(), Some(at(1200)));
-    tcb.on_timeout(at(1200));
+    assert_eq!(tcb.poll_timeout(), Some(at(1200)));
+    tcb.handle_timeout(at(1200));
     assert_eq!(out(&mut tcb, at(1200)), vec![seg_i(&a, 10)]);
     assert_eq!(tcb.stats().tail_loss_probes, 1);
     // No second probe before the RTO.
-    let next = tcb.poll_at().unwrap();
+    let next = tcb.poll_timeout().unwrap();
     assert!(next > at(1200));
     let before = Instant::from_micros(next.total_micros() - 1000);
-    tcb.on_timeout(before);
+    tcb.handle_timeout(before);
     assert_eq!(out(&mut tcb, before), vec![]);
     assert_eq!(tcb.stats().tail_loss_probes, 1);
     // New data acked (also an RTT sample of 250 ms for segment 0): the
@@ -3178,7 +3192,7 @@ fn tlp_sends_new_data_once_rfc8985_7_3() {
     let srtt = tcb.rtt().srtt().unwrap();
     assert_eq!(srtt, Duration::from_micros(118_750));
     assert_eq!(out(&mut tcb, at(1250)), vec![seg_i(&a, 11)]);
-    assert_eq!(tcb.poll_at(), Some(at(1250) + 2 * srtt));
+    assert_eq!(tcb.poll_timeout(), Some(at(1250) + 2 * srtt));
 }
 
 /// RFC 8985 section 7.2: with one segment in flight the PTO adds a
@@ -3188,7 +3202,7 @@ fn tlp_single_segment_waits_for_delayed_ack_rfc8985_7_2() {
     let mut tcb = tlp_established();
     tcb.send(&data(100)).unwrap();
     out(&mut tcb, at(1000));
-    assert_eq!(tcb.poll_at(), Some(at(1210)));
+    assert_eq!(tcb.poll_timeout(), Some(at(1210)));
     let cfg = TcpConfig {
         ack_delay: Some(Duration::from_millis(40)),
         ..opts_cfg(false, true, true)
@@ -3196,7 +3210,7 @@ fn tlp_single_segment_waits_for_delayed_ack_rfc8985_7_2() {
     let mut tcb = established_rtt(&peer_syn_opts(None, true), cfg, 100);
     tcb.send(&data(100)).unwrap();
     out(&mut tcb, at(1000));
-    assert_eq!(tcb.poll_at(), Some(at(1240)));
+    assert_eq!(tcb.poll_timeout(), Some(at(1240)));
 }
 
 /// RFC 8985 section 7.3 (in recovery, TLP retransmits): when SACKs cannot
@@ -3211,14 +3225,14 @@ fn tlp_in_recovery_resends_snd_una_rfc8985_7_3() {
     assert_eq!(out(&mut tcb, at(1050)), vec![seg_i(&a, 0)]);
     seg_in(&mut tcb, at(1060), &sack_ack(sg(0), &[(sg(1), sg(10))]));
     assert_eq!(out(&mut tcb, at(1060)), vec![]);
-    let pto = tcb.poll_at().unwrap();
+    let pto = tcb.poll_timeout().unwrap();
     assert!(pto < at(1300), "the probe comes before the RTO");
-    tcb.on_timeout(pto);
+    tcb.handle_timeout(pto);
     assert_eq!(out(&mut tcb, pto), vec![seg_i(&a, 0)]);
     assert_eq!(tcb.stats().tail_loss_probes, 1);
     assert_eq!(tcb.stats().retransmits_timeout, 0);
     // Section 7.3: the RTO is re-armed from the probe.
-    assert_eq!(tcb.poll_at(), Some(pto + tcb.rtt().rto()));
+    assert_eq!(tcb.poll_timeout(), Some(pto + tcb.rtt().rto()));
 }
 
 /// RFC 8985 section 7.2 (TLP is for data; this stack does not probe a FIN):
@@ -3232,8 +3246,8 @@ fn tlp_not_armed_with_fin_out_rfc8985_7_2() {
     let segs = out(&mut tcb, at(1000));
     assert_eq!(segs.len(), 3);
     assert!(segs[2].flags.contains(FIN));
-    assert_eq!(tcb.poll_at(), Some(at(1300)));
-    tcb.on_timeout(at(1300));
+    assert_eq!(tcb.poll_timeout(), Some(at(1300)));
+    tcb.handle_timeout(at(1300));
     assert_eq!(out(&mut tcb, at(1300)), vec![seg_i(&a, 0)]);
     assert_eq!(tcb.stats().tail_loss_probes, 0);
 }
@@ -3285,7 +3299,7 @@ fn send_after_close_stays_broken_pipe() {
         io::ErrorKind::BrokenPipe
     );
     let end = T0 + 2 * config().msl;
-    tcb.on_timeout(end);
+    tcb.handle_timeout(end);
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(
         tcb.send(b"x").unwrap_err().kind(),

@@ -1,0 +1,61 @@
+//! The tunables of a connection: [`TcpConfig`].
+
+use std::time::Duration;
+
+use crate::rtt::RttConfig;
+
+/// Tunables of a connection. [`TcpConfig::default`] suits a 1500-byte MTU.
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// The MSS we announce: the largest segment we can receive (MTU - 40).
+    pub mss: u16,
+    /// Receive buffer size in bytes: the largest window we advertise.
+    pub recv_buffer: usize,
+    /// Send buffer size in bytes: how much unacknowledged data we hold.
+    pub send_buffer: usize,
+    /// Offer the window scale option (RFC 7323 section 2).
+    pub window_scaling: bool,
+    /// Retransmission timer bounds (RFC 6298).
+    pub rtt: RttConfig,
+    /// Retransmissions of data or FIN before the connection is aborted with `TimedOut`.
+    pub max_retries: u32,
+    /// Retransmissions of a SYN before `connect` fails with `TimedOut`.
+    pub max_syn_retries: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts twice this (RFC 9293 section 3.4.2).
+    pub msl: Duration,
+    /// Delayed ACK timeout (RFC 1122 4.2.3.2, RFC 5681 4.2); `None` acks every segment.
+    pub ack_delay: Option<Duration>,
+    /// Initial congestion window in segments; 0 means the RFC 6928 formula.
+    pub initial_window: u32,
+    /// Nagle's algorithm (RFC 896, RFC 1122 4.2.3.4) for new connections.
+    pub nagle: bool,
+    /// Offer and use the timestamps option (RFC 7323 section 3).
+    pub timestamps: bool,
+    /// Offer SACK-permitted and send SACK blocks (RFC 2018); with the
+    /// peer's blocks, recover holes per RFC 6675.
+    pub sack: bool,
+    /// Send a tail loss probe 2*SRTT after the last transmission when no
+    /// ACK came (RFC 8985 section 7), instead of waiting for the RTO.
+    pub tail_loss_probe: bool,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            recv_buffer: 512 * 1024,
+            send_buffer: 512 * 1024,
+            window_scaling: true,
+            rtt: RttConfig::default(),
+            max_retries: 8,
+            max_syn_retries: 5,
+            msl: Duration::from_secs(1),
+            ack_delay: Some(Duration::from_millis(40)),
+            initial_window: 0,
+            nagle: true,
+            timestamps: true,
+            sack: true,
+            tail_loss_probe: true,
+        }
+    }
+}

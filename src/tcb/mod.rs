@@ -1,0 +1,497 @@
+//! The transmission control block: one TCP connection's state machine.
+//!
+//! This is the heart of utcp and it is sans-IO: a [`Tcb`] never touches a
+//! device or a clock. The stack feeds it segments ([`Tcb::handle_segment`])
+//! and timer expiries ([`Tcb::handle_timeout`]), the application feeds it
+//! data ([`Tcb::send`], [`Tcb::recv`], [`Tcb::close`]), and the stack asks it
+//! for segments to transmit ([`Tcb::poll_transmit`]) and for its next
+//! deadline ([`Tcb::poll_timeout`]).
+//!
+//! Names follow RFC 9293 section 3.3.1 (`snd.una`, `snd.nxt`, `rcv.nxt`,
+//! ...). The folder is split by concept, each file readable in one sitting:
+//!
+//! | file | concept |
+//! |---|---|
+//! | `mod.rs` | the [`Tcb`], its constructors, accessors and application calls |
+//! | `input.rs` | segment arrival, one function per RFC 9293 section 3.10.7 step |
+//! | `output.rs` | choose the next segment as a plan, then build it |
+//! | `send.rs`, `recv.rs` | the send and receive sequence spaces and their buffers |
+//! | `options.rs` | negotiated options, timestamps, PAWS |
+//! | `recovery.rs` | RTO, duplicate ACKs, SACK recovery, TLP, Karn, Eifel undo |
+//! | `timer.rs` | [`Timer`] and the deadline table |
+//! | `config.rs`, `stats.rs`, `error.rs` | [`TcpConfig`], [`ConnStats`]/[`ConnInfo`], [`TcpError`] |
+
+use std::io;
+use std::net::SocketAddrV4;
+
+use log::debug;
+
+use crate::congestion::Congestion;
+use crate::rtt::RttEstimator;
+use crate::seq::SeqNum;
+use crate::state::State;
+use crate::time::Instant;
+use crate::wire::TcpSegment;
+
+mod config;
+mod error;
+mod input;
+mod options;
+mod output;
+mod recovery;
+mod recv;
+mod send;
+mod stats;
+mod timer;
+
+pub use config::TcpConfig;
+pub use error::TcpError;
+pub use stats::{ConnInfo, ConnStats};
+pub use timer::Timer;
+
+use options::Negotiated;
+use output::Pending;
+use recovery::Recovery;
+use recv::RecvSpace;
+use send::SendSpace;
+use timer::TimerTable;
+
+/// The MSS assumed when the peer sends none (RFC 9293 section 3.7.1).
+pub const DEFAULT_MSS: u16 = 536;
+
+/// What the stack must do with a segment after the TCB processed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing more: the TCB handled it.
+    Done,
+    /// The segment asks the stack to answer with a reset (RFC 9293 3.10.7).
+    SendReset,
+}
+
+/// One TCP connection (RFC 9293 section 3.3.1's TCB).
+#[derive(Debug)]
+pub struct Tcb {
+    state: State,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    cfg: TcpConfig,
+    /// The send sequence space and buffer.
+    snd: SendSpace,
+    /// The receive sequence space, buffer and reassembly queue.
+    rcv: RecvSpace,
+    /// Options agreed in the handshake, timestamp state.
+    opts: Negotiated,
+    /// Every deadline of this connection.
+    timers: TimerTable,
+    /// The RFC 6298 estimator.
+    rtt: RttEstimator,
+    /// Loss detection and recovery.
+    rec: Recovery,
+    /// The congestion window.
+    cc: Congestion,
+    /// What the output owes the peer.
+    pending: Pending,
+    /// Why the connection ended, if it ended abnormally.
+    error: Option<TcpError>,
+    stats: ConnStats,
+}
+
+impl Tcb {
+    fn new(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: TcpConfig) -> Self {
+        let snd_mss = u32::from(DEFAULT_MSS.min(cfg.mss));
+        let rcv_wscale = if cfg.window_scaling {
+            options::window_scale_for(cfg.recv_buffer)
+        } else {
+            0
+        };
+        Tcb {
+            state: State::Closed,
+            local,
+            remote,
+            snd: SendSpace::new(iss, snd_mss, cfg.nagle),
+            rcv: RecvSpace::new(cfg.recv_buffer, rcv_wscale),
+            opts: Negotiated::default(),
+            timers: TimerTable::default(),
+            rtt: RttEstimator::new(cfg.rtt),
+            rec: Recovery::new(iss),
+            cc: Congestion::new(snd_mss, cfg.initial_window),
+            pending: Pending::default(),
+            error: None,
+            stats: ConnStats::default(),
+            cfg,
+        }
+    }
+
+    /// Active open (RFC 9293 section 3.10.1): a TCB in SYN-SENT whose first
+    /// [`poll_transmit`](Self::poll_transmit) emits the SYN.
+    pub fn connect(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: TcpConfig) -> Self {
+        let mut tcb = Tcb::new(local, remote, iss, cfg);
+        tcb.set_state(State::SynSent);
+        tcb
+    }
+
+    /// Passive open: a SYN arrived for a listening port (RFC 9293 section
+    /// 3.10.7.2, "third check for a SYN"). Returns a TCB in SYN-RECEIVED whose
+    /// first [`poll_transmit`](Self::poll_transmit) emits the SYN-ACK.
+    pub fn accept(seg: &TcpSegment<'_>, iss: SeqNum, cfg: TcpConfig) -> Self {
+        let mut tcb = Tcb::new(seg.dst, seg.src, iss, cfg);
+        // The listener's state, so the log reads LISTEN -> SYN-RECEIVED.
+        tcb.state = State::Listen;
+        tcb.rcv.on_syn(seg.seq);
+        tcb.rcv.adv = tcb.rcv.nxt;
+        tcb.apply_syn_options(seg);
+        // The window in a SYN is never scaled (RFC 7323 section 2.2).
+        tcb.snd.update_window(u32::from(seg.window), seg.seq, iss);
+        tcb.set_state(State::SynReceived);
+        tcb
+    }
+
+    fn set_state(&mut self, new: State) {
+        if self.state != new {
+            debug!(
+                "{} -> {}: {} -> {}",
+                self.local, self.remote, self.state, new
+            );
+            self.state = new;
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Accessors
+    // ------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Our address and port.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// Why the connection ended, if a reset or a timeout ended it.
+    pub fn error(&self) -> Option<TcpError> {
+        self.error
+    }
+
+    /// Counters of this connection.
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+
+    /// A snapshot of counters, estimator, congestion and window state.
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            state: self.state,
+            stats: self.stats.clone(),
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            peer_window: self.snd.wnd,
+            mss: self.snd.mss,
+            window_scales: (self.rcv.wscale, self.snd.wscale),
+            timestamps: self.opts.ts,
+            sack: self.opts.sack,
+            send_queued: self.snd.buf.len(),
+            recv_queued: self.rcv.buf.len(),
+        }
+    }
+
+    /// The RTT estimator (SRTT, RTTVAR, RTO).
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// The congestion controller (cwnd, ssthresh).
+    pub fn congestion(&self) -> &Congestion {
+        &self.cc
+    }
+
+    /// The peer's current window in bytes (scaled).
+    pub fn peer_window(&self) -> u32 {
+        self.snd.wnd
+    }
+
+    /// The largest window the peer ever offered, in bytes.
+    pub fn max_peer_window(&self) -> u32 {
+        self.snd.max_wnd
+    }
+
+    /// Our initial send sequence number.
+    pub fn iss(&self) -> SeqNum {
+        self.snd.iss
+    }
+
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub fn snd_una(&self) -> SeqNum {
+        self.snd.una
+    }
+
+    /// SND.NXT: the next sequence number to send.
+    pub fn snd_nxt(&self) -> SeqNum {
+        self.snd.nxt
+    }
+
+    /// RCV.NXT: the next sequence number expected.
+    pub fn rcv_nxt(&self) -> SeqNum {
+        self.rcv.nxt
+    }
+
+    /// The MSS we use for sending (the smaller of the peer's and ours).
+    pub fn send_mss(&self) -> u32 {
+        self.snd.mss
+    }
+
+    /// The window scale shifts in use: (ours for receiving, the peer's for sending).
+    pub fn window_scales(&self) -> (u8, u8) {
+        (self.rcv.wscale, self.snd.wscale)
+    }
+
+    /// Enables or disables Nagle's algorithm (`TCP_NODELAY` is `!nagle`).
+    pub fn set_nagle(&mut self, on: bool) {
+        self.snd.nagle = on;
+    }
+
+    /// True if Nagle's algorithm is on.
+    pub fn nagle(&self) -> bool {
+        self.snd.nagle
+    }
+
+    /// Bytes waiting in the receive buffer for the application.
+    pub fn recv_queued(&self) -> usize {
+        self.rcv.buf.len()
+    }
+
+    /// Bytes in the send buffer (unacknowledged plus unsent).
+    pub fn send_queued(&self) -> usize {
+        self.snd.buf.len()
+    }
+
+    /// True when [`recv`](Self::recv) would not return `WouldBlock`.
+    pub fn can_recv(&self) -> bool {
+        !self.rcv.buf.is_empty()
+            || self.rcv.fin_received
+            || self.rcv.read_shutdown
+            || self.state == State::Closed
+            || self.error.is_some()
+    }
+
+    /// True when [`send`](Self::send) would not return `WouldBlock`.
+    pub fn can_send(&self) -> bool {
+        match self.state {
+            State::Established | State::CloseWait => {
+                self.snd.fin_queued || self.snd.buf.len() < self.cfg.send_buffer
+            }
+            State::SynSent | State::SynReceived | State::Listen => false,
+            _ => true,
+        }
+    }
+
+    /// True while a reset is waiting to be sent by [`poll_transmit`](Self::poll_transmit).
+    pub fn reset_pending(&self) -> bool {
+        self.pending.rst
+    }
+
+    /// True once our FIN was sent and acknowledged.
+    pub fn fin_acked(&self) -> bool {
+        self.snd.fin_acked()
+    }
+
+    /// True once all data we sent, and our FIN if any, is acknowledged.
+    pub fn all_acked(&self) -> bool {
+        self.snd.una == self.snd.max && self.snd.buf.is_empty()
+    }
+
+    // ------------------------------------------------------------------
+    // Application calls
+    // ------------------------------------------------------------------
+
+    fn closed_error(&self) -> io::Error {
+        match self.error {
+            Some(e) => e.into(),
+            None => io::Error::new(io::ErrorKind::NotConnected, "connection is closed"),
+        }
+    }
+
+    /// Queues `data` for sending; returns how much fit in the send buffer.
+    /// `WouldBlock` when the buffer is full or the handshake is not done yet.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        let shut = || {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the sending side of this connection is shut down",
+            )
+        };
+        let fin_queued = self.snd.fin_queued;
+        match self.state {
+            State::SynSent | State::SynReceived | State::Listen if !fin_queued => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            State::Established | State::CloseWait if !fin_queued => {}
+            // A reset or timeout is reported as such; after our own close it
+            // stays BrokenPipe even once the connection is gone (like EPIPE).
+            State::Closed if self.error.is_some() || !fin_queued => return Err(self.closed_error()),
+            _ => return Err(shut()),
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let room = self.cfg.send_buffer.saturating_sub(self.snd.buf.len());
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = room.min(data.len());
+        self.snd.buf.extend(&data[..n]);
+        Ok(n)
+    }
+
+    /// Reads received data into `buf`. `Ok(0)` is end of stream (the peer's
+    /// FIN, or our own read shutdown); `WouldBlock` when nothing is there yet.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.rcv.buf.is_empty() {
+            let n = self.rcv.read(buf);
+            if n > 0 {
+                self.maybe_window_update();
+            }
+            return Ok(n);
+        }
+        if self.rcv.fin_received || self.rcv.read_shutdown {
+            return Ok(0);
+        }
+        if let Some(e) = self.error {
+            return Err(e.into());
+        }
+        match self.state {
+            State::Closed | State::TimeWait | State::Closing | State::LastAck => Ok(0),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Copies received data into `buf` without consuming it (MSG_PEEK).
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        self.rcv.peek(buf)
+    }
+
+    /// RFC 1122 4.2.3.3 (receiver SWS avoidance): announce a reopened window
+    /// only once it grew by min(RCV.BUFF / 2, MSS).
+    fn maybe_window_update(&mut self) {
+        if !self.state.can_receive() {
+            return;
+        }
+        let threshold = self.rcv.sws_threshold(self.cfg.mss);
+        if self.rcv.free() >= self.rcv.wnd() + threshold {
+            self.pending.window_update = true;
+        }
+    }
+
+    /// Closes our sending side (RFC 9293 section 3.10.4, CLOSE call): a FIN
+    /// follows the queued data. Idempotent.
+    pub fn close(&mut self) {
+        match self.state {
+            State::SynSent | State::Listen => self.set_state(State::Closed),
+            State::SynReceived => {
+                // RFC 9293 section 3.10.4: queue the FIN for processing after
+                // entering ESTABLISHED, so the SYN-ACK can still be retransmitted.
+                self.snd.fin_queued = true;
+            }
+            State::Established => {
+                self.snd.fin_queued = true;
+                self.set_state(State::FinWait1);
+            }
+            State::CloseWait => {
+                self.snd.fin_queued = true;
+                self.set_state(State::LastAck);
+            }
+            _ => {}
+        }
+    }
+
+    /// Shuts down our reading side: buffered and future data is discarded.
+    pub fn shutdown_read(&mut self) {
+        self.rcv.read_shutdown = true;
+        self.rcv.buf.clear();
+    }
+
+    /// Aborts the connection (RFC 9293 section 3.10.5, ABORT call): sends a
+    /// RST if the peer knows about us, and goes to CLOSED.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.pending.rst = true;
+        }
+        self.snd.buf.clear();
+        self.enter_closed(None);
+    }
+
+    fn enter_closed(&mut self, error: Option<TcpError>) {
+        if error.is_some() && self.error.is_none() {
+            self.error = error;
+        }
+        self.set_state(State::Closed);
+        self.timers.stop_all();
+        let rst = self.pending.rst;
+        self.pending = Pending {
+            rst,
+            ..Pending::default()
+        };
+        self.rcv.reassembly.clear();
+        debug!(
+            "{} -> {}: closed{}: {}",
+            self.local,
+            self.remote,
+            match error {
+                Some(e) => format!(" with error {e:?}"),
+                None => String::new(),
+            },
+            self.info()
+        );
+    }
+
+    // ------------------------------------------------------------------
+    // Timers
+    // ------------------------------------------------------------------
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    /// Handles every timer that expired at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timers.take_expired(Timer::TimeWait, now) {
+            debug!("{} -> {}: 2*MSL elapsed", self.local, self.remote);
+            self.enter_closed(None);
+            return;
+        }
+        if self.timers.take_expired(Timer::DelayedAck, now) {
+            self.pending.ack = true;
+        }
+        if self.timers.take_expired(Timer::Persist, now) {
+            self.pending.probe = true;
+            self.snd.persist_backoff = self.snd.persist_backoff.saturating_add(1);
+        }
+        if self.timers.take_expired(Timer::TailLossProbe, now) {
+            self.on_tlp_timeout(now);
+        }
+        if self.timers.take_expired(Timer::Retransmit, now) {
+            self.on_rto(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

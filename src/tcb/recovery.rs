@@ -1,0 +1,398 @@
+//! Loss detection and recovery: the retransmission timeout (RFC 6298),
+//! duplicate ACKs and fast retransmit (RFC 5681), the SACK scoreboard and
+//! pipe (RFC 6675), lost retransmissions, tail loss probes (RFC 8985
+//! section 7), Karn's rule and RTT samples (RFC 6298, RFC 7323 section 4),
+//! and the Eifel undo of spurious retransmissions (RFC 3522, RFC 4015).
+//!
+//! The congestion controller only does window arithmetic; this module
+//! decides *when* something was lost and what to resend.
+
+use std::time::Duration;
+
+use log::{debug, trace};
+
+use super::timer::Timer;
+use super::{Tcb, TcpError};
+use crate::congestion::{AckAction, DupAckAction};
+use crate::sack::Scoreboard;
+use crate::seq::SeqNum;
+use crate::state::State;
+use crate::time::Instant;
+
+/// The state before a loss response, kept to undo it if the retransmission
+/// turns out to have been unnecessary (the Eifel algorithm, RFC 3522).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Undo {
+    /// The segment that was retransmitted.
+    seq: SeqNum,
+    /// Our TSval when it was retransmitted.
+    tsval: u32,
+    /// cwnd and ssthresh before the reduction.
+    cwnd: u32,
+    ssthresh: u32,
+}
+
+/// Everything loss recovery remembers between segments.
+#[derive(Debug)]
+pub(super) struct Recovery {
+    /// What the peer reported holding above SND.UNA (RFC 6675).
+    pub(super) scoreboard: Scoreboard,
+    /// In SACK recovery: holes below this were already retransmitted (HighRxt).
+    pub(super) high_rxt: SeqNum,
+    /// When SND.UNA was last retransmitted in recovery (to spot a lost retransmission).
+    pub(super) una_rxt: Option<(SeqNum, Instant)>,
+    /// What to restore if the last loss episode proves spurious (RFC 3522).
+    pub(super) undo: Option<Undo>,
+    /// The tail loss probe timer fired: the next transmission is a probe.
+    pub(super) tlp_pending: bool,
+    /// A probe is out and unanswered: no second one until new data is acked.
+    pub(super) tlp_outstanding: bool,
+    /// RTT measurement in progress: (sequence number to be acked, when sent).
+    pub(super) rtt_probe: Option<(SeqNum, Instant)>,
+    /// Karn's rule blocks RTT samples since a retransmission; a timestamp echo may unblock.
+    pub(super) karn_blocked: bool,
+    /// Our TSval when that retransmission happened: only echoes of it or later time anything.
+    pub(super) karn_tsval: u32,
+    /// Consecutive retransmission timeouts (reset by an ACK of new data).
+    pub(super) retries: u32,
+}
+
+impl Recovery {
+    pub(super) fn new(iss: SeqNum) -> Self {
+        Recovery {
+            scoreboard: Scoreboard::new(),
+            high_rxt: iss,
+            una_rxt: None,
+            undo: None,
+            tlp_pending: false,
+            tlp_outstanding: false,
+            rtt_probe: None,
+            karn_blocked: false,
+            karn_tsval: 0,
+            retries: 0,
+        }
+    }
+}
+
+impl Tcb {
+    /// The retransmission timer expired (RFC 6298 section 5.4-5.6, RFC 5681 section 3.1).
+    pub(super) fn on_rto(&mut self, now: Instant) {
+        let limit = match self.state {
+            State::SynSent | State::SynReceived => self.cfg.max_syn_retries,
+            _ => self.cfg.max_retries,
+        };
+        if !self.snd.has_flight() {
+            return; // acked in the meantime
+        }
+        if self.snd.wnd == 0 && !self.snd.buf.is_empty() {
+            // The peer shrank its window to zero with data in flight. That is
+            // no loss: probe the window instead of timing the connection out
+            // (RFC 1122 4.2.2.16); the output arms the persist timer.
+            self.snd.nxt = self.snd.una;
+            self.pending.probe = true;
+            return;
+        }
+        if self.rec.retries >= limit {
+            debug!(
+                "{} -> {}: giving up after {} retransmissions",
+                self.local, self.remote, self.rec.retries
+            );
+            self.enter_closed(Some(TcpError::TimedOut));
+            return;
+        }
+        self.rec.retries += 1;
+        self.stats.retransmits_timeout += 1;
+        self.rtt.on_timeout();
+        let flight = self.snd.flight() as u32;
+        self.remember_for_undo(now);
+        self.cc.on_timeout(flight);
+        // Karn's rule: no RTT sample from anything sent before the timeout.
+        // After a timeout the echo threshold moves up to now: if only our
+        // ACK was lost, the peer answers this copy as a duplicate, echoing
+        // the earlier copy's timestamp, which would time the timeout itself.
+        self.karn_block(now);
+        self.rec.karn_tsval = self.tsval(now);
+        self.timers.stop(Timer::TailLossProbe);
+        self.rec.tlp_pending = false;
+        debug!(
+            "{} -> {}: retransmission timeout #{} in {}, resending from {} (rto now {:?})",
+            self.local,
+            self.remote,
+            self.rec.retries,
+            self.state,
+            self.snd.una,
+            self.rtt.rto()
+        );
+        // Go back to SND.UNA; the output resends as the (now one-segment) window allows.
+        self.snd.nxt = self.snd.una;
+        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+    }
+
+    /// The tail loss probe timer expired (RFC 8985 section 7.3).
+    pub(super) fn on_tlp_timeout(&mut self, now: Instant) {
+        if self.rec.tlp_outstanding || !self.snd.has_flight() {
+            return;
+        }
+        if !self.cc.in_recovery() {
+            self.rec.tlp_pending = true;
+            return;
+        }
+        // In recovery with too little in flight for SACKs to show that a
+        // retransmission was lost: probe with SND.UNA's segment now rather
+        // than wait for the RTO.
+        self.rec.tlp_outstanding = true;
+        self.stats.tail_loss_probes += 1;
+        self.pending.retransmit_una = true;
+        // RFC 8985 section 7.3: re-arm the RTO after the probe.
+        if self.timers.get(Timer::Retransmit).is_some_and(|t| t > now) {
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+        }
+    }
+
+    /// A duplicate ACK for SND.UNA (RFC 5681 section 2): count it, and on the
+    /// third retransmit SND.UNA (RFC 5681 section 3.2); in SACK recovery,
+    /// resend a retransmission that was lost as well.
+    pub(super) fn on_duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
+        self.stats.dup_acks += 1;
+        let flight = self.snd.flight() as u32;
+        let in_recovery = self.cc.in_recovery();
+        let before = self.undo_point(now);
+        if self.cc.on_dup_ack(flight, self.snd.max) == DupAckAction::FastRetransmit {
+            self.rec.undo = before;
+            debug!(
+                "{} -> {}: third duplicate ACK for {}, fast retransmit",
+                self.local, self.remote, ack
+            );
+            self.start_fast_retransmit(now);
+        } else if in_recovery && self.opts.sack {
+            self.detect_lost_retransmission(now);
+        }
+    }
+
+    /// Later segments keep arriving but SND.UNA's retransmission does not:
+    /// after twice the RTT it was lost as well (the idea of RACK, RFC 8985
+    /// section 6.2); resend it instead of waiting for the retransmission timer.
+    fn detect_lost_retransmission(&mut self, now: Instant) {
+        let (Some((seq, at)), Some(srtt)) = (self.rec.una_rxt, self.rtt.srtt()) else {
+            return;
+        };
+        let wait = (2 * srtt).max(Duration::from_millis(2));
+        if seq == self.snd.una && now.saturating_duration_since(at) > wait {
+            debug!(
+                "{} -> {}: retransmission of {} lost too, resending",
+                self.local, self.remote, seq
+            );
+            self.stats.lost_retransmits += 1;
+            self.pending.retransmit_una = true;
+        }
+    }
+
+    /// RFC 6675 section 5 (IsLost(SND.UNA)): more than 2 segments SACKed
+    /// above SND.UNA mean it is lost, even if duplicate ACKs went missing.
+    /// After a tail loss probe, an answer that still leaves SND.UNA behind
+    /// SACKed data shows the loss too (RFC 8985 section 7.4: the probe was
+    /// sent last, so what came before it and is missing is lost).
+    pub(super) fn detect_loss_by_sack(&mut self, now: Instant, probe_answered: bool) {
+        let sb = &self.rec.scoreboard;
+        let lost = sb.sacked_bytes() > 2 * self.payload_mss() || (probe_answered && !sb.is_empty());
+        if !self.opts.sack || self.cc.in_recovery() || !self.snd.has_flight() || !lost {
+            return;
+        }
+        debug!(
+            "{} -> {}: SACKs show {} lost, fast retransmit",
+            self.local, self.remote, self.snd.una
+        );
+        let flight = self.snd.flight() as u32;
+        self.remember_for_undo(now);
+        self.cc.enter_recovery(flight, self.snd.max);
+        self.start_fast_retransmit(now);
+    }
+
+    /// Loss detected at SND.UNA: retransmit it now (RFC 5681 section 3.2 step 2).
+    fn start_fast_retransmit(&mut self, now: Instant) {
+        self.stats.fast_retransmits += 1;
+        self.pending.retransmit_una = true;
+        self.rec.high_rxt = self.snd.una;
+        self.karn_block(now);
+        self.timers.stop(Timer::TailLossProbe);
+    }
+
+    /// An ACK of new data during fast recovery, as the controller judged it:
+    /// a partial ACK retransmits the next hole (RFC 6582 section 3.2 step 3;
+    /// with SACK the hole loop of the output does it, RFC 6675).
+    pub(super) fn after_recovery_ack(&mut self, action: AckAction, ack: SeqNum) {
+        match action {
+            AckAction::RetransmitNextHole if self.opts.sack => {
+                if self.rec.high_rxt.lt(self.snd.una) {
+                    self.rec.high_rxt = self.snd.una;
+                }
+                if self.rec.scoreboard.next_hole(self.rec.high_rxt).is_none()
+                    && self.snd.has_flight()
+                    && self.rec.high_rxt == self.snd.una
+                {
+                    // No SACK information beyond SND.UNA: NewReno's guess.
+                    self.stats.partial_ack_retransmits += 1;
+                    self.pending.retransmit_una = true;
+                }
+            }
+            AckAction::RetransmitNextHole => {
+                if self.snd.has_flight() {
+                    debug!(
+                        "{} -> {}: partial ACK {} in recovery, retransmitting next hole",
+                        self.local, self.remote, ack
+                    );
+                    self.stats.partial_ack_retransmits += 1;
+                    self.pending.retransmit_una = true;
+                }
+            }
+            AckAction::RecoveryDone => {
+                trace!("{} -> {}: fast recovery done", self.local, self.remote);
+            }
+            AckAction::None => {}
+        }
+    }
+
+    /// The state a loss response starting now would undo to (timestamps only:
+    /// without them a spurious retransmission cannot be told apart).
+    fn undo_point(&self, now: Instant) -> Option<Undo> {
+        self.opts.ts.then(|| Undo {
+            seq: self.snd.una,
+            tsval: self.tsval(now),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+        })
+    }
+
+    fn remember_for_undo(&mut self, now: Instant) {
+        // A second loss in the same episode keeps the first undo point.
+        if self.rec.undo.is_none() {
+            self.rec.undo = self.undo_point(now);
+        }
+    }
+
+    /// RFC 3522 (Eifel detection): the first ACK covering the retransmitted
+    /// segment echoes a timestamp older than the retransmission, so it was the
+    /// original that arrived. Restore cwnd and ssthresh (RFC 4015's response).
+    pub(super) fn check_spurious(&mut self, ack: SeqNum, tsecr: Option<u32>) {
+        let Some(undo) = self.rec.undo else { return };
+        if !ack.gt(undo.seq) {
+            return;
+        }
+        self.rec.undo = None;
+        let Some(tsecr) = tsecr.filter(|&t| t != 0) else {
+            return;
+        };
+        if (tsecr.wrapping_sub(undo.tsval) as i32) < 0 {
+            debug!(
+                "{} -> {}: retransmission of {} was spurious, undoing the cwnd cut",
+                self.local, self.remote, undo.seq
+            );
+            self.stats.spurious_retransmits += 1;
+            self.cc.undo(undo.cwnd, undo.ssthresh);
+            self.pending.retransmit_una = false;
+            self.rec.tlp_outstanding = false;
+            if self.snd.nxt.lt(self.snd.max) {
+                // After a spurious timeout the original flight got through.
+                self.snd.nxt = self.snd.max;
+            }
+        }
+    }
+
+    /// Karn's rule from now on: no sample from the segment being timed, and
+    /// timestamp echoes count only if at least as new as the first
+    /// retransmission of this episode (older ones may come from segments that
+    /// waited behind the hole, or from duplicates a spurious retransmission
+    /// caused, and would time those, not the path).
+    pub(super) fn karn_block(&mut self, now: Instant) {
+        self.rec.rtt_probe = None;
+        if !self.rec.karn_blocked {
+            self.rec.karn_blocked = true;
+            self.rec.karn_tsval = self.tsval(now);
+        }
+    }
+
+    /// RTT samples from an ACK of new data (RFC 6298 (2.2/2.3) with Karn's
+    /// rule; RFC 7323 section 4.1 for the timestamp echo).
+    pub(super) fn sample_rtt(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
+        if let (true, true, Some(tsecr)) = (self.rec.karn_blocked, self.opts.ts, tsecr) {
+            // The echoed timestamp times even a retransmission, so it ends
+            // the Karn blackout and the back-off. An echo older than the
+            // retransmission may come from a segment that waited behind a
+            // hole: it would time the hole, not the path.
+            let ms = self.tsval(now).wrapping_sub(tsecr) as i32;
+            let fresh = tsecr.wrapping_sub(self.rec.karn_tsval) as i32 >= 0;
+            if tsecr != 0 && ms >= 0 && fresh {
+                trace!(
+                    "{} -> {}: rtt sample {ms}ms from the timestamp echo",
+                    self.local,
+                    self.remote
+                );
+                self.rtt.sample(Duration::from_millis(ms as u64));
+                self.rec.karn_blocked = false;
+            }
+        }
+        let Some((probe, sent)) = self.rec.rtt_probe else {
+            return;
+        };
+        if ack.ge(probe) {
+            self.rtt.sample(now - sent);
+            self.rec.karn_blocked = false;
+            self.rec.rtt_probe = None;
+            trace!(
+                "{} -> {}: rtt sample {:?}, srtt {:?}, rto {:?}",
+                self.local,
+                self.remote,
+                now - sent,
+                self.rtt.srtt(),
+                self.rtt.rto()
+            );
+        }
+    }
+
+    /// RFC 6675's pipe: bytes we believe are still in the network. Without
+    /// SACK information that is everything unacknowledged; with it, what was
+    /// sent above the highest SACKed byte plus the holes retransmitted in
+    /// recovery (holes below the highest SACK are counted as lost).
+    pub(super) fn pipe(&self) -> usize {
+        let flight = self.snd.flight();
+        let sb = &self.rec.scoreboard;
+        let Some(highest) = sb.highest() else {
+            return flight;
+        };
+        if !self.cc.in_recovery() {
+            return flight.saturating_sub(sb.sacked_bytes());
+        }
+        let above = self.snd.max - highest;
+        let rxt_end = self.rec.high_rxt.max(self.snd.una).min(highest);
+        let resent =
+            (rxt_end - self.snd.una).saturating_sub(sb.sacked_between(self.snd.una, rxt_end));
+        above + resent
+    }
+
+    /// Arms the tail loss probe timer (RFC 8985 section 7.2): PTO = 2*SRTT,
+    /// plus a delayed-ACK allowance when one segment is in flight, and only
+    /// if that comes before the retransmission timer.
+    pub(super) fn arm_tlp(&mut self, now: Instant) {
+        let Some(srtt) = self.rtt.srtt() else { return };
+        if !self.cfg.tail_loss_probe
+            || self.rec.tlp_outstanding
+            || !self.state.can_send()
+            || !self.snd.has_flight()
+            || self.snd.nxt != self.snd.max
+            || self.snd.fin_seq.is_some()
+        {
+            self.timers.stop(Timer::TailLossProbe);
+            return;
+        }
+        let mut pto = (2 * srtt).max(Duration::from_millis(2));
+        if self.snd.flight() <= self.payload_mss() {
+            let delack = self.cfg.ack_delay.unwrap_or(Duration::ZERO);
+            pto += delack.max(Duration::from_millis(10));
+        }
+        let at = now + pto;
+        match self.timers.get(Timer::Retransmit) {
+            Some(rto) if rto <= at => self.timers.stop(Timer::TailLossProbe),
+            _ => self.timers.set(Timer::TailLossProbe, at),
+        }
+    }
+}
