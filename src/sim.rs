@@ -375,6 +375,105 @@ pub struct SimNet {
     tracing: bool,
 }
 
+impl DirState {
+    /// The bottleneck queue (stage 2): the packet's departure time, or
+    /// `None` when the queue is full. Without a bandwidth limit it leaves at once.
+    fn enqueue(&mut self, now: Instant, len: usize) -> Option<Instant> {
+        let Some(rate) = self.cfg.bandwidth else {
+            return Some(now);
+        };
+        while self.queue.front().is_some_and(|&(t, _)| t <= now) {
+            if let Some((_, l)) = self.queue.pop_front() {
+                self.queued_bytes -= l;
+            }
+        }
+        let fits = match self.cfg.queue {
+            QueueLimit::Unlimited => true,
+            QueueLimit::Packets(n) => self.queue.len() < n,
+            QueueLimit::Bytes(n) => self.queued_bytes + len <= n,
+        };
+        if !fits {
+            return None;
+        }
+        let start = self.busy_until.max(now);
+        let micros = (len as u64 * 1_000_000).div_ceil(rate);
+        self.busy_until = start + Duration::from_micros(micros);
+        self.queue.push_back((self.busy_until, len));
+        self.queued_bytes += len;
+        Some(self.busy_until)
+    }
+
+    /// Random loss and Gilbert-Elliott bursts (stage 3).
+    fn lost(&mut self, rng: &mut StdRng, now: Instant) -> bool {
+        let mut lost = chance(rng, self.cfg.loss);
+        if let Some(ge) = self.cfg.burst {
+            let was_bad = self.ge_bad;
+            self.ge_bad = if self.ge_bad {
+                !chance(rng, ge.r)
+            } else {
+                chance(rng, ge.p)
+            };
+            if self.ge_bad && !was_bad {
+                self.ge_bad_since = now;
+            }
+            if self.ge_bad && ge.max_bad.is_some_and(|m| now - self.ge_bad_since > m) {
+                self.ge_bad = false;
+            }
+            let p = if self.ge_bad {
+                ge.loss_bad
+            } else {
+                ge.loss_good
+            };
+            // Draw even when already lost, so the burst state machine
+            // consumes the RNG the same way whatever `loss` decided.
+            lost |= chance(rng, p);
+        }
+        lost
+    }
+
+    /// A copy of `pkt`, with 1 to `corrupt_max_bits` bits flipped when the
+    /// corruption draw says so (stage 5); patterns the checksums cannot see
+    /// are drawn again.
+    fn corrupt(&mut self, rng: &mut StdRng, pkt: &[u8]) -> (Vec<u8>, bool) {
+        let mut bytes = pkt.to_vec();
+        let bad = chance(rng, self.cfg.corrupt) && !pkt.is_empty();
+        if !bad {
+            return (bytes, false);
+        }
+        let max_bits = usize::from(self.cfg.corrupt_max_bits).min(pkt.len() * 8);
+        loop {
+            bytes.copy_from_slice(pkt);
+            let nbits = rng.random_range(1..=max_bits);
+            let mut flipped: Vec<usize> = Vec::with_capacity(nbits);
+            while flipped.len() < nbits {
+                let bit = rng.random_range(0..pkt.len() * 8);
+                if !flipped.contains(&bit) {
+                    flipped.push(bit);
+                    bytes[bit / 8] ^= 0x80 >> (bit % 8);
+                }
+            }
+            if !checksums_pass(pkt, &bytes) {
+                return (bytes, true);
+            }
+            self.stats.corrupt_redraws += 1;
+        }
+    }
+
+    /// When a packet that left at `departure` arrives: delay, jitter and
+    /// reordering (stage 6).
+    fn arrival(&mut self, rng: &mut StdRng, departure: Instant) -> Instant {
+        let mut at = departure + self.cfg.delay + uniform(rng, self.cfg.jitter);
+        if chance(rng, self.cfg.reorder) {
+            self.stats.reordered += 1;
+            at += self.cfg.reorder_delay;
+        } else if self.cfg.jitter_keeps_order {
+            at = at.max(self.last_arrival);
+            self.last_arrival = at;
+        }
+        at
+    }
+}
+
 /// True if `bytes` still passes the IPv4 header checksum and the TCP (or
 /// ICMP) checksum, computed over the layout of `orig` (the packet before
 /// corruption): an independent implementation of RFC 1071, so as not to
@@ -538,9 +637,9 @@ impl SimNet {
         let now = self.now;
         let mut out: Vec<(Dir, Vec<u8>)> = Vec::new();
         self.a
-            .dispatch(now, &mut self.buf, |p| out.push((Dir::AtoB, p.to_vec())));
+            .poll_transmit(now, &mut self.buf, |p| out.push((Dir::AtoB, p.to_vec())));
         self.b
-            .dispatch(now, &mut self.buf, |p| out.push((Dir::BtoA, p.to_vec())));
+            .poll_transmit(now, &mut self.buf, |p| out.push((Dir::BtoA, p.to_vec())));
         for (dir, pkt) in out {
             self.transmit(now, dir, pkt);
         }
@@ -567,35 +666,13 @@ impl SimNet {
         let idx = dir.idx();
         let d = &mut self.dirs[idx];
         // Stage 2: the queue in front of the bottleneck.
-        let departure = match d.cfg.bandwidth {
-            Some(rate) => {
-                while d.queue.front().is_some_and(|&(t, _)| t <= now) {
-                    if let Some((_, len)) = d.queue.pop_front() {
-                        d.queued_bytes -= len;
-                    }
-                }
-                let fits = match d.cfg.queue {
-                    QueueLimit::Unlimited => true,
-                    QueueLimit::Packets(n) => d.queue.len() < n,
-                    QueueLimit::Bytes(n) => d.queued_bytes + pkt.len() <= n,
-                };
-                if !fits {
-                    if fate == Fate::Drop {
-                        d.stats.dropped_filter += 1;
-                        self.dropped[idx] += 1;
-                        return Outcome::Filtered;
-                    }
-                    d.stats.dropped_queue += 1;
-                    return Outcome::QueueFull;
-                }
-                let start = d.busy_until.max(now);
-                let micros = (pkt.len() as u64 * 1_000_000).div_ceil(rate);
-                d.busy_until = start + Duration::from_micros(micros);
-                d.queue.push_back((d.busy_until, pkt.len()));
-                d.queued_bytes += pkt.len();
-                d.busy_until
+        let departure = match d.enqueue(now, pkt.len()) {
+            Some(t) => t,
+            None if fate == Fate::Drop => now,
+            None => {
+                d.stats.dropped_queue += 1;
+                return Outcome::QueueFull;
             }
-            None => now,
         };
         // Stage 1's verdict, applied after the packet used its slot.
         if fate == Fate::Drop {
@@ -605,26 +682,7 @@ impl SimNet {
         }
         // Stage 3: loss.
         let rng = &mut self.rng;
-        let mut lost = chance(rng, d.cfg.loss);
-        if let Some(ge) = d.cfg.burst {
-            let was_bad = d.ge_bad;
-            d.ge_bad = if d.ge_bad {
-                !chance(rng, ge.r)
-            } else {
-                chance(rng, ge.p)
-            };
-            if d.ge_bad && !was_bad {
-                d.ge_bad_since = now;
-            }
-            if d.ge_bad && ge.max_bad.is_some_and(|m| now - d.ge_bad_since > m) {
-                d.ge_bad = false;
-            }
-            let p = if d.ge_bad { ge.loss_bad } else { ge.loss_good };
-            // Draw even when already lost, so the burst state machine
-            // consumes the RNG the same way whatever `loss` decided.
-            lost |= chance(rng, p);
-        }
-        if lost {
+        if d.lost(rng, now) {
             d.stats.dropped_loss += 1;
             return Outcome::Lost;
         }
@@ -638,37 +696,9 @@ impl SimNet {
         let mut arrivals = Vec::with_capacity(copies);
         let mut corrupted = Vec::with_capacity(copies);
         for _ in 0..copies {
-            // Stage 5: corruption.
-            let mut bytes = pkt.to_vec();
-            let bad = chance(rng, d.cfg.corrupt) && !pkt.is_empty();
-            if bad {
-                let max_bits = usize::from(d.cfg.corrupt_max_bits).min(pkt.len() * 8);
-                loop {
-                    bytes.copy_from_slice(pkt);
-                    let nbits = rng.random_range(1..=max_bits);
-                    let mut flipped: Vec<usize> = Vec::with_capacity(nbits);
-                    while flipped.len() < nbits {
-                        let bit = rng.random_range(0..pkt.len() * 8);
-                        if !flipped.contains(&bit) {
-                            flipped.push(bit);
-                            bytes[bit / 8] ^= 0x80 >> (bit % 8);
-                        }
-                    }
-                    if !checksums_pass(pkt, &bytes) {
-                        break;
-                    }
-                    d.stats.corrupt_redraws += 1;
-                }
-            }
-            // Stage 6: delay, jitter, reordering.
-            let mut at = departure + d.cfg.delay + uniform(rng, d.cfg.jitter);
-            if chance(rng, d.cfg.reorder) {
-                d.stats.reordered += 1;
-                at += d.cfg.reorder_delay;
-            } else if d.cfg.jitter_keeps_order {
-                at = at.max(d.last_arrival);
-                d.last_arrival = at;
-            }
+            // Stage 5: corruption; stage 6: delay, jitter, reordering.
+            let (bytes, bad) = d.corrupt(rng, pkt);
+            let at = d.arrival(rng, departure);
             self.next_id += 1;
             self.in_flight.push(Reverse(InFlight {
                 at,

@@ -4,7 +4,7 @@
 //! The driver calls, in any order and as often as it likes:
 //! - [`Stack::handle_packet`] for every raw IPv4 packet read from the device,
 //! - [`Stack::handle_timeout`] when [`Stack::poll_timeout`]'s deadline passes,
-//! - [`Stack::dispatch`] to collect the packets to write to the device,
+//! - [`Stack::poll_transmit`] to collect the packets to write to the device,
 //!
 //! and the socket layer uses [`Stack::listen`], [`Stack::accept`],
 //! [`Stack::connect`], [`Stack::tcb_mut`] and [`Stack::release`].
@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use crate::isn::IsnGenerator;
 use crate::seq::SeqNum;
 use crate::state::State;
-use crate::tcb::{Tcb, TcpConfig, Verdict};
+use crate::tcb::{ConnEvent, Tcb, TcpConfig, Verdict};
 use crate::time::Instant;
 use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
@@ -72,6 +72,32 @@ enum Owner {
 struct Entry {
     tcb: Tcb,
     owner: Owner,
+    /// The handshake completed on a listener; [`Event::Accepted`] not yet taken.
+    accepted: bool,
+    /// The connection's id is in the stack's event queue.
+    in_event_queue: bool,
+}
+
+/// What happened in the stack that its embedder may want to know, from
+/// [`Stack::poll_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A connection completed its handshake on the listening `port` and
+    /// waits in its accept queue ([`Stack::accept`] takes it).
+    Accepted {
+        /// The listening port.
+        port: u16,
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Something happened to a connection the application holds (or that
+    /// waits in an accept queue).
+    Conn {
+        /// The connection.
+        conn: ConnId,
+        /// What happened.
+        event: ConnEvent,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +119,7 @@ struct Listener {
 pub struct StackStats {
     /// Packets handed to [`Stack::handle_packet`].
     pub packets_in: u64,
-    /// Packets produced by [`Stack::dispatch`].
+    /// Packets produced by [`Stack::poll_transmit`].
     pub packets_out: u64,
     /// Packets dropped by the wire codec, by reason.
     pub dropped: BTreeMap<&'static str, u64>,
@@ -123,6 +149,8 @@ pub struct Stack {
     listeners: HashMap<u16, Listener>,
     /// Packets queued by the stack itself: resets and echo replies.
     control: VecDeque<Control>,
+    /// Connections with events not yet taken, each at most once.
+    event_queue: VecDeque<ConnId>,
     stats: StackStats,
 }
 
@@ -163,6 +191,7 @@ impl Stack {
             tuples: HashMap::new(),
             listeners: HashMap::new(),
             control: VecDeque::new(),
+            event_queue: VecDeque::new(),
             stats: StackStats::default(),
             cfg,
         }
@@ -419,7 +448,12 @@ impl Stack {
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.entry = Some(Entry { tcb, owner });
+        slot.entry = Some(Entry {
+            tcb,
+            owner,
+            accepted: false,
+            in_event_queue: false,
+        });
         let id = ConnId {
             index,
             generation: slot.generation,
@@ -619,12 +653,58 @@ impl Stack {
         if let Owner::Embryonic(port) = e.owner {
             if e.tcb.state().is_synchronized() {
                 e.owner = Owner::Queued(port);
+                e.accepted = true;
                 if let Some(l) = self.listeners.get_mut(&port) {
                     l.queue.push_back(id);
                 }
             }
         }
+        self.note_events(id);
         self.reap(id);
+    }
+
+    /// Puts `id` in the event queue if it has events to report. Nobody is
+    /// told about connections the application let go or that are still in
+    /// a listener's handshake: their events are dropped.
+    fn note_events(&mut self, id: ConnId) {
+        let Some(e) = self.entry_mut(id) else { return };
+        if matches!(e.owner, Owner::Orphan | Owner::Embryonic(_)) {
+            while e.tcb.poll_event().is_some() {}
+            return;
+        }
+        if e.in_event_queue || !(e.accepted || e.tcb.has_events()) {
+            return;
+        }
+        e.in_event_queue = true;
+        self.event_queue.push_back(id);
+    }
+
+    /// The next thing that happened: a connection accepted on a listener,
+    /// or an event of a connection ([`ConnEvent`]: established, readable,
+    /// writable, closed with its reason). Events of one connection are
+    /// coalesced (one `Readable` however many segments arrived) and come in
+    /// the order their connections first had one. Call it after
+    /// [`handle_packet`](Self::handle_packet),
+    /// [`handle_timeout`](Self::handle_timeout) or
+    /// [`poll_transmit`](Self::poll_transmit) until it returns `None`; the
+    /// queue holds each connection at most once, so it stays bounded if
+    /// nobody asks.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        while let Some(&conn) = self.event_queue.front() {
+            if let Some(e) = self.entry_mut(conn) {
+                if std::mem::take(&mut e.accepted) {
+                    if let Owner::Queued(port) = e.owner {
+                        return Some(Event::Accepted { port, conn });
+                    }
+                }
+                if let Some(event) = e.tcb.poll_event() {
+                    return Some(Event::Conn { conn, event });
+                }
+                e.in_event_queue = false;
+            }
+            self.event_queue.pop_front();
+        }
+        None
     }
 
     // ------------------------------------------------------------------
@@ -666,17 +746,17 @@ impl Stack {
 
     /// Produces every packet that is ready to go, writing each into `buf` and
     /// handing it to `emit`. `buf` must hold a whole packet (the MTU).
-    pub fn dispatch(&mut self, now: Instant, buf: &mut [u8], mut emit: impl FnMut(&[u8])) {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mut emit: impl FnMut(&[u8])) {
         self.dispatch_control(buf, &mut emit);
         for index in 0..self.slots.len() {
             self.dispatch_slot(now, index, buf, &mut emit);
         }
     }
 
-    /// Like [`dispatch`](Self::dispatch), but of the connections only `id`:
+    /// Like [`poll_transmit`](Self::poll_transmit), but of the connections only `id`:
     /// what an application call on one connection produced, without a walk
     /// over every other connection (the driver's next batch sends theirs).
-    pub fn dispatch_conn(
+    pub fn poll_transmit_conn(
         &mut self,
         now: Instant,
         id: ConnId,
@@ -737,6 +817,7 @@ impl Stack {
             self.stats.packets_out += 1;
             emit(&buf[..n]);
         }
+        self.note_events(id);
         self.reap(id);
     }
 }

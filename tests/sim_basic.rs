@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use utcp::sim::SimNet;
 use utcp::stack::ConnId;
-use utcp::stack::StackConfig;
+use utcp::stack::{Event, StackConfig};
 use utcp::state::State;
+use utcp::tcb::{ConnEvent, TcpError};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -298,4 +299,84 @@ fn half_close_peer_keeps_sending() {
         n.b.tcb(s).unwrap().state() == State::Closed
             && n.a.tcb(c).unwrap().state() == State::TimeWait
     }));
+}
+
+/// Every event both stacks report while `until` runs (at most 5 s of simulated time).
+fn run_collecting(
+    n: &mut SimNet,
+    mut until: impl FnMut(&mut SimNet) -> bool,
+) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let done = n.run_until(Duration::from_secs(5), |n| {
+        ea.extend(std::iter::from_fn(|| n.a.poll_event()));
+        eb.extend(std::iter::from_fn(|| n.b.poll_event()));
+        until(n)
+    });
+    assert!(
+        done,
+        "condition not reached; events so far: {ea:?} / {eb:?}"
+    );
+    ea.extend(std::iter::from_fn(|| n.a.poll_event()));
+    eb.extend(std::iter::from_fn(|| n.b.poll_event()));
+    (ea, eb)
+}
+
+/// `Stack::poll_event` tells the embedder what happened, so no runtime has
+/// to re-derive it from `state()`: accepted, established, readable
+/// (coalesced), writable, closed with its reason.
+#[test]
+fn events_tell_the_story_of_a_connection() {
+    let mut n = net();
+    n.b.listen(80, 8).unwrap();
+    let now = n.now();
+    let c = n.a.connect(now, SocketAddrV4::new(B, 80)).unwrap();
+    let (ea, eb) = run_collecting(&mut n, |n| n.b.accept(80).is_some());
+    let conn = |conn, event| Event::Conn { conn, event };
+    assert_eq!(
+        ea,
+        vec![
+            conn(c, ConnEvent::Established),
+            conn(c, ConnEvent::Writable)
+        ]
+    );
+    let Some(&Event::Accepted { port: 80, conn: s }) = eb.first() else {
+        panic!("first event of the listener: {eb:?}");
+    };
+    assert_eq!(
+        eb[1..],
+        [
+            conn(s, ConnEvent::Established),
+            conn(s, ConnEvent::Writable)
+        ]
+    );
+
+    // 20 segments arrive while nobody asks: one Readable for the reader,
+    // one Writable for the sender.
+    let data = vec![7u8; 20 * 1000];
+    assert_eq!(n.a.tcb_mut(c).unwrap().send(&data).unwrap(), data.len());
+    let acked = n.run_until(Duration::from_secs(5), |n| n.a.tcb(c).unwrap().all_acked());
+    assert!(acked);
+    let (ea, eb) = run_collecting(&mut n, |_| true);
+    assert_eq!(ea, vec![conn(c, ConnEvent::Writable)]);
+    assert_eq!(eb, vec![conn(s, ConnEvent::Readable)]);
+
+    // The listener's side aborts: the other side reads the reset.
+    n.b.tcb_mut(s).unwrap().abort();
+    n.flush();
+    let (ea, eb) = run_collecting(&mut n, |n| n.a.tcb(c).unwrap().state() == State::Closed);
+    assert_eq!(
+        ea,
+        vec![
+            conn(c, ConnEvent::Readable),
+            conn(c, ConnEvent::Closed(Some(TcpError::Reset)))
+        ]
+    );
+    assert_eq!(
+        eb,
+        vec![
+            conn(s, ConnEvent::Readable),
+            conn(s, ConnEvent::Closed(None))
+        ]
+    );
+    assert_eq!((n.a.poll_event(), n.b.poll_event()), (None, None));
 }

@@ -26,7 +26,7 @@ fn stack() -> Stack {
 fn output(s: &mut Stack) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; 1500];
     let mut out = Vec::new();
-    s.dispatch(NOW, &mut buf, |p| out.push(p.to_vec()));
+    s.poll_transmit(NOW, &mut buf, |p| out.push(p.to_vec()));
     out
 }
 
@@ -179,7 +179,7 @@ fn fuzzed_random_bytes_never_panic() {
         }
         s.handle_packet(NOW, &pkt);
         s.handle_timeout(NOW);
-        s.dispatch(NOW, &mut buf, |_| {});
+        s.poll_transmit(NOW, &mut buf, |_| {});
     }
     let st = s.stats();
     assert_eq!(st.packets_in, 20_000);
@@ -229,7 +229,7 @@ fn fuzzed_mutations_of_valid_packets_never_panic() {
         s.handle_packet(t, &pkt);
         t += std::time::Duration::from_millis(1);
         s.handle_timeout(t);
-        s.dispatch(t, &mut buf, |_| {});
+        s.poll_transmit(t, &mut buf, |_| {});
     }
     let st = s.stats();
     assert_eq!(st.packets_in, 20_000);

@@ -4,7 +4,7 @@
 //!
 //! [`Impairer`] is sans-IO like the rest of the core: the runtime hands it
 //! every packet with the current time, it answers with the packets to pass on
-//! now, and holds delayed ones until [`Impairer::poll_at`]. Randomness comes
+//! now, and holds delayed ones until [`Impairer::poll_timeout`]. Randomness comes
 //! from a seeded RNG, so a run can be repeated.
 
 use std::cmp::Reverse;
@@ -198,7 +198,7 @@ impl Impairer {
 
     /// Passes `pkt` through: `pass` gets every copy to deliver now; delayed
     /// copies are kept until [`release`](Self::release).
-    pub fn process(
+    pub fn handle_packet(
         &mut self,
         now: Instant,
         dir: Direction,
@@ -241,12 +241,12 @@ impl Impairer {
     }
 
     /// When the next held packet is due.
-    pub fn poll_at(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.held.peek().map(|Reverse((t, ..))| *t)
     }
 
     /// Hands every held packet due at `now` to `pass`, in due order.
-    pub fn release(&mut self, now: Instant, mut pass: impl FnMut(Direction, &[u8])) {
+    pub fn poll_release(&mut self, now: Instant, mut pass: impl FnMut(Direction, &[u8])) {
         while let Some(Reverse((t, ..))) = self.held.peek() {
             if *t > now {
                 break;
@@ -284,7 +284,7 @@ mod tests {
         let mut imp = Impairer::new("drop=0.1,seed=3".parse().unwrap());
         let mut passed = 0;
         for _ in 0..10_000 {
-            imp.process(Instant::ZERO, Direction::Out, b"x", |_| passed += 1);
+            imp.handle_packet(Instant::ZERO, Direction::Out, b"x", |_| passed += 1);
         }
         assert!((8_500..=9_500).contains(&passed), "passed {passed}");
         assert_eq!(imp.stats().dropped[1], 10_000 - passed as u64);
@@ -294,16 +294,16 @@ mod tests {
     fn delayed_and_reordered_packets_come_out_in_due_order() {
         let mut imp = Impairer::new("delay=10ms,reorder=1,reorder-delay=5ms".parse().unwrap());
         let mut now_out = 0;
-        imp.process(Instant::ZERO, Direction::In, b"a", |_| now_out += 1);
-        imp.process(Instant::from_millis(1), Direction::In, b"b", |_| {
+        imp.handle_packet(Instant::ZERO, Direction::In, b"a", |_| now_out += 1);
+        imp.handle_packet(Instant::from_millis(1), Direction::In, b"b", |_| {
             now_out += 1
         });
         assert_eq!(now_out, 0);
-        assert_eq!(imp.poll_at(), Some(Instant::from_millis(15)));
+        assert_eq!(imp.poll_timeout(), Some(Instant::from_millis(15)));
         let mut got = Vec::new();
-        imp.release(Instant::from_millis(14), |_, p| got.push(p.to_vec()));
+        imp.poll_release(Instant::from_millis(14), |_, p| got.push(p.to_vec()));
         assert!(got.is_empty());
-        imp.release(Instant::from_millis(16), |_, p| got.push(p.to_vec()));
+        imp.poll_release(Instant::from_millis(16), |_, p| got.push(p.to_vec()));
         assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
     }
 
@@ -311,7 +311,7 @@ mod tests {
     fn duplicates_are_delivered_twice() {
         let mut imp = Impairer::new("dup=1".parse().unwrap());
         let mut n = 0;
-        imp.process(Instant::ZERO, Direction::Out, b"x", |_| n += 1);
+        imp.handle_packet(Instant::ZERO, Direction::Out, b"x", |_| n += 1);
         assert_eq!(n, 2);
         assert_eq!(imp.stats().duplicated, [0, 1]);
     }

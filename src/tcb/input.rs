@@ -6,7 +6,7 @@
 use log::{debug, trace};
 
 use super::timer::Timer;
-use super::{Tcb, TcpError, Verdict};
+use super::{ConnEvent, Tcb, TcpError, Verdict};
 use crate::seq::SeqNum;
 use crate::state::State;
 use crate::time::Instant;
@@ -438,6 +438,9 @@ impl Tcb {
             acked -= 1;
         }
         let freed = self.snd.release(acked);
+        if freed > 0 {
+            self.events.raise(ConnEvent::Writable);
+        }
         self.check_spurious(ack, tsecr);
         self.snd.una = ack;
         if self.snd.nxt.lt(ack) {
@@ -480,6 +483,9 @@ impl Tcb {
         let had_gap = !self.rcv.reassembly.is_empty();
         let n = self.rcv.deliver(payload) + self.rcv.drain_reassembly();
         self.stats.bytes_in += n as u64;
+        if !self.rcv.read_shutdown {
+            self.events.raise(ConnEvent::Readable);
+        }
         if let Some(fin) = self.rcv.fin_pending {
             if fin == self.rcv.nxt {
                 self.rcv.fin_pending = None;
@@ -520,6 +526,7 @@ impl Tcb {
         self.rcv.nxt += 1u32;
         self.rcv.fin_received = true;
         self.pending.ack = true;
+        self.events.raise(ConnEvent::Readable);
         debug!("{} -> {}: FIN received", self.local, self.remote);
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),

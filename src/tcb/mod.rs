@@ -35,6 +35,7 @@ use crate::wire::TcpSegment;
 
 mod config;
 mod error;
+mod events;
 mod input;
 mod options;
 mod output;
@@ -46,9 +47,11 @@ mod timer;
 
 pub use config::TcpConfig;
 pub use error::TcpError;
+pub use events::ConnEvent;
 pub use stats::{ConnInfo, ConnStats};
 pub use timer::Timer;
 
+use events::Events;
 use options::Negotiated;
 use output::Pending;
 use recovery::Recovery;
@@ -93,6 +96,8 @@ pub struct Tcb {
     pending: Pending,
     /// Why the connection ended, if it ended abnormally.
     error: Option<TcpError>,
+    /// What happened that the application has not been told yet.
+    events: Events,
     stats: ConnStats,
 }
 
@@ -117,6 +122,7 @@ impl Tcb {
             cc: Congestion::new(snd_mss, cfg.initial_window),
             pending: Pending::default(),
             error: None,
+            events: Events::default(),
             stats: ConnStats::default(),
             cfg,
         }
@@ -147,13 +153,32 @@ impl Tcb {
     }
 
     fn set_state(&mut self, new: State) {
-        if self.state != new {
-            debug!(
-                "{} -> {}: {} -> {}",
-                self.local, self.remote, self.state, new
-            );
-            self.state = new;
+        if self.state == new {
+            return;
         }
+        debug!(
+            "{} -> {}: {} -> {}",
+            self.local, self.remote, self.state, new
+        );
+        if new.is_synchronized() && !self.state.is_synchronized() {
+            self.events.raise(ConnEvent::Established);
+            self.events.raise(ConnEvent::Writable);
+        }
+        self.state = new;
+    }
+
+    /// Takes the next thing that happened to this connection since the last
+    /// call (at most one of each kind is kept). Call it after
+    /// [`handle_segment`](Self::handle_segment),
+    /// [`handle_timeout`](Self::handle_timeout) or an application call, until
+    /// it returns `None`.
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.take()
+    }
+
+    /// True while [`poll_event`](Self::poll_event) has something to return.
+    pub fn has_events(&self) -> bool {
+        self.events.any()
     }
 
     // ------------------------------------------------------------------
@@ -442,6 +467,8 @@ impl Tcb {
             self.error = error;
         }
         self.set_state(State::Closed);
+        self.events.raise(ConnEvent::Readable);
+        self.events.raise(ConnEvent::Closed(self.error));
         self.timers.stop_all();
         let rst = self.pending.rst;
         self.pending = Pending {

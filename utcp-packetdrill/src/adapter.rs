@@ -201,7 +201,7 @@ impl Inner {
         let Inner {
             stack, buf, out, ..
         } = self;
-        stack.dispatch(now, buf, |p| out.push_back((p.to_vec(), now_us)));
+        stack.poll_transmit(now, buf, |p| out.push_back((p.to_vec(), now_us)));
     }
 
     /// Runs the timers due by now; true if any ran.
