@@ -78,6 +78,23 @@ impl TcpFlags {
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// `self` with every bit of `other` cleared, e.g.
+    /// `(TcpFlags::SYN | TcpFlags::ACK).without(TcpFlags::SYN)` is `ACK`.
+    /// Usable in constants.
+    pub const fn without(self, other: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 & !other.0)
+    }
+
+    /// Sets every bit of `other` in `self`.
+    pub const fn insert(&mut self, other: TcpFlags) {
+        self.0 |= other.0;
+    }
+
+    /// Clears every bit of `other` in `self`.
+    pub const fn remove(&mut self, other: TcpFlags) {
+        self.0 &= !other.0;
+    }
 }
 
 impl std::fmt::Debug for TcpFlags {
@@ -1742,6 +1759,32 @@ mod tests {
         assert_eq!(seg.seg_len(), 1);
         seg.flags = TcpFlags::RST;
         assert_eq!(seg.seg_len(), 0);
+    }
+
+    #[test]
+    fn flags_insert_remove_without() {
+        const SYN_ACK: TcpFlags = TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0);
+        const JUST_ACK: TcpFlags = SYN_ACK.without(TcpFlags::SYN);
+        assert_eq!(JUST_ACK, TcpFlags::ACK);
+        assert_eq!(SYN_ACK.without(TcpFlags::FIN), SYN_ACK, "absent bit");
+        assert_eq!(SYN_ACK.without(SYN_ACK), TcpFlags::default());
+        assert_eq!(
+            (SYN_ACK | TcpFlags::FIN).without(TcpFlags::SYN | TcpFlags::FIN),
+            TcpFlags::ACK
+        );
+
+        let mut f = TcpFlags::default();
+        f.insert(TcpFlags::FIN);
+        f.insert(TcpFlags::ACK | TcpFlags::PSH);
+        f.insert(TcpFlags::ACK); // already set
+        assert_eq!(f, TcpFlags::FIN | TcpFlags::ACK | TcpFlags::PSH);
+        f.remove(TcpFlags::FIN);
+        assert_eq!(f, TcpFlags::ACK | TcpFlags::PSH);
+        f.remove(TcpFlags::RST); // not set
+        assert_eq!(f, TcpFlags::ACK | TcpFlags::PSH);
+        f.remove(TcpFlags::ACK | TcpFlags::PSH);
+        assert_eq!(f, TcpFlags::default());
+        assert_eq!(format!("{f:?}"), "-");
     }
 
     #[test]
