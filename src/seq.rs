@@ -6,7 +6,7 @@
 //! relation is not transitive over the whole space.
 
 use std::fmt;
-use std::ops::{Add, AddAssign, Sub};
+use std::ops::{Add, AddAssign, Sub, SubAssign};
 
 /// A TCP sequence number.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -89,6 +89,22 @@ impl AddAssign<usize> for SeqNum {
     }
 }
 
+/// `seq - n` is the sequence number `n` octets before `seq`, wrapping
+/// modulo 2^32 (RFC 9293 section 3.4), so `snd_una - 1` is SND.UNA-1.
+impl Sub<u32> for SeqNum {
+    type Output = SeqNum;
+    fn sub(self, n: u32) -> SeqNum {
+        SeqNum(self.0.wrapping_sub(n))
+    }
+}
+
+/// `seq -= n` moves `seq` back `n` octets, wrapping modulo 2^32.
+impl SubAssign<u32> for SeqNum {
+    fn sub_assign(&mut self, n: u32) {
+        self.0 = self.0.wrapping_sub(n);
+    }
+}
+
 /// `a - b` is the number of bytes from `b` forward to `a`; callers must know
 /// that `a >= b` in sequence space (a negative distance is clamped to zero).
 impl Sub<SeqNum> for SeqNum {
@@ -145,6 +161,33 @@ mod tests {
         assert!(!SeqNum(u32::MAX - 2).in_range(lo, hi));
         // An empty range contains nothing.
         assert!(!lo.in_range(lo, lo));
+    }
+
+    #[test]
+    fn subtracting_octets_wraps_at_zero() {
+        assert_eq!(SeqNum(10) - 1u32, SeqNum(9));
+        assert_eq!(SeqNum(0) - 1, SeqNum(u32::MAX));
+        assert_eq!(SeqNum(5) - 10, SeqNum(u32::MAX - 4));
+        assert_eq!(SeqNum(7) - 0, SeqNum(7));
+        assert_eq!(SeqNum(0) - u32::MAX, SeqNum(1));
+        // Subtracting undoes adding, across the wrap.
+        let s = SeqNum(u32::MAX - 2);
+        assert_eq!((s + 100u32) - 100, s);
+        assert!((SeqNum(0) - 1).lt(SeqNum(0)));
+        // A keep-alive probe's SND.NXT-1 (RFC 9293 section 3.8.4).
+        let snd_nxt = SeqNum(0);
+        assert_eq!(snd_nxt - 1, SeqNum(0xffff_ffff));
+        // The SeqNum - SeqNum distance is still there.
+        assert_eq!(SeqNum(3) - SeqNum(0), 3usize);
+
+        let mut x = SeqNum(2);
+        x -= 3;
+        assert_eq!(x, SeqNum(u32::MAX));
+        x -= u32::MAX;
+        assert_eq!(x, SeqNum(0));
+        x += 1u32;
+        x -= 1;
+        assert_eq!(x, SeqNum(0));
     }
 
     #[test]

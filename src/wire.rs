@@ -78,6 +78,23 @@ impl TcpFlags {
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// `self` with every bit of `other` cleared, e.g.
+    /// `(TcpFlags::SYN | TcpFlags::ACK).without(TcpFlags::SYN)` is `ACK`.
+    /// Usable in constants.
+    pub const fn without(self, other: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 & !other.0)
+    }
+
+    /// Sets every bit of `other` in `self`.
+    pub const fn insert(&mut self, other: TcpFlags) {
+        self.0 |= other.0;
+    }
+
+    /// Clears every bit of `other` in `self`.
+    pub const fn remove(&mut self, other: TcpFlags) {
+        self.0 &= !other.0;
+    }
 }
 
 impl std::fmt::Debug for TcpFlags {
@@ -316,19 +333,71 @@ pub enum Packet<'a> {
 // Checksums and byte helpers
 // ---------------------------------------------------------------------------
 
-/// Adds `data` to a running Internet checksum sum (RFC 1071), as big-endian
-/// 16-bit words; an odd trailing byte is padded with a zero.
+/// Bytes summed per block by [`sum_words`] before the block's sum is folded
+/// into the running sum. Even, so only the last block can have an odd byte.
+const SUM_BLOCK: usize = 1 << 16;
+
+/// Adds `data` to a running Internet checksum sum (RFC 1071): `acc` plus the
+/// one's-complement sum of `data` as big-endian 16-bit words, an odd trailing
+/// byte padded with a zero. Any length and alignment.
+///
+/// Only `fold(acc)` of the result is meaningful, and it is exactly what a
+/// 16-bit-at-a-time loop gives; the wide loop just gets there faster
+/// (RFC 1071 section 2):
+/// - (C) parallel summation: a 32-bit word `hi * 2^16 + lo` is congruent to
+///   `hi + lo` modulo `2^16 - 1`, so summing 32-bit halves of 64-bit words
+///   into a `u64` and folding the carries back at the end gives the same
+///   16-bit one's-complement sum;
+/// - (B) byte order independence: summing the words little-endian (plain
+///   loads, which the compiler vectorises) gives the byte-swapped sum, so the
+///   folded block sum is swapped back once.
+///
+/// A block's sum is zero only when all its bytes are, and otherwise folds to
+/// a non-zero value; so the "two zeros" of one's complement (0x0000, 0xffff)
+/// come out as they do with the 16-bit loop. Each block of [`SUM_BLOCK`]
+/// bytes adds at most `0xffff` to `acc`, and the block's own sum stays below
+/// `2^46`, so nothing can overflow.
 fn sum_words(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
-    for word in &mut words {
-        if let [hi, lo] = word {
-            acc += u64::from(u16::from_be_bytes([*hi, *lo]));
-        }
-    }
-    if let [last] = words.remainder() {
-        acc += u64::from(u16::from_be_bytes([*last, 0]));
+    for block in data.chunks(SUM_BLOCK) {
+        acc += u64::from(fold(sum_block_le(block)).swap_bytes());
     }
     acc
+}
+
+/// The sum of `block` (at most [`SUM_BLOCK`] bytes) as little-endian 32-bit
+/// words, then a 16-bit word and a last byte for the tail; not yet folded.
+fn sum_block_le(block: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    let mut words = block.chunks_exact(8);
+    for word in &mut words {
+        if let [a, b, c, d, e, f, g, h] = word {
+            sum += u64::from(u32::from_le_bytes([*a, *b, *c, *d]));
+            sum += u64::from(u32::from_le_bytes([*e, *f, *g, *h]));
+        }
+    }
+    let mut rest = words.remainder();
+    if let [a, b, c, d, tail @ ..] = rest {
+        sum += u64::from(u32::from_le_bytes([*a, *b, *c, *d]));
+        rest = tail;
+    }
+    if let [a, b, tail @ ..] = rest {
+        sum += u64::from(u16::from_le_bytes([*a, *b]));
+        rest = tail;
+    }
+    // An odd last byte is the high byte of a big-endian word padded with a
+    // zero, i.e. the low byte of the little-endian one.
+    if let [last] = rest {
+        sum += u64::from(*last);
+    }
+    sum
+}
+
+/// The Internet checksum of `data` (RFC 1071): the one's complement of the
+/// one's-complement sum of its big-endian 16-bit words, an odd trailing byte
+/// padded with a zero. Writing it into a zeroed checksum field makes the
+/// whole sum to all-ones. Any length and alignment; never panics.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    !fold(sum_words(0, data))
 }
 
 /// Folds a running sum into 16 bits with end-around carry.
@@ -1057,6 +1126,91 @@ mod tests {
 
     // ----- independent checks ----------------------------------------------
 
+    /// The straightforward RFC 1071 loop the wide [`sum_words`] replaced:
+    /// big-endian 16-bit words, an odd last byte padded with a zero.
+    fn reference_sum16(mut acc: u64, data: &[u8]) -> u64 {
+        let mut words = data.chunks_exact(2);
+        for word in &mut words {
+            acc += u64::from(u16::from_be_bytes([word[0], word[1]]));
+        }
+        if let [last] = words.remainder() {
+            acc += u64::from(u16::from_be_bytes([*last, 0]));
+        }
+        acc
+    }
+
+    #[test]
+    fn wide_sum_matches_16_bit_reference_rfc1071() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1071);
+        let mut buf = vec![0u8; 2100];
+        for i in 0..4000 {
+            rng.fill(&mut buf[..]);
+            // Every length 0..2000 (at a random alignment), then random ones.
+            let (len, offset) = if i < 2000 {
+                (i, rng.random_range(0..8))
+            } else {
+                (rng.random_range(0..2000), rng.random_range(0..100))
+            };
+            let data = &buf[offset..offset + len];
+            let acc = if i % 3 == 0 {
+                0
+            } else {
+                rng.random_range(0..1u64 << 20)
+            };
+            assert_eq!(
+                fold(sum_words(acc, data)),
+                fold(reference_sum16(acc, data)),
+                "len {len} offset {offset} acc {acc}"
+            );
+            // etherparse sums native-endian too and returns the checksum in
+            // native byte order, ready for `to_ne_bytes`.
+            let theirs = etherparse::checksum::Sum16BitWords::new()
+                .add_slice(data)
+                .ones_complement();
+            assert_eq!(
+                internet_checksum(data).to_be_bytes(),
+                theirs.to_ne_bytes(),
+                "len {len} offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn wide_sum_edge_cases() {
+        // All zeros sum to 0x0000, all ones to 0xffff (never the other zero).
+        for len in 0..40 {
+            for byte in [0x00u8, 0xff, 0x80, 0x01] {
+                let data = vec![byte; len];
+                assert_eq!(
+                    fold(sum_words(0, &data)),
+                    fold(reference_sum16(0, &data)),
+                    "{len} x {byte:#04x}"
+                );
+            }
+        }
+        assert_eq!(fold(sum_words(0, &[0; 17])), 0);
+        assert_eq!(fold(sum_words(0, &[0xff; 16])), 0xffff);
+        // Lengths around and beyond a block (and the largest IPv4 packet).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for len in [
+            SUM_BLOCK - 1,
+            SUM_BLOCK,
+            SUM_BLOCK + 1,
+            IPV4_MAX_LEN,
+            3 * SUM_BLOCK + 7,
+        ] {
+            let mut data = vec![0u8; len];
+            rng.fill(&mut data[..]);
+            assert_eq!(
+                fold(sum_words(5, &data)),
+                fold(reference_sum16(5, &data)),
+                "len {len}"
+            );
+            data.fill(0xff);
+            assert_eq!(fold(sum_words(0, &data)), fold(reference_sum16(0, &data)));
+        }
+    }
+
     #[test]
     fn golden_ipv4_header_checksum() {
         // The well-known example header (checksum 0xb861).
@@ -1605,6 +1759,32 @@ mod tests {
         assert_eq!(seg.seg_len(), 1);
         seg.flags = TcpFlags::RST;
         assert_eq!(seg.seg_len(), 0);
+    }
+
+    #[test]
+    fn flags_insert_remove_without() {
+        const SYN_ACK: TcpFlags = TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0);
+        const JUST_ACK: TcpFlags = SYN_ACK.without(TcpFlags::SYN);
+        assert_eq!(JUST_ACK, TcpFlags::ACK);
+        assert_eq!(SYN_ACK.without(TcpFlags::FIN), SYN_ACK, "absent bit");
+        assert_eq!(SYN_ACK.without(SYN_ACK), TcpFlags::default());
+        assert_eq!(
+            (SYN_ACK | TcpFlags::FIN).without(TcpFlags::SYN | TcpFlags::FIN),
+            TcpFlags::ACK
+        );
+
+        let mut f = TcpFlags::default();
+        f.insert(TcpFlags::FIN);
+        f.insert(TcpFlags::ACK | TcpFlags::PSH);
+        f.insert(TcpFlags::ACK); // already set
+        assert_eq!(f, TcpFlags::FIN | TcpFlags::ACK | TcpFlags::PSH);
+        f.remove(TcpFlags::FIN);
+        assert_eq!(f, TcpFlags::ACK | TcpFlags::PSH);
+        f.remove(TcpFlags::RST); // not set
+        assert_eq!(f, TcpFlags::ACK | TcpFlags::PSH);
+        f.remove(TcpFlags::ACK | TcpFlags::PSH);
+        assert_eq!(f, TcpFlags::default());
+        assert_eq!(format!("{f:?}"), "-");
     }
 
     #[test]
