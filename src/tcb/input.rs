@@ -27,7 +27,7 @@ impl Arrival<'_> {
     }
 
     fn clear(&mut self, flag: TcpFlags) {
-        self.flags = TcpFlags(self.flags.0 & !flag.0);
+        self.flags.remove(flag);
     }
 
     /// SEG.LEN: the payload plus one for each of SYN and FIN.

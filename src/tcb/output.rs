@@ -185,7 +185,7 @@ impl Tcb {
             (self.snd.max, unsent.min(mss).min(wnd - sent))
         } else {
             let len = sent.min(mss);
-            (self.snd.max + (len as u32).wrapping_neg(), len)
+            (self.snd.max - len as u32, len)
         };
         Some(Plan::Data {
             seq,
@@ -388,10 +388,10 @@ impl Tcb {
         let off = seq - self.snd.una;
         let mut flags = TcpFlags::ACK;
         if len > 0 && off + len == self.snd.buf.len() {
-            flags = flags | TcpFlags::PSH;
+            flags.insert(TcpFlags::PSH);
         }
         if fin {
-            flags = flags | TcpFlags::FIN;
+            flags.insert(TcpFlags::FIN);
         }
         let window = self.advertise(false);
         let opts = self.seg_options(now, false);
