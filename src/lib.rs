@@ -1,5 +1,7 @@
 //! utcp: a user-space TCP/IPv4 stack over a Linux TUN device.
 
+/// Pluggable congestion controllers (NewReno, CUBIC with optional HyStart++).
+pub mod cc;
 pub mod congestion;
 pub mod device;
 pub mod isn;
