@@ -2,7 +2,6 @@
 
 /// Pluggable congestion controllers (NewReno, CUBIC with optional HyStart++).
 pub mod cc;
-pub mod congestion;
 pub mod device;
 pub mod isn;
 pub mod reassembly;

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use utcp::cc::Algorithm;
 use utcp::device::impair::Impairment;
 use utcp::socket::{NetStack, RuntimeOptions, TcpListener, TcpStream};
 use utcp::stack::StackConfig;
@@ -39,6 +40,11 @@ struct Cli {
     /// cause, SRTT/RTO, cwnd...) to stderr when it ends.
     #[arg(long, global = true)]
     stats: bool,
+
+    /// Congestion control for every connection: newreno (RFC 5681, RFC 6582)
+    /// or cubic (RFC 9438).
+    #[arg(long = "cc", global = true, value_name = "ALGORITHM", default_value_t = Algorithm::default())]
+    congestion: Algorithm,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,7 +113,10 @@ fn run(cli: Cli) -> io::Result<()> {
     if let Some(imp) = &cli.impair {
         log::info!("impairing {} in both directions: {imp}", cli.dev);
     }
-    let net = NetStack::tun_with_options(&cli.dev, StackConfig::new(cli.addr), opts)?;
+    let mut cfg = StackConfig::new(cli.addr);
+    cfg.tcp.congestion = cli.congestion;
+    log::debug!("congestion control: {}", cli.congestion);
+    let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
     PRINT_STATS.store(cli.stats, std::sync::atomic::Ordering::Relaxed);
     let result = run_command(&net, cli.command);
     if let Some(st) = net.impair_stats() {

@@ -114,7 +114,7 @@ fn ten_megabytes_kernel_to_utcp() {
     let data = random_bytes(TEN_MIB, 0x5eed_0001);
     // nc -N into `utcp listen` (whose stdin is /dev/null, so utcp half-closes
     // its own side at once): byte-exact, both exit 0.
-    kernel_to_utcp(&ns, "10 MiB", &data, 5001, None);
+    kernel_to_utcp(&ns, "10 MiB", &data, 5001, &[]);
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn ten_megabytes_utcp_to_kernel() {
     let ns = Netns::new();
     let data = random_bytes(TEN_MIB, 0x5eed_0002);
     // `utcp connect` into nc -l: byte-exact, both exit 0.
-    utcp_to_kernel(&ns, "10 MiB", &data, 5002, None);
+    utcp_to_kernel(&ns, "10 MiB", &data, 5002, &[]);
 }
 
 #[test]

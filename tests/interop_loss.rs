@@ -80,7 +80,7 @@ fn twenty_megabytes_each_way_at_5_percent_kernel_loss() {
     );
 
     let data = random_bytes(TWENTY_MB, 0x1055_0001);
-    let k2u = kernel_to_utcp(&ns, "nft 5% loss", &data, 5101, None);
+    let k2u = kernel_to_utcp(&ns, "nft 5% loss", &data, 5101, &[]);
     let after_k2u = nft_drops(&ns);
     eprintln!(
         "nft 5% loss: kernel->utcp dropped {} packets from utcp (ACKs), {} to utcp (data)",
@@ -93,7 +93,7 @@ fn twenty_megabytes_each_way_at_5_percent_kernel_loss() {
     );
 
     let data = random_bytes(TWENTY_MB, 0x1055_0002);
-    let u2k = utcp_to_kernel(&ns, "nft 5% loss", &data, 5102, None);
+    let u2k = utcp_to_kernel(&ns, "nft 5% loss", &data, 5102, &[]);
     let after_u2k = nft_drops(&ns);
     let delta = (after_u2k.0 - after_k2u.0, after_u2k.1 - after_k2u.1);
     eprintln!(
@@ -112,6 +112,54 @@ fn twenty_megabytes_each_way_at_5_percent_kernel_loss() {
     );
 }
 
+/// nftables rules dropping `pct`% of the TCP packets through the TUN device
+/// in each direction (as [`NFT_LOSS_RULES`] does for 5%).
+fn nft_loss_rules(pct: u32) -> String {
+    NFT_LOSS_RULES.replace("< 5 counter", &format!("< {pct} counter"))
+}
+
+/// 5 MB each way byte-exact through the kernel with `utcp --cc ALG` under
+/// `pct`% nftables loss in both directions; prints the times (the table in
+/// docs/reliability.md comes from these lines).
+fn congestion_control_under_kernel_loss(alg: &str, pct: u32, port: u16) {
+    let ns = Netns::new();
+    ns.set_gso_max_segs(1);
+    ns.nft_apply(&nft_loss_rules(pct));
+    let what = format!("--cc {alg}, nft {pct}% loss");
+    let opts = ["--cc", alg, "--stats"];
+    let data = random_bytes(FIVE_MB, 0xCC00_0000 + u64::from(port));
+    let k2u = kernel_to_utcp(&ns, &what, &data, port, &opts);
+    let u2k = utcp_to_kernel(&ns, &what, &data, port + 1, &opts);
+    let drops = nft_drops(&ns);
+    assert!(
+        drops.0 > 0 && drops.1 > 0,
+        "{what}: the nftables rules dropped nothing in some direction: {drops:?}"
+    );
+    eprintln!(
+        "{what}: kernel->utcp {:.2} s, utcp->kernel {:.2} s, dropped {drops:?}",
+        k2u.elapsed.as_secs_f64(),
+        u2k.elapsed.as_secs_f64()
+    );
+    for line in u2k.utcp_stderr.lines().filter(|l| l.contains("stats")) {
+        eprintln!("{what}: utcp->kernel sender {line}");
+    }
+}
+
+#[test]
+fn cubic_five_megabytes_each_way_at_5_percent_kernel_loss() {
+    congestion_control_under_kernel_loss("cubic", 5, 5401);
+}
+
+#[test]
+fn cubic_five_megabytes_each_way_at_10_percent_kernel_loss() {
+    congestion_control_under_kernel_loss("cubic", 10, 5403);
+}
+
+#[test]
+fn newreno_five_megabytes_each_way_at_10_percent_kernel_loss() {
+    congestion_control_under_kernel_loss("newreno", 10, 5405);
+}
+
 /// utcp's impairment summary from a transfer, or a failure with its stderr.
 fn summary(what: &str, t: &Transfer) -> ImpairSummary {
     parse_impair_summary(&t.utcp_stderr).unwrap_or_else(|| {
@@ -126,7 +174,13 @@ fn summary(what: &str, t: &Transfer) -> ImpairSummary {
 fn twenty_megabytes_each_way_with_utcp_impairment() {
     let ns = Netns::new();
     let data = random_bytes(TWENTY_MB, 0x1055_0011);
-    let k2u = kernel_to_utcp(&ns, "utcp drop=5%", &data, 5201, Some("drop=5%,seed=11"));
+    let k2u = kernel_to_utcp(
+        &ns,
+        "utcp drop=5%",
+        &data,
+        5201,
+        &["--impair", "drop=5%,seed=11"],
+    );
     let s = summary("kernel->utcp", &k2u);
     eprintln!("utcp drop=5%: kernel->utcp impairment {s:?}");
     assert!(
@@ -135,7 +189,13 @@ fn twenty_megabytes_each_way_with_utcp_impairment() {
     );
 
     let data = random_bytes(TWENTY_MB, 0x1055_0012);
-    let u2k = utcp_to_kernel(&ns, "utcp drop=5%", &data, 5202, Some("drop=5%,seed=12"));
+    let u2k = utcp_to_kernel(
+        &ns,
+        "utcp drop=5%",
+        &data,
+        5202,
+        &["--impair", "drop=5%,seed=12"],
+    );
     let s = summary("utcp->kernel", &u2k);
     eprintln!("utcp drop=5%: utcp->kernel impairment {s:?}");
     assert!(
@@ -155,7 +215,7 @@ fn impairment_reorder_and_duplicate() {
     const SPEC_U2K: &str = "reorder=5%,dup=5%,delay=1ms,jitter=1ms,seed=22";
     let ns = Netns::new();
     let data = random_bytes(FIVE_MB, 0x1055_0021);
-    let k2u = kernel_to_utcp(&ns, "reorder+dup", &data, 5301, Some(SPEC_K2U));
+    let k2u = kernel_to_utcp(&ns, "reorder+dup", &data, 5301, &["--impair", SPEC_K2U]);
     let s = summary("kernel->utcp", &k2u);
     eprintln!("reorder+dup: kernel->utcp impairment {s:?}");
     assert!(
@@ -165,7 +225,7 @@ fn impairment_reorder_and_duplicate() {
     assert_eq!(s.dropped, [0, 0], "no drops were asked for: {s:?}");
 
     let data = random_bytes(FIVE_MB, 0x1055_0022);
-    let u2k = utcp_to_kernel(&ns, "reorder+dup", &data, 5302, Some(SPEC_U2K));
+    let u2k = utcp_to_kernel(&ns, "reorder+dup", &data, 5302, &["--impair", SPEC_U2K]);
     let s = summary("utcp->kernel", &u2k);
     eprintln!("reorder+dup: utcp->kernel impairment {s:?}");
     assert!(

@@ -18,6 +18,7 @@ mod sim_util;
 use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
+use utcp::cc::Algorithm;
 use utcp::sim::{Dir, GilbertElliott, LinkConfig, LinkStats, QueueLimit, SimNet};
 use utcp::state::State;
 
@@ -86,7 +87,7 @@ fn link_seed(seed: u64, from: Side) -> u64 {
     }
 }
 
-fn run(row: &Row, seed: u64, from: Side) -> Outcome {
+fn run(row: &Row, seed: u64, from: Side, cc: Algorithm) -> Outcome {
     sim_util::init_log();
     let (mut ca, mut cb) = sim_util::configs();
     ca.seed = Some(seed * 2 + 1);
@@ -94,6 +95,7 @@ fn run(row: &Row, seed: u64, from: Side) -> Outcome {
     for c in [&mut ca, &mut cb] {
         c.tcp.timestamps = row.ts_sack;
         c.tcp.sack = row.ts_sack;
+        c.tcp.congestion = cc;
     }
     let mut n = SimNet::new(ca, cb, LATENCY);
     n.set_seed(link_seed(seed, from));
@@ -196,20 +198,26 @@ fn run(row: &Row, seed: u64, from: Side) -> Outcome {
 
 fn print_header() {
     eprintln!(
-        "| impairment | ts+sack | seed | dir | data s | closed s | rto | fast | partial | dup acks | lost | q drop | dup | reord | corrupt | redrawn |"
+        "| impairment | cc | ts+sack | seed | dir | data s | closed s | rto | fast | partial | dup acks | lost | q drop | dup | reord | corrupt | redrawn |"
     );
 }
 
-/// Runs `row` for every seed and both directions and prints the table.
+/// Runs `row` with every congestion controller, for every seed and both
+/// directions, and prints the table.
 fn run_row(row: Row) -> Vec<Outcome> {
     let mut all = Vec::new();
-    for seed in SEEDS {
-        for from in [Side::A, Side::B] {
-            let o = run(&row, seed, from);
+    for (cc, seed, from) in Algorithm::ALL
+        .into_iter()
+        .flat_map(|cc| SEEDS.map(|seed| (cc, seed)))
+        .flat_map(|(cc, seed)| [Side::A, Side::B].map(|from| (cc, seed, from)))
+    {
+        {
+            let o = run(&row, seed, from, cc);
             let l = |f: fn(&LinkStats) -> u64| f(&o.link[0]) + f(&o.link[1]);
             eprintln!(
-                "| {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.name,
+                cc,
                 if row.ts_sack { "on" } else { "off" },
                 link_seed(seed, from),
                 if from == Side::A { "A->B" } else { "B->A" },
@@ -447,13 +455,13 @@ fn same_seed_same_run() {
         ts_sack: true,
         bound: secs(60),
     };
-    let x = run(&row, 7, Side::A);
-    let y = run(&row, 7, Side::A);
+    let x = run(&row, 7, Side::A, Algorithm::NewReno);
+    let y = run(&row, 7, Side::A, Algorithm::NewReno);
     assert_eq!(x.link, y.link);
     assert_eq!(x.sender, y.sender);
     assert_eq!(x.closed, y.closed);
     assert_eq!(x.data_done, y.data_done);
     // A different seed is a different run.
-    let z = run(&row, 8, Side::A);
+    let z = run(&row, 8, Side::A, Algorithm::NewReno);
     assert_ne!(x.link, z.link);
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::cc::Algorithm;
 use crate::rtt::RttConfig;
 
 /// Tunables of a connection. [`TcpConfig::default`] suits a 1500-byte MTU.
@@ -37,6 +38,8 @@ pub struct TcpConfig {
     /// Send a tail loss probe 2*SRTT after the last transmission when no
     /// ACK came (RFC 8985 section 7), instead of waiting for the RTO.
     pub tail_loss_probe: bool,
+    /// The congestion controller (RFC 5681/6582 NewReno, or RFC 9438 CUBIC).
+    pub congestion: Algorithm,
 }
 
 impl Default for TcpConfig {
@@ -56,6 +59,7 @@ impl Default for TcpConfig {
             timestamps: true,
             sack: true,
             tail_loss_probe: true,
+            congestion: Algorithm::default(),
         }
     }
 }

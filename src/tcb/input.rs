@@ -432,6 +432,7 @@ impl Tcb {
     /// SND.UNA advances to `ack`: free acknowledged data, take an RTT sample,
     /// restart or stop the retransmission timer, grow cwnd.
     pub(super) fn ack_new_data(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
+        let flight_before = self.snd.flight() as u32;
         let mut acked = ack - self.snd.una;
         // The SYN occupies one sequence number but no buffer space.
         if self.snd.una == self.snd.iss && acked > 0 {
@@ -448,10 +449,9 @@ impl Tcb {
         }
         self.rec.scoreboard.advance(ack);
         self.rec.tlp_outstanding = false;
-        self.sample_rtt(now, ack, tsecr);
+        let rtt = self.sample_rtt(now, ack, tsecr);
         self.rec.retries = 0;
-        let action = self.cc.on_ack(ack, freed as u32);
-        self.after_recovery_ack(action, ack);
+        self.on_new_ack(now, ack, freed as u32, flight_before, rtt);
         // RFC 6298 (5.2)/(5.3): stop the timer when all is acked, else restart it.
         if self.snd.has_flight() {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());

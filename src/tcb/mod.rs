@@ -26,7 +26,7 @@ use std::net::SocketAddrV4;
 
 use log::debug;
 
-use crate::congestion::Congestion;
+use crate::cc::{self, Controller};
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNum;
 use crate::state::State;
@@ -90,8 +90,8 @@ pub struct Tcb {
     rtt: RttEstimator,
     /// Loss detection and recovery.
     rec: Recovery,
-    /// The congestion window.
-    cc: Congestion,
+    /// The congestion controller: cwnd and ssthresh.
+    cc: Box<dyn Controller>,
     /// What the output owes the peer.
     pending: Pending,
     /// Why the connection ended, if it ended abnormally.
@@ -119,7 +119,7 @@ impl Tcb {
             timers: TimerTable::default(),
             rtt: RttEstimator::new(cfg.rtt),
             rec: Recovery::new(iss),
-            cc: Congestion::new(snd_mss, cfg.initial_window),
+            cc: cc::new_controller(cfg.congestion, snd_mss, cfg.initial_window),
             pending: Pending::default(),
             error: None,
             events: Events::default(),
@@ -236,8 +236,13 @@ impl Tcb {
     }
 
     /// The congestion controller (cwnd, ssthresh).
-    pub fn congestion(&self) -> &Congestion {
-        &self.cc
+    pub fn congestion(&self) -> &dyn Controller {
+        self.cc.as_ref()
+    }
+
+    /// True during fast recovery (RFC 6582, RFC 6675).
+    pub fn in_recovery(&self) -> bool {
+        self.rec.in_recovery()
     }
 
     /// The peer's current window in bytes (scaled).

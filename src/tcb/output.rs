@@ -141,7 +141,8 @@ impl Tcb {
     /// SACK recovery (RFC 6675 section 5, NextSeg rule 1): while the pipe
     /// has room, resend the holes the scoreboard shows, before new data.
     fn choose_sack_hole(&self) -> Option<Plan> {
-        if !self.opts.sack || !self.cc.in_recovery() || self.pipe() >= self.cc.ssthresh() as usize {
+        if !self.opts.sack || !self.rec.in_recovery() || self.pipe() >= self.cc.ssthresh() as usize
+        {
             return None;
         }
         let mss = self.payload_mss();
@@ -241,17 +242,17 @@ impl Tcb {
         let mss = self.payload_mss();
         // Limited transmit (RFC 3042): the first two duplicate ACKs each let
         // one new segment out beyond cwnd.
-        let limited = if self.cc.in_recovery() {
+        let limited = if self.rec.in_recovery() {
             0
         } else {
-            self.cc.dup_acks().min(2) as usize * mss
+            self.rec.dup_acks.min(2) as usize * mss
         };
         // The peer's window limits sequence space; cwnd limits what is in
         // the network: with SACK that is the pipe (RFC 6675), and in SACK
         // recovery cwnd is ssthresh, not inflated.
         let rwnd_room = (self.snd.wnd as usize).saturating_sub(in_flight);
         let (cwnd, flight) = if self.opts.sack && self.snd.nxt == self.snd.max {
-            let cwnd = if self.cc.in_recovery() {
+            let cwnd = if self.rec.in_recovery() {
                 self.cc.ssthresh()
             } else {
                 self.cc.cwnd()

@@ -13,23 +13,36 @@ use log::{debug, trace};
 
 use super::timer::Timer;
 use super::{Tcb, TcpError};
-use crate::congestion::{AckAction, DupAckAction};
+use crate::cc::Controller;
 use crate::sack::Scoreboard;
 use crate::seq::SeqNum;
 use crate::state::State;
 use crate::time::Instant;
 
+/// The duplicate ACK that triggers fast retransmit (RFC 5681 section 3.2).
+const DUP_THRESH: u32 = 3;
+
 /// The state before a loss response, kept to undo it if the retransmission
 /// turns out to have been unnecessary (the Eifel algorithm, RFC 3522).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Undo {
     /// The segment that was retransmitted.
     seq: SeqNum,
     /// Our TSval when it was retransmitted.
     tsval: u32,
-    /// cwnd and ssthresh before the reduction.
-    cwnd: u32,
-    ssthresh: u32,
+    /// The congestion controller as it was before the reduction.
+    cc: Box<dyn Controller>,
+}
+
+/// What an ACK of new data means for fast recovery (RFC 6582 section 3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RecoveryAck {
+    /// Not in recovery.
+    Outside,
+    /// A partial ACK: the next hole is lost too.
+    Partial,
+    /// The ACK covers "recover": recovery is over.
+    Full,
 }
 
 /// Everything loss recovery remembers between segments.
@@ -55,6 +68,11 @@ pub(super) struct Recovery {
     pub(super) karn_tsval: u32,
     /// Consecutive retransmission timeouts (reset by an ACK of new data).
     pub(super) retries: u32,
+    /// Consecutive duplicate ACKs (RFC 5681 section 3.2).
+    pub(super) dup_acks: u32,
+    /// In fast recovery: the highest sequence number sent when it began
+    /// (RFC 6582's "recover").
+    pub(super) recover: Option<SeqNum>,
 }
 
 impl Recovery {
@@ -70,7 +88,14 @@ impl Recovery {
             karn_blocked: false,
             karn_tsval: 0,
             retries: 0,
+            dup_acks: 0,
+            recover: None,
         }
+    }
+
+    /// True during fast recovery (RFC 6582, RFC 6675).
+    pub(super) fn in_recovery(&self) -> bool {
+        self.recover.is_some()
     }
 }
 
@@ -105,7 +130,9 @@ impl Tcb {
         self.rtt.on_timeout();
         let flight = self.snd.flight() as u32;
         self.remember_for_undo(now);
-        self.cc.on_timeout(flight);
+        self.cc.on_timeout(now, flight);
+        self.rec.dup_acks = 0;
+        self.rec.recover = None;
         // Karn's rule: no RTT sample from anything sent before the timeout.
         // After a timeout the echo threshold moves up to now: if only our
         // ACK was lost, the peer answers this copy as a duplicate, echoing
@@ -133,7 +160,7 @@ impl Tcb {
         if self.rec.tlp_outstanding || !self.snd.has_flight() {
             return;
         }
-        if !self.cc.in_recovery() {
+        if !self.rec.in_recovery() {
             self.rec.tlp_pending = true;
             return;
         }
@@ -150,23 +177,41 @@ impl Tcb {
     }
 
     /// A duplicate ACK for SND.UNA (RFC 5681 section 2): count it, and on the
-    /// third retransmit SND.UNA (RFC 5681 section 3.2); in SACK recovery,
-    /// resend a retransmission that was lost as well.
+    /// third retransmit SND.UNA (RFC 5681 section 3.2); during recovery each
+    /// further one inflates cwnd by an MSS (RFC 6582 section 3.2 step 4) and,
+    /// with SACK, may show that a retransmission was lost as well.
     pub(super) fn on_duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
         self.stats.dup_acks += 1;
-        let flight = self.snd.flight() as u32;
-        let in_recovery = self.cc.in_recovery();
-        let before = self.undo_point(now);
-        if self.cc.on_dup_ack(flight, self.snd.max) == DupAckAction::FastRetransmit {
-            self.rec.undo = before;
+        self.rec.dup_acks = self.rec.dup_acks.saturating_add(1);
+        if self.rec.in_recovery() {
+            let mss = self.payload_mss() as u32;
+            self.cc.set_cwnd(self.cc.cwnd().saturating_add(mss));
+            if self.opts.sack {
+                self.detect_lost_retransmission(now);
+            }
+            return;
+        }
+        if self.rec.dup_acks == DUP_THRESH {
+            self.rec.undo = self.undo_point(now);
             debug!(
                 "{} -> {}: third duplicate ACK for {}, fast retransmit",
                 self.local, self.remote, ack
             );
+            self.enter_recovery(now);
             self.start_fast_retransmit(now);
-        } else if in_recovery && self.opts.sack {
-            self.detect_lost_retransmission(now);
         }
+    }
+
+    /// Loss detected (third duplicate ACK, or enough SACKed data above
+    /// SND.UNA, RFC 6675 section 5): the controller cuts ssthresh, cwnd =
+    /// ssthresh + 3*SMSS (RFC 5681 section 3.2 step 4), and recovery lasts
+    /// until SND.MAX is acknowledged (RFC 6582 "recover").
+    fn enter_recovery(&mut self, now: Instant) {
+        let flight = self.snd.flight() as u32;
+        let mss = self.payload_mss() as u32;
+        self.cc.on_congestion_event(now, flight);
+        self.cc.set_cwnd(self.cc.ssthresh().saturating_add(3 * mss));
+        self.rec.recover = Some(self.snd.max);
     }
 
     /// Later segments keep arriving but SND.UNA's retransmission does not:
@@ -195,16 +240,15 @@ impl Tcb {
     pub(super) fn detect_loss_by_sack(&mut self, now: Instant, probe_answered: bool) {
         let sb = &self.rec.scoreboard;
         let lost = sb.sacked_bytes() > 2 * self.payload_mss() || (probe_answered && !sb.is_empty());
-        if !self.opts.sack || self.cc.in_recovery() || !self.snd.has_flight() || !lost {
+        if !self.opts.sack || self.rec.in_recovery() || !self.snd.has_flight() || !lost {
             return;
         }
         debug!(
             "{} -> {}: SACKs show {} lost, fast retransmit",
             self.local, self.remote, self.snd.una
         );
-        let flight = self.snd.flight() as u32;
         self.remember_for_undo(now);
-        self.cc.enter_recovery(flight, self.snd.max);
+        self.enter_recovery(now);
         self.start_fast_retransmit(now);
     }
 
@@ -217,38 +261,69 @@ impl Tcb {
         self.timers.stop(Timer::TailLossProbe);
     }
 
-    /// An ACK of new data during fast recovery, as the controller judged it:
-    /// a partial ACK retransmits the next hole (RFC 6582 section 3.2 step 3;
-    /// with SACK the hole loop of the output does it, RFC 6675).
-    pub(super) fn after_recovery_ack(&mut self, action: AckAction, ack: SeqNum) {
-        match action {
-            AckAction::RetransmitNextHole if self.opts.sack => {
-                if self.rec.high_rxt.lt(self.snd.una) {
-                    self.rec.high_rxt = self.snd.una;
-                }
-                if self.rec.scoreboard.next_hole(self.rec.high_rxt).is_none()
-                    && self.snd.has_flight()
-                    && self.rec.high_rxt == self.snd.una
-                {
-                    // No SACK information beyond SND.UNA: NewReno's guess.
-                    self.stats.partial_ack_retransmits += 1;
-                    self.pending.retransmit_una = true;
-                }
-            }
-            AckAction::RetransmitNextHole => {
-                if self.snd.has_flight() {
-                    debug!(
-                        "{} -> {}: partial ACK {} in recovery, retransmitting next hole",
-                        self.local, self.remote, ack
-                    );
-                    self.stats.partial_ack_retransmits += 1;
-                    self.pending.retransmit_una = true;
-                }
-            }
-            AckAction::RecoveryDone => {
+    /// An ACK of `acked` new bytes up to `ack`: outside recovery the
+    /// controller grows cwnd; inside, a full ACK ends recovery and a partial
+    /// one deflates cwnd and retransmits the next hole (RFC 6582 section
+    /// 3.2 step 3; with SACK the hole loop of the output does it, RFC 6675).
+    pub(super) fn on_new_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        acked: u32,
+        flight: u32,
+        rtt: Option<Duration>,
+    ) {
+        self.rec.dup_acks = 0;
+        match self.classify_ack(ack) {
+            RecoveryAck::Outside => self.cc.on_ack(now, acked, flight, rtt),
+            RecoveryAck::Full => {
                 trace!("{} -> {}: fast recovery done", self.local, self.remote);
+                self.rec.recover = None;
+                self.cc.on_recovery_end(now);
             }
-            AckAction::None => {}
+            RecoveryAck::Partial => {
+                // Deflate by the amount acked, add back one MSS if at least
+                // one MSS was acked (RFC 6582 section 3.2 step 3).
+                let mss = self.payload_mss() as u32;
+                let mut cwnd = self.cc.cwnd().saturating_sub(acked);
+                if acked >= mss {
+                    cwnd = cwnd.saturating_add(mss);
+                }
+                self.cc.set_cwnd(cwnd.max(mss));
+                self.after_partial_ack(ack);
+            }
+        }
+    }
+
+    fn classify_ack(&self, ack: SeqNum) -> RecoveryAck {
+        match self.rec.recover {
+            None => RecoveryAck::Outside,
+            Some(recover) if ack.ge(recover) => RecoveryAck::Full,
+            Some(_) => RecoveryAck::Partial,
+        }
+    }
+
+    /// A partial ACK: the segment at the new SND.UNA was lost too.
+    fn after_partial_ack(&mut self, ack: SeqNum) {
+        if self.opts.sack {
+            if self.rec.high_rxt.lt(self.snd.una) {
+                self.rec.high_rxt = self.snd.una;
+            }
+            if self.rec.scoreboard.next_hole(self.rec.high_rxt).is_none()
+                && self.snd.has_flight()
+                && self.rec.high_rxt == self.snd.una
+            {
+                // No SACK information beyond SND.UNA: NewReno's guess.
+                self.stats.partial_ack_retransmits += 1;
+                self.pending.retransmit_una = true;
+            }
+        } else if self.snd.has_flight() {
+            debug!(
+                "{} -> {}: partial ACK {} in recovery, retransmitting next hole",
+                self.local, self.remote, ack
+            );
+            self.stats.partial_ack_retransmits += 1;
+            self.pending.retransmit_una = true;
         }
     }
 
@@ -258,8 +333,7 @@ impl Tcb {
         self.opts.ts.then(|| Undo {
             seq: self.snd.una,
             tsval: self.tsval(now),
-            cwnd: self.cc.cwnd(),
-            ssthresh: self.cc.ssthresh(),
+            cc: self.cc.clone_box(),
         })
     }
 
@@ -274,11 +348,12 @@ impl Tcb {
     /// segment echoes a timestamp older than the retransmission, so it was the
     /// original that arrived. Restore cwnd and ssthresh (RFC 4015's response).
     pub(super) fn check_spurious(&mut self, ack: SeqNum, tsecr: Option<u32>) {
-        let Some(undo) = self.rec.undo else { return };
-        if !ack.gt(undo.seq) {
+        if !self.rec.undo.as_ref().is_some_and(|u| ack.gt(u.seq)) {
             return;
         }
-        self.rec.undo = None;
+        let Some(undo) = self.rec.undo.take() else {
+            return;
+        };
         let Some(tsecr) = tsecr.filter(|&t| t != 0) else {
             return;
         };
@@ -288,7 +363,11 @@ impl Tcb {
                 self.local, self.remote, undo.seq
             );
             self.stats.spurious_retransmits += 1;
-            self.cc.undo(undo.cwnd, undo.ssthresh);
+            // RFC 4015: back to the window and threshold from before the
+            // cut, and out of recovery.
+            self.cc = undo.cc;
+            self.rec.recover = None;
+            self.rec.dup_acks = 0;
             self.pending.retransmit_una = false;
             self.rec.tlp_outstanding = false;
             if self.snd.nxt.lt(self.snd.max) {
@@ -312,8 +391,15 @@ impl Tcb {
     }
 
     /// RTT samples from an ACK of new data (RFC 6298 (2.2/2.3) with Karn's
-    /// rule; RFC 7323 section 4.1 for the timestamp echo).
-    pub(super) fn sample_rtt(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
+    /// rule; RFC 7323 section 4.1 for the timestamp echo). Returns the
+    /// sample this ACK gave, if any.
+    pub(super) fn sample_rtt(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        tsecr: Option<u32>,
+    ) -> Option<Duration> {
+        let mut sample = None;
         if let (true, true, Some(tsecr)) = (self.rec.karn_blocked, self.opts.ts, tsecr) {
             // The echoed timestamp times even a retransmission, so it ends
             // the Karn blackout and the back-off. An echo older than the
@@ -327,26 +413,31 @@ impl Tcb {
                     self.local,
                     self.remote
                 );
-                self.rtt.sample(Duration::from_millis(ms as u64));
+                let rtt = Duration::from_millis(ms as u64);
+                self.rtt.sample(rtt);
                 self.rec.karn_blocked = false;
+                sample = Some(rtt);
             }
         }
         let Some((probe, sent)) = self.rec.rtt_probe else {
-            return;
+            return sample;
         };
         if ack.ge(probe) {
-            self.rtt.sample(now - sent);
+            let rtt = now - sent;
+            self.rtt.sample(rtt);
             self.rec.karn_blocked = false;
             self.rec.rtt_probe = None;
             trace!(
                 "{} -> {}: rtt sample {:?}, srtt {:?}, rto {:?}",
                 self.local,
                 self.remote,
-                now - sent,
+                rtt,
                 self.rtt.srtt(),
                 self.rtt.rto()
             );
+            sample = Some(rtt);
         }
+        sample
     }
 
     /// RFC 6675's pipe: bytes we believe are still in the network. Without
@@ -359,7 +450,7 @@ impl Tcb {
         let Some(highest) = sb.highest() else {
             return flight;
         };
-        if !self.cc.in_recovery() {
+        if !self.rec.in_recovery() {
             return flight.saturating_sub(sb.sacked_bytes());
         }
         let above = self.snd.max - highest;

@@ -1081,7 +1081,7 @@ fn newreno_partial_ack_retransmits_next_hole() {
         out(&mut tcb, at(22)),
         vec![seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..1460])]
     );
-    assert!(tcb.congestion().in_recovery());
+    assert!(tcb.in_recovery());
     // The retransmission fills hole 1; the ACK stops at hole 3: partial.
     seg_in(
         &mut tcb,
@@ -1100,7 +1100,7 @@ fn newreno_partial_ack_retransmits_next_hole() {
         at(40),
         &from_peer(ACK, PEER_ISS + 1, ISS + 1 + 7300, &[]),
     );
-    assert!(!tcb.congestion().in_recovery());
+    assert!(!tcb.in_recovery());
     assert_eq!(tcb.congestion().cwnd(), tcb.congestion().ssthresh());
     assert!(tcb.all_acked());
     assert_eq!(out(&mut tcb, at(40)), vec![]);
@@ -2897,18 +2897,18 @@ fn seg_i(a: &[u8], i: u32) -> Seg {
 fn sack_recovery_on_sacked_bytes_rfc6675_5() {
     let (mut tcb, a) = sack_flight(10, at(200));
     seg_in(&mut tcb, at(300), &sack_ack(sg(0), &[(sg(1), sg(3))]));
-    assert!(!tcb.congestion().in_recovery());
+    assert!(!tcb.in_recovery());
     assert_eq!(out(&mut tcb, at(300)), vec![]);
     seg_in(&mut tcb, at(301), &sack_ack(sg(0), &[(sg(1), sg(4))]));
     assert_eq!(tcb.stats().dup_acks, 2);
-    assert!(tcb.congestion().in_recovery());
+    assert!(tcb.in_recovery());
     assert_eq!(tcb.stats().fast_retransmits, 1);
     assert_eq!(tcb.congestion().ssthresh(), 5 * MSS);
     // Only the lost segment: the pipe (6 above the SACKs + 1 resent) is full.
     assert_eq!(out(&mut tcb, at(301)), vec![seg_i(&a, 0)]);
     // Full ACK: recovery ends with cwnd = ssthresh (RFC 6675 section 5, RFC 6582).
     seg_in(&mut tcb, at(400), &sack_ack(sg(10), &[]));
-    assert!(!tcb.congestion().in_recovery());
+    assert!(!tcb.in_recovery());
     assert_eq!(tcb.congestion().cwnd(), 5 * MSS);
     assert!(tcb.all_acked());
 }
@@ -2949,7 +2949,7 @@ fn sack_recovery_resends_several_holes_per_rtt_rfc6675_5() {
     assert_eq!(out(&mut tcb, at(400)), vec![]);
     assert_eq!(tcb.stats().partial_ack_retransmits, 0);
     seg_in(&mut tcb, at(401), &sack_ack(sg(10), &[]));
-    assert!(!tcb.congestion().in_recovery());
+    assert!(!tcb.in_recovery());
     assert_eq!(tcb.congestion().cwnd(), tcb.congestion().ssthresh());
     assert_eq!(tcb.stats().retransmits_timeout, 0);
 }
@@ -3001,7 +3001,7 @@ fn sack_rto_go_back_skips_sacked_rfc6675_5_1() {
         at(301),
         &sack_ack(sg(0), &[(sg(3), sg(4)), (sg(1), sg(2))]),
     );
-    assert!(!tcb.congestion().in_recovery());
+    assert!(!tcb.in_recovery());
     assert_eq!(out(&mut tcb, at(301)), vec![]);
     assert_eq!(tcb.poll_timeout(), Some(at(1200)));
     tcb.handle_timeout(at(1200));
@@ -3061,7 +3061,7 @@ fn sack_lost_retransmission_resent_rfc6675_5() {
     assert_eq!(tcb.stats().lost_retransmits, 1);
     assert_eq!(out(&mut tcb, at(420)), vec![seg_i(&a, 0)]);
     seg_in(&mut tcb, at(520), &sack_ack(sg(14), &[]));
-    assert!(!tcb.congestion().in_recovery());
+    assert!(!tcb.in_recovery());
     assert_eq!(tcb.congestion().cwnd(), tcb.congestion().ssthresh());
     assert_eq!(tcb.stats().retransmits_timeout, 0);
     assert!(tcb.all_acked());

@@ -1061,12 +1061,9 @@ pub fn file_len(f: &TempFile) -> u64 {
     std::fs::metadata(f.path()).map(|m| m.len()).unwrap_or(0)
 }
 
-/// The utcp arguments: `--impair SPEC` (if any) before the subcommand.
-pub fn utcp_args<'a>(impair: Option<&'a str>, command: &[&'a str]) -> Vec<&'a str> {
-    let mut args = Vec::new();
-    if let Some(spec) = impair {
-        args.extend(["--impair", spec]);
-    }
+/// The utcp arguments: the global options (`--impair SPEC`, `--cc cubic`, ...) before the subcommand.
+pub fn utcp_args<'a>(global: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut args = global.to_vec();
     args.extend_from_slice(command);
     args
 }
@@ -1081,13 +1078,7 @@ pub struct Transfer {
 
 /// `nc -N UTCP_IP port < data` into `utcp [--impair SPEC] listen --port port`;
 /// asserts both exit successfully and utcp wrote exactly `data` to stdout.
-pub fn kernel_to_utcp(
-    ns: &Netns,
-    what: &str,
-    data: &[u8],
-    port: u16,
-    impair: Option<&str>,
-) -> Transfer {
+pub fn kernel_to_utcp(ns: &Netns, what: &str, data: &[u8], port: u16, global: &[&str]) -> Transfer {
     let input = TempFile::with_contents("loss-k2u-in", data);
     let output = TempFile::new("loss-k2u-out");
     let port_s = port.to_string();
@@ -1095,7 +1086,7 @@ pub fn kernel_to_utcp(
     // flows kernel -> utcp.
     let mut listener = ns.spawn_utcp_listening(
         "utcp listen",
-        &utcp_args(impair, &["listen", "--port", &port_s]),
+        &utcp_args(global, &["listen", "--port", &port_s]),
         Stdio::null(),
         Capture::File(output.path().to_path_buf()),
     );
@@ -1146,13 +1137,7 @@ pub fn kernel_to_utcp(
 /// `utcp [--impair SPEC] connect KERNEL_IP:port < data` into
 /// `nc -l KERNEL_IP port`; asserts both exit successfully and nc wrote exactly
 /// `data`.
-pub fn utcp_to_kernel(
-    ns: &Netns,
-    what: &str,
-    data: &[u8],
-    port: u16,
-    impair: Option<&str>,
-) -> Transfer {
+pub fn utcp_to_kernel(ns: &Netns, what: &str, data: &[u8], port: u16, global: &[&str]) -> Transfer {
     let input = TempFile::with_contents("loss-u2k-in", data);
     let output = TempFile::new("loss-u2k-out");
     let port_s = port.to_string();
@@ -1172,7 +1157,7 @@ pub fn utcp_to_kernel(
     let target = format!("{KERNEL_IP}:{port}");
     let mut client = ns.spawn_utcp(
         "utcp connect",
-        &utcp_args(impair, &["connect", &target]),
+        &utcp_args(global, &["connect", &target]),
         input.as_stdin(),
         Capture::Pipe,
     );
