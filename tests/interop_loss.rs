@@ -156,6 +156,11 @@ fn cubic_five_megabytes_each_way_at_10_percent_kernel_loss() {
 }
 
 #[test]
+fn newreno_five_megabytes_each_way_at_5_percent_kernel_loss() {
+    congestion_control_under_kernel_loss("newreno", 5, 5407);
+}
+
+#[test]
 fn newreno_five_megabytes_each_way_at_10_percent_kernel_loss() {
     congestion_control_under_kernel_loss("newreno", 10, 5405);
 }
