@@ -3,6 +3,7 @@
 /// Pluggable congestion controllers (NewReno, CUBIC with optional HyStart++).
 pub mod cc;
 pub mod device;
+pub mod error;
 pub mod isn;
 pub mod reassembly;
 pub mod rtt;

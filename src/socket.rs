@@ -22,6 +22,7 @@ use log::{debug, error};
 use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
 use crate::device::tun::TunDevice;
 use crate::device::Device;
+use crate::error::{Error, TcpError};
 use crate::stack::{ConnId, Stack, StackConfig, StackStats};
 use crate::state::State;
 use crate::tcb::{ConnInfo, ConnStats};
@@ -675,7 +676,7 @@ impl TcpStream {
                 State::SynSent | State::SynReceived => {}
                 State::Closed => {
                     let (kind, why) = match tcb.error() {
-                        Some(e) => (e.kind(), e.to_string()),
+                        Some(e) => (io_kind(e), e.to_string()),
                         None => (
                             io::ErrorKind::ConnectionAborted,
                             "connection aborted".into(),
@@ -826,7 +827,7 @@ impl TcpStream {
         &self,
         timeout: &Mutex<Option<Duration>>,
         what: &str,
-        mut op: impl FnMut(&mut crate::tcb::Tcb) -> io::Result<T>,
+        mut op: impl FnMut(&mut crate::tcb::Tcb) -> Result<T, Error>,
     ) -> io::Result<T> {
         let shared = &self.inner.rt.shared;
         let deadline = TcpStream::deadline(timeout);
@@ -842,8 +843,8 @@ impl TcpStream {
                     shared.flush_conn(&mut core, self.inner.id);
                     return Ok(v);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(e.into()),
             }
             if let Some(msg) = &core.dead {
                 return Err(dead_error(msg));
@@ -906,5 +907,38 @@ impl Write for &TcpStream {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The `std::io` kind of the reason a connection ended.
+pub fn io_kind(e: TcpError) -> io::ErrorKind {
+    match e {
+        TcpError::Refused => io::ErrorKind::ConnectionRefused,
+        TcpError::Reset => io::ErrorKind::ConnectionReset,
+        TcpError::TimedOut => io::ErrorKind::TimedOut,
+    }
+}
+
+/// The core's errors as `std::io` errors: the kinds `std::net` uses for the
+/// same situations, with the core's message.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e {
+            Error::WouldBlock => io::ErrorKind::WouldBlock,
+            Error::NotConnected => io::ErrorKind::NotConnected,
+            Error::SendShutdown => io::ErrorKind::BrokenPipe,
+            Error::Ended(why) => io_kind(why),
+            Error::PortInUse(_) | Error::TupleInUse(..) | Error::NoEphemeralPort => {
+                io::ErrorKind::AddrInUse
+            }
+            Error::PortZero | Error::BadRemote(_) => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl From<TcpError> for io::Error {
+    fn from(e: TcpError) -> io::Error {
+        Error::Ended(e).into()
     }
 }

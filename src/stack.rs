@@ -10,12 +10,12 @@
 //! [`Stack::connect`], [`Stack::tcb_mut`] and [`Stack::release`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use log::{debug, trace};
 use rand::{Rng, SeedableRng};
 
+use crate::error::Error;
 use crate::isn::IsnGenerator;
 use crate::seq::SeqNum;
 use crate::state::State;
@@ -230,7 +230,7 @@ impl Stack {
     // ------------------------------------------------------------------
 
     /// Starts listening on `port` with an accept queue of `backlog` connections.
-    pub fn listen(&mut self, port: u16, backlog: usize) -> io::Result<()> {
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<(), Error> {
         let tcp = self.cfg.tcp.clone();
         self.listen_with(port, backlog, tcp)
     }
@@ -245,19 +245,18 @@ impl Stack {
 
     /// Like [`listen`](Self::listen), with the settings accepted connections
     /// get. The MSS is capped by the device's.
-    pub fn listen_with(&mut self, port: u16, backlog: usize, mut tcp: TcpConfig) -> io::Result<()> {
+    pub fn listen_with(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        mut tcp: TcpConfig,
+    ) -> Result<(), Error> {
         tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
         if port == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot listen on port 0",
-            ));
+            return Err(Error::PortZero);
         }
         if self.listeners.contains_key(&port) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("port {port} is already in use by a listener"),
-            ));
+            return Err(Error::PortInUse(port));
         }
         debug!("listening on {}:{port}", self.cfg.addr);
         self.listeners.insert(
@@ -310,7 +309,7 @@ impl Stack {
 
     /// Opens a connection to `remote` (active open). The returned connection
     /// is in SYN-SENT; wait for it to leave that state.
-    pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> io::Result<ConnId> {
+    pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> Result<ConnId, Error> {
         let tcp = self.cfg.tcp.clone();
         self.connect_with(now, remote, None, tcp)
     }
@@ -323,32 +322,19 @@ impl Stack {
         remote: SocketAddrV4,
         local_port: Option<u16>,
         mut tcp: TcpConfig,
-    ) -> io::Result<ConnId> {
+    ) -> Result<ConnId, Error> {
         Self::check_remote(self.cfg.addr, remote)?;
         tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
         let port = match local_port {
-            Some(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "cannot connect from port 0",
-                ))
-            }
+            Some(0) => return Err(Error::PortZero),
             Some(port) => {
                 let local = SocketAddrV4::new(self.cfg.addr, port);
                 if self.tuples.contains_key(&(local, remote)) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AddrInUse,
-                        format!("{local} -> {remote} is already in use"),
-                    ));
+                    return Err(Error::TupleInUse(local, remote));
                 }
                 port
             }
-            None => self.ephemeral_port(remote).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "no free ephemeral port for this destination",
-                )
-            })?,
+            None => self.ephemeral_port(remote).ok_or(Error::NoEphemeralPort)?,
         };
         Ok(self.open(now, port, remote, tcp))
     }
@@ -365,13 +351,13 @@ impl Stack {
         now: Instant,
         local_port: u16,
         remote: SocketAddrV4,
-    ) -> io::Result<ConnId> {
+    ) -> Result<ConnId, Error> {
         let tcp = self.cfg.tcp.clone();
         self.connect_with(now, remote, Some(local_port), tcp)
     }
 
     /// Refuses destinations no connection may have.
-    fn check_remote(us: Ipv4Addr, remote: SocketAddrV4) -> io::Result<()> {
+    fn check_remote(us: Ipv4Addr, remote: SocketAddrV4) -> Result<(), Error> {
         let ip = *remote.ip();
         if remote.port() == 0
             || ip.is_unspecified()
@@ -379,10 +365,7 @@ impl Stack {
             || ip.is_multicast()
             || ip == us
         {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot connect to {remote}"),
-            ));
+            return Err(Error::BadRemote(remote));
         }
         Ok(())
     }

@@ -288,7 +288,7 @@ fn abort_resets_the_peer() {
     );
     let mut buf = [0u8; 16];
     let err = n.b.tcb_mut(s).unwrap().recv(&mut buf).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(err, utcp::error::Error::Ended(utcp::tcb::TcpError::Reset));
     assert_eq!(
         n.b.tcb(s).unwrap().error(),
         Some(utcp::tcb::TcpError::Reset)
@@ -379,7 +379,10 @@ fn connection_times_out_when_peer_vanishes() {
     );
     let mut buf = [0u8; 4];
     let err = n.a.tcb_mut(c).unwrap().recv(&mut buf).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(
+        err,
+        utcp::error::Error::Ended(utcp::tcb::TcpError::TimedOut)
+    );
 }
 
 /// 1 MiB from A to B over a link losing `loss` of the packets both ways,

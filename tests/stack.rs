@@ -6,6 +6,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rand::{Rng, SeedableRng};
+use utcp::error::Error;
 use utcp::seq::SeqNum;
 use utcp::stack::{Stack, StackConfig};
 use utcp::time::Instant;
@@ -379,12 +380,15 @@ fn listen_backlog_drops_extra_syns() {
 fn listen_twice_on_a_port_is_addr_in_use() {
     let mut s = stack();
     s.listen(80, 8).unwrap();
+    assert_eq!(s.listen(80, 8).unwrap_err(), Error::PortInUse(80));
+    assert_eq!(s.listen(0, 8).unwrap_err(), Error::PortZero);
+    // The socket layer reports them with std's kinds.
     assert_eq!(
-        s.listen(80, 8).unwrap_err().kind(),
+        io::Error::from(Error::PortInUse(80)).kind(),
         io::ErrorKind::AddrInUse
     );
     assert_eq!(
-        s.listen(0, 8).unwrap_err().kind(),
+        io::Error::from(Error::PortZero).kind(),
         io::ErrorKind::InvalidInput
     );
     s.unlisten(80);
@@ -401,28 +405,27 @@ fn connect_to_invalid_address_is_invalid_input() {
         SocketAddrV4::new(PEER, 0),
         SocketAddrV4::new(US, 80),
     ] {
-        let err = s.connect(NOW, bad).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        assert_eq!(s.connect(NOW, bad).unwrap_err(), Error::BadRemote(bad));
         let err = s.connect_from(NOW, 5000, bad).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        assert_eq!(err, Error::BadRemote(bad));
+        assert_eq!(io::Error::from(err).kind(), io::ErrorKind::InvalidInput);
     }
     assert_eq!(
         s.connect_from(NOW, 0, SocketAddrV4::new(PEER, 80))
-            .unwrap_err()
-            .kind(),
-        io::ErrorKind::InvalidInput
+            .unwrap_err(),
+        Error::PortZero
     );
     assert_eq!(s.connection_count(), 0);
     assert!(output(&mut s).is_empty());
     // The same 4-tuple twice is AddrInUse.
     s.connect_from(NOW, 5000, SocketAddrV4::new(PEER, 80))
         .unwrap();
-    assert_eq!(
-        s.connect_from(NOW, 5000, SocketAddrV4::new(PEER, 80))
-            .unwrap_err()
-            .kind(),
-        io::ErrorKind::AddrInUse
-    );
+    let local = SocketAddrV4::new(US, 5000);
+    let err = s
+        .connect_from(NOW, 5000, SocketAddrV4::new(PEER, 80))
+        .unwrap_err();
+    assert_eq!(err, Error::TupleInUse(local, SocketAddrV4::new(PEER, 80)));
+    assert_eq!(io::Error::from(err).kind(), io::ErrorKind::AddrInUse);
 }
 
 /// Per-socket settings: a listener's `TcpConfig` reaches the connections it

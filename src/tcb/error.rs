@@ -1,7 +1,6 @@
 //! Why a connection ended: the core's typed errors.
 
 use std::fmt;
-use std::io;
 
 /// The reason a connection ended abnormally (RFC 9293 section 3.10's
 /// "connection refused", "connection reset", and a retransmission timeout).
@@ -15,17 +14,6 @@ pub enum TcpError {
     TimedOut,
 }
 
-impl TcpError {
-    /// The `std::io` kind of this error, for the socket layer.
-    pub fn kind(self) -> io::ErrorKind {
-        match self {
-            TcpError::Refused => io::ErrorKind::ConnectionRefused,
-            TcpError::Reset => io::ErrorKind::ConnectionReset,
-            TcpError::TimedOut => io::ErrorKind::TimedOut,
-        }
-    }
-}
-
 impl fmt::Display for TcpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -37,9 +25,3 @@ impl fmt::Display for TcpError {
 }
 
 impl std::error::Error for TcpError {}
-
-impl From<TcpError> for io::Error {
-    fn from(e: TcpError) -> io::Error {
-        io::Error::new(e.kind(), e)
-    }
-}

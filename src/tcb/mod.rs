@@ -21,12 +21,12 @@
 //! | `timer.rs` | [`Timer`] and the deadline table |
 //! | `config.rs`, `stats.rs`, `error.rs` | [`TcpConfig`], [`ConnStats`]/[`ConnInfo`], [`TcpError`] |
 
-use std::io;
 use std::net::SocketAddrV4;
 
 use log::debug;
 
 use crate::cc::{self, Controller};
+use crate::error::Error;
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNum;
 use crate::state::State;
@@ -344,39 +344,28 @@ impl Tcb {
     // Application calls
     // ------------------------------------------------------------------
 
-    fn closed_error(&self) -> io::Error {
-        match self.error {
-            Some(e) => e.into(),
-            None => io::Error::new(io::ErrorKind::NotConnected, "connection is closed"),
-        }
-    }
-
     /// Queues `data` for sending; returns how much fit in the send buffer.
     /// `WouldBlock` when the buffer is full or the handshake is not done yet.
-    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        let shut = || {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the sending side of this connection is shut down",
-            )
-        };
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
         let fin_queued = self.snd.fin_queued;
         match self.state {
             State::SynSent | State::SynReceived | State::Listen if !fin_queued => {
-                return Err(io::ErrorKind::WouldBlock.into())
+                return Err(Error::WouldBlock)
             }
             State::Established | State::CloseWait if !fin_queued => {}
             // A reset or timeout is reported as such; after our own close it
-            // stays BrokenPipe even once the connection is gone (like EPIPE).
-            State::Closed if self.error.is_some() || !fin_queued => return Err(self.closed_error()),
-            _ => return Err(shut()),
+            // stays SendShutdown even once the connection is gone (like EPIPE).
+            State::Closed if self.error.is_some() || !fin_queued => {
+                return Err(self.error.map_or(Error::NotConnected, Error::Ended))
+            }
+            _ => return Err(Error::SendShutdown),
         }
         if data.is_empty() {
             return Ok(0);
         }
         let room = self.cfg.send_buffer.saturating_sub(self.snd.buf.len());
         if room == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
+            return Err(Error::WouldBlock);
         }
         let n = room.min(data.len());
         self.snd.buf.extend(&data[..n]);
@@ -385,7 +374,7 @@ impl Tcb {
 
     /// Reads received data into `buf`. `Ok(0)` is end of stream (the peer's
     /// FIN, or our own read shutdown); `WouldBlock` when nothing is there yet.
-    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         if !self.rcv.buf.is_empty() {
             let n = self.rcv.read(buf);
             if n > 0 {
@@ -397,11 +386,11 @@ impl Tcb {
             return Ok(0);
         }
         if let Some(e) = self.error {
-            return Err(e.into());
+            return Err(Error::Ended(e));
         }
         match self.state {
             State::Closed | State::TimeWait | State::Closing | State::LastAck => Ok(0),
-            _ => Err(io::ErrorKind::WouldBlock.into()),
+            _ => Err(Error::WouldBlock),
         }
     }
 

@@ -7,6 +7,7 @@
 
 use super::*;
 
+use std::io;
 use std::time::Duration;
 
 use crate::rtt::RttConfig;
@@ -496,7 +497,10 @@ fn syn_sent_emits_syn() {
     assert_eq!(tcb.snd_nxt(), SeqNum(ISS + 1));
     // Nothing can be sent before the handshake is done.
     assert_eq!(
-        tcb.send(b"early").unwrap_err().kind(),
+        tcb.send(b"early")
+            .map_err(io::Error::from)
+            .unwrap_err()
+            .kind(),
         io::ErrorKind::WouldBlock
     );
 }
@@ -534,13 +538,13 @@ fn syn_sent_rst_ack() {
     assert_eq!(v, Verdict::Done);
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(
-        tcb.error().map(TcpError::kind),
+        tcb.error().map(crate::socket::io_kind),
         Some(io::ErrorKind::ConnectionRefused)
     );
     assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(out(&mut tcb, at(1)), vec![]);
     assert_eq!(
-        tcb.send(b"x").unwrap_err().kind(),
+        tcb.send(b"x").map_err(io::Error::from).unwrap_err().kind(),
         io::ErrorKind::ConnectionRefused
     );
 }
@@ -668,7 +672,7 @@ fn syn_sent_retransmit_backoff_then_timeout() {
     tcb.handle_timeout(at(deadline));
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(
-        tcb.error().map(TcpError::kind),
+        tcb.error().map(crate::socket::io_kind),
         Some(io::ErrorKind::TimedOut)
     );
     assert_eq!(out(&mut tcb, at(deadline)), vec![]);
@@ -1132,14 +1136,17 @@ fn established_rto_gives_up_after_max_retries() {
     tcb.handle_timeout(t);
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(
-        tcb.error().map(TcpError::kind),
+        tcb.error().map(crate::socket::io_kind),
         Some(io::ErrorKind::TimedOut)
     );
     assert_eq!(out(&mut tcb, t), vec![]);
     assert_eq!(tcb.poll_timeout(), None);
     let mut buf = [0u8; 4];
     assert_eq!(
-        tcb.recv(&mut buf).unwrap_err().kind(),
+        tcb.recv(&mut buf)
+            .map_err(io::Error::from)
+            .unwrap_err()
+            .kind(),
         io::ErrorKind::TimedOut
     );
 }
@@ -1166,7 +1173,10 @@ fn four_way_close_active() {
         ]
     );
     assert_eq!(
-        tcb.send(b"more").unwrap_err().kind(),
+        tcb.send(b"more")
+            .map_err(io::Error::from)
+            .unwrap_err()
+            .kind(),
         io::ErrorKind::BrokenPipe
     );
     // The ACK of the data but not the FIN keeps FIN-WAIT-1.
@@ -1202,7 +1212,7 @@ fn four_way_close_active() {
     assert_eq!(tcb.state(), State::TimeWait);
     tcb.handle_timeout(msl2);
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.error().map(crate::socket::io_kind), None);
     assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(out(&mut tcb, msl2), vec![]);
 }
@@ -1370,7 +1380,7 @@ fn four_way_close_passive() {
         &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]),
     );
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.error().map(crate::socket::io_kind), None);
     assert_eq!(tcb.poll_timeout(), None);
     assert_eq!(out(&mut tcb, at(30)), vec![]);
 }
@@ -1415,7 +1425,7 @@ fn last_ack_ack() {
     assert_eq!(tcb.state(), State::LastAck);
     seg_in(&mut tcb, at(2), &from_peer(ACK, PEER_ISS + 2, ISS + 2, &[]));
     assert_eq!(tcb.state(), State::Closed);
-    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.error().map(crate::socket::io_kind), None);
 }
 
 // ----------------------------------------------------------------------
@@ -1431,7 +1441,7 @@ fn assert_rst_closes(mut tcb: Tcb, rcv_nxt: u32, error: Option<io::ErrorKind>) {
     let v = seg_in(&mut tcb, at(50), &from_peer(RST, rcv_nxt, 0, &[]));
     assert_eq!(v, Verdict::Done, "{state}");
     assert_eq!(tcb.state(), State::Closed, "{state}");
-    assert_eq!(tcb.error().map(TcpError::kind), error, "{state}");
+    assert_eq!(tcb.error().map(crate::socket::io_kind), error, "{state}");
     assert_eq!(out(&mut tcb, at(50)), vec![], "{state}");
     assert_eq!(tcb.poll_timeout(), None, "{state}");
 }
@@ -1452,11 +1462,14 @@ fn established_rst_fails_reads_and_writes() {
     seg_in(&mut tcb, at(1), &from_peer(RST, PEER_ISS + 1, 0, &[]));
     let mut buf = [0u8; 4];
     assert_eq!(
-        tcb.recv(&mut buf).unwrap_err().kind(),
+        tcb.recv(&mut buf)
+            .map_err(io::Error::from)
+            .unwrap_err()
+            .kind(),
         io::ErrorKind::ConnectionReset
     );
     assert_eq!(
-        tcb.send(b"x").unwrap_err().kind(),
+        tcb.send(b"x").map_err(io::Error::from).unwrap_err().kind(),
         io::ErrorKind::ConnectionReset
     );
 }
@@ -1518,7 +1531,7 @@ fn established_rst_in_window_challenge_ack() {
     assert_eq!(v, Verdict::Done);
     assert_eq!(tcb.state(), State::Established);
     assert_eq!(out(&mut tcb, at(1)), vec![ack(ISS + 1, PEER_ISS + 1, WIN)]);
-    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.error().map(crate::socket::io_kind), None);
 }
 
 /// RFC 9293 section 3.10.7.4 (first check) and RFC 5961 section 3.2: a RST
@@ -1860,7 +1873,7 @@ fn window_shrunk_to_zero_with_data_in_flight_is_probed() {
         no_new_data(&out(&mut tcb, t));
     }
     assert_eq!(tcb.state(), State::Established);
-    assert_eq!(tcb.error().map(TcpError::kind), None);
+    assert_eq!(tcb.error().map(crate::socket::io_kind), None);
     // The window opens: the unacknowledged segment goes out again.
     let t = tcb.poll_timeout().unwrap();
     seg_in(
@@ -3295,21 +3308,21 @@ fn syn_sent_syn_ack_with_data_and_fin() {
 fn send_after_close_stays_broken_pipe() {
     let mut tcb = time_wait();
     assert_eq!(
-        tcb.send(b"x").unwrap_err().kind(),
+        tcb.send(b"x").map_err(io::Error::from).unwrap_err().kind(),
         io::ErrorKind::BrokenPipe
     );
     let end = T0 + 2 * config().msl;
     tcb.handle_timeout(end);
     assert_eq!(tcb.state(), State::Closed);
     assert_eq!(
-        tcb.send(b"x").unwrap_err().kind(),
+        tcb.send(b"x").map_err(io::Error::from).unwrap_err().kind(),
         io::ErrorKind::BrokenPipe
     );
 
     let mut tcb = established();
     seg_in(&mut tcb, at(1), &from_peer(RST, PEER_ISS + 1, 0, &[]));
     assert_eq!(
-        tcb.send(b"x").unwrap_err().kind(),
+        tcb.send(b"x").map_err(io::Error::from).unwrap_err().kind(),
         io::ErrorKind::ConnectionReset
     );
 }

@@ -2,7 +2,6 @@
 //! connection, pumping a byte stream and recording state histories.
 #![allow(dead_code)]
 
-use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -129,7 +128,7 @@ impl Stream {
         while self.sent < self.data.len() {
             match tcb.send(&self.data[self.sent..]) {
                 Ok(k) => self.sent += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(utcp::error::Error::WouldBlock) => break,
                 Err(e) => panic!("send failed: {e}"),
             }
         }
@@ -147,7 +146,7 @@ impl Stream {
                     break;
                 }
                 Ok(k) => self.got.extend_from_slice(&buf[..k]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(utcp::error::Error::WouldBlock) => break,
                 Err(e) => panic!("recv failed: {e}"),
             }
         }

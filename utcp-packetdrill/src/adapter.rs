@@ -21,6 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libc::c_int;
+use utcp::error::{Error, TcpError};
 use utcp::stack::{ConnId, Stack};
 use utcp::state::State;
 use utcp::tcb::TcpConfig;
@@ -49,6 +50,27 @@ const MAX_TIMER_ROUNDS: usize = 100_000;
 /// never sends (while, say, zero-window probes go on for ever) then fails
 /// instead of hanging.
 const IDLE_LIMIT_US: u64 = 300_000_000;
+
+/// The errno Linux returns where the core reports `e`.
+pub fn errno_of_error(e: Error) -> Errno {
+    match e {
+        Error::WouldBlock => libc::EAGAIN,
+        Error::NotConnected => libc::ENOTCONN,
+        Error::SendShutdown => libc::EPIPE,
+        Error::Ended(why) => errno_of_ended(why),
+        Error::PortInUse(_) | Error::TupleInUse(..) | Error::NoEphemeralPort => libc::EADDRINUSE,
+        Error::PortZero | Error::BadRemote(_) => libc::EINVAL,
+    }
+}
+
+/// The errno of a connection that a reset or a timeout ended.
+pub fn errno_of_ended(e: TcpError) -> Errno {
+    match e {
+        TcpError::Refused => libc::ECONNREFUSED,
+        TcpError::Reset => libc::ECONNRESET,
+        TcpError::TimedOut => libc::ETIMEDOUT,
+    }
+}
 
 /// Maps an error from the core to the errno Linux would report.
 pub fn errno_of(kind: io::ErrorKind) -> Errno {
@@ -343,9 +365,7 @@ impl Inner {
             State::Closed => {
                 sock.connecting = false;
                 sock.error_reported = true;
-                Err(tcb
-                    .error()
-                    .map_or(libc::ECONNREFUSED, |e| errno_of(e.kind())))
+                Err(tcb.error().map_or(libc::ECONNREFUSED, errno_of_ended))
             }
             _ => {
                 sock.connecting = false;
@@ -707,7 +727,7 @@ impl Adapter {
         let tcp = g.sock_config(fd)?;
         g.stack
             .listen_with(port, backlog, tcp)
-            .map_err(|e| errno_of(e.kind()))?;
+            .map_err(errno_of_error)?;
         let sock = g.sock(fd)?;
         sock.port = Some(port);
         sock.kind = Kind::Listener {
@@ -789,10 +809,12 @@ impl Adapter {
         let id = g
             .stack
             .connect_with(now, remote, port, tcp)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => libc::EADDRNOTAVAIL,
-                io::ErrorKind::InvalidInput => libc::ENETUNREACH,
-                k => errno_of(k),
+            .map_err(|e| match e {
+                Error::PortInUse(_) | Error::TupleInUse(..) | Error::NoEphemeralPort => {
+                    libc::EADDRNOTAVAIL
+                }
+                Error::PortZero | Error::BadRemote(_) => libc::ENETUNREACH,
+                e => errno_of_error(e),
             })?;
         if let Some(tcb) = g.stack.tcb_mut(id) {
             if nodelay {
@@ -834,11 +856,11 @@ impl Adapter {
             // error and would-block apart for a peek too.
             match tcb.recv(if peek { &mut [] } else { buf }) {
                 Ok(n) => Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(libc::EAGAIN),
+                Err(Error::WouldBlock) => Err(libc::EAGAIN),
                 Err(_) if sock.error_reported => Ok(0),
                 Err(e) => {
                     sock.error_reported = true;
-                    Err(errno_of(e.kind()))
+                    Err(errno_of_error(e))
                 }
             }
         })
@@ -867,7 +889,7 @@ impl Adapter {
                             return Ok(done);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Err(Error::WouldBlock) => {
                         return if done > 0 && nonblock {
                             Ok(done)
                         } else {
@@ -876,10 +898,10 @@ impl Adapter {
                     }
                     Err(_) if done > 0 => return Ok(done),
                     Err(e) => {
-                        let errno = match e.kind() {
-                            io::ErrorKind::NotConnected | io::ErrorKind::BrokenPipe => libc::EPIPE,
+                        let errno = match e {
+                            Error::NotConnected | Error::SendShutdown => libc::EPIPE,
                             _ if sock.error_reported => libc::EPIPE,
-                            k => errno_of(k),
+                            e => errno_of_error(e),
                         };
                         sock.error_reported = true;
                         return Err(errno);
@@ -1003,15 +1025,13 @@ impl Adapter {
         };
         let int = |v: c_int| Ok(v.to_ne_bytes().to_vec());
         match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_ERROR) => {
-                match conn.and_then(|t| t.error().map(|e| e.kind())) {
-                    Some(kind) if !sock.error_reported => {
-                        sock.error_reported = true;
-                        int(errno_of(kind))
-                    }
-                    _ => int(0),
+            (libc::SOL_SOCKET, libc::SO_ERROR) => match conn.and_then(|t| t.error()) {
+                Some(why) if !sock.error_reported => {
+                    sock.error_reported = true;
+                    int(errno_of_ended(why))
                 }
-            }
+                _ => int(0),
+            },
             (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
