@@ -9,7 +9,8 @@ use super::*;
 
 use std::net::Ipv4Addr;
 
-use crate::wire::{Packet, TcpFlags, TcpOptions, TcpSegment};
+use crate::testing::{self, data, Seg};
+use crate::wire::{TcpFlags, TcpOptions, TcpSegment};
 
 // ----------------------------------------------------------------------
 // Harness
@@ -59,47 +60,11 @@ fn config() -> TcpConfig {
     }
 }
 
-/// `n` bytes of recognisable data.
-fn data(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8).collect()
-}
-
-/// A segment as it left the TCB, parsed back from the wire, owning its payload.
-#[derive(Clone, PartialEq, Eq)]
-struct Seg {
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    window: u16,
-    options: TcpOptions,
-    payload: Vec<u8>,
-}
-
-impl std::fmt::Debug for Seg {
-    /// Compact, so that a failed comparison stays readable: the payload is
-    /// shown as its length and a checksum-like sum.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sum: u64 = self.payload.iter().map(|&b| u64::from(b)).sum();
-        write!(
-            f,
-            "<{:?} seq={} ack={} win={} len={} sum={}",
-            self.flags,
-            self.seq,
-            self.ack,
-            self.window,
-            self.payload.len(),
-            sum
-        )?;
-        if self.options != TcpOptions::default() {
-            write!(f, " {:?}", self.options)?;
-        }
-        f.write_str(">")
-    }
-}
-
-/// The segment we expect: no options.
+/// The segment we expect from us: no options.
 fn seg(flags: TcpFlags, seq: u32, ack: u32, window: u16, payload: &[u8]) -> Seg {
     Seg {
+        src: LOCAL,
+        dst: REMOTE,
         seq,
         ack,
         flags,
@@ -114,25 +79,13 @@ fn ack(seq: u32, ack: u32, window: u16) -> Seg {
     seg(ACK, seq, ack, window, &[])
 }
 
-/// Everything `tcb` sends at `now`: `dispatch` until it returns `None`, each
-/// packet parsed with `wire::parse` (so checksums and lengths are checked too).
+/// Everything `tcb` sends at `now` ([`testing::tcb_output`]: `dispatch` until
+/// it returns `None`, each packet parsed back with `wire::parse`, so checksums
+/// and lengths are checked too), all from `LOCAL` to `REMOTE`.
 fn out(tcb: &mut Tcb, now: Instant) -> Vec<Seg> {
-    let mut segs = Vec::new();
-    let mut buf = vec![0u8; 65_535];
-    while let Some(n) = tcb.dispatch(now, &mut buf) {
-        let Ok(Packet::Tcp(s)) = wire::parse(&buf[..n]) else {
-            panic!("dispatch wrote something that is not a valid TCP packet");
-        };
+    let segs = testing::tcb_output(tcb, now);
+    for s in &segs {
         assert_eq!((s.src, s.dst), (LOCAL, REMOTE), "addresses of {s:?}");
-        segs.push(Seg {
-            seq: s.seq.0,
-            ack: s.ack.0,
-            flags: s.flags,
-            window: s.window,
-            options: s.options,
-            payload: s.payload.to_vec(),
-        });
-        assert!(segs.len() < 1000, "dispatch never returns None");
     }
     segs
 }
@@ -140,14 +93,8 @@ fn out(tcb: &mut Tcb, now: Instant) -> Vec<Seg> {
 /// A segment from the peer.
 fn from_peer(flags: TcpFlags, seq: u32, ack: u32, payload: &[u8]) -> TcpSegment<'_> {
     TcpSegment {
-        src: REMOTE,
-        dst: LOCAL,
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
-        flags,
         window: PEER_WIN,
-        options: TcpOptions::default(),
-        payload,
+        ..testing::segment(REMOTE, LOCAL, flags, seq, ack, payload)
     }
 }
 
