@@ -2174,5 +2174,5 @@ pub(crate) fn error_text(kind: io::ErrorKind) -> &'static str {
 }
 
 #[cfg(test)]
-#[path = "tcb_tests.rs"]
+#[path = "tcb_tests/mod.rs"]
 mod tests;
