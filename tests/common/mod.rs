@@ -113,6 +113,24 @@ fn cleanup_stale_namespaces() {
     }
 }
 
+/// What a TUN test says when it cannot run. Plain `cargo test` as a normal
+/// user runs the sans-IO tests; these fail (never skip) with this message.
+pub const NEEDS_ROOT: &str = "this test needs root and /dev/net/tun (it creates a network \
+     namespace with a TUN device): run `sudo bash scripts/test.sh`; as a normal user, \
+     `cargo test --workspace --no-fail-fast` runs the sans-IO tests";
+
+/// Fails the test at once, with [`NEEDS_ROOT`], unless it runs as root on a
+/// machine with `/dev/net/tun`.
+pub fn require_root_and_tun() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert!(euid == 0, "not root (euid {euid}): {NEEDS_ROOT}");
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing (modprobe tun): {NEEDS_ROOT}"
+    );
+}
+
 /// A network namespace with a TUN device inside, deleted on drop.
 pub struct Netns {
     name: String,
@@ -127,17 +145,7 @@ impl Netns {
     }
 
     pub fn with_mtu(mtu: u32) -> Netns {
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        assert_eq!(
-            euid, 0,
-            "the interop tests must run as root (they create network namespaces and TUN devices); \
-             use scripts/test.sh as root"
-        );
-        assert!(
-            Path::new("/dev/net/tun").exists(),
-            "/dev/net/tun is missing: the interop tests need TUN devices (modprobe tun)"
-        );
+        require_root_and_tun();
         STALE_CLEANUP.call_once(cleanup_stale_namespaces);
 
         let name = format!("utcpt-{}", unique_suffix());
