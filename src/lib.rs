@@ -14,5 +14,8 @@ pub mod socket;
 pub mod stack;
 pub mod state;
 pub mod tcb;
+// Test helpers shared by all tests (see its module doc); not in normal builds.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod wire;

@@ -249,13 +249,9 @@ impl ReassemblyQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::random_bytes;
     use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
-
-    /// A stream of `n` bytes with a pattern that catches misplaced bytes.
-    fn stream(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
-    }
 
     fn blocks(q: &ReassemblyQueue) -> Vec<(u32, u32)> {
         q.blocks().map(|(s, e)| (s.0, e.0)).collect()
@@ -568,7 +564,7 @@ mod tests {
     #[test]
     fn shuffled_one_byte_segments() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let data = stream(600);
+        let data = random_bytes(600, 7);
         for isn in ISNS.into_iter().chain([u32::MAX - 300]) {
             for _ in 0..5 {
                 let mut chunks: Vec<_> = (0..data.len()).map(|i| (i, 1)).collect();
@@ -583,7 +579,7 @@ mod tests {
     #[test]
     fn shuffled_variable_segments_with_overlaps() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let data = stream(5000);
+        let data = random_bytes(5000, 7);
         for isn in ISNS.into_iter().chain([u32::MAX - 2500]) {
             for _ in 0..10 {
                 let mut chunks = partition(&mut rng, data.len(), 300);
@@ -610,7 +606,7 @@ mod tests {
     #[test]
     fn shuffled_segments_under_memory_pressure() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let data = stream(3000);
+        let data = random_bytes(3000, 7);
         for isn in ISNS.into_iter().chain([u32::MAX - 1500]) {
             for max in [1, 64, 500, 1499] {
                 let mut chunks = partition(&mut rng, data.len(), 200);
@@ -625,7 +621,7 @@ mod tests {
     #[test]
     fn random_against_model() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let data = stream(4000);
+        let data = random_bytes(4000, 7);
         let isn = SeqNum(u32::MAX - 1000);
         let max = 700;
         let mut q = ReassemblyQueue::new(max);

@@ -798,22 +798,17 @@ impl SimNet {
 mod tests {
     use super::*;
 
-    /// A valid TCP/IPv4 packet with correct checksums.
+    /// A valid TCP/IPv4 packet with correct checksums: 40 bytes of headers,
+    /// then 20 bytes of 0x5a.
     fn packet() -> Vec<u8> {
-        use crate::seq::SeqNum;
-        use crate::wire::{emit_tcp, TcpFlags, TcpOptions, TcpRepr};
-        let repr = TcpRepr {
-            src: "10.0.0.1:1000".parse().unwrap(),
-            dst: "10.0.0.2:80".parse().unwrap(),
-            seq: SeqNum(1),
-            ack: SeqNum(2),
-            flags: TcpFlags::ACK,
+        use crate::testing::{encode, segment};
+        use crate::wire::{TcpFlags, TcpSegment};
+        let src = "10.0.0.1:1000".parse().unwrap();
+        let dst = "10.0.0.2:80".parse().unwrap();
+        encode(&TcpSegment {
             window: 100,
-            options: TcpOptions::default(),
-        };
-        let mut buf = [0u8; 100];
-        let n = emit_tcp(&mut buf, &repr, 20, |p| p.fill(0x5a)).unwrap();
-        buf[..n].to_vec()
+            ..segment(src, dst, TcpFlags::ACK, 1, 2, &[0x5a; 20])
+        })
     }
 
     #[test]

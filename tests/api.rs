@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use utcp::socket::{NetStack, TcpListener, TcpStream};
 use utcp::state::State;
+use utcp::testing::{assert_same_bytes, pattern_fill, random_bytes};
 
 /// Upper bound for one test's body.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);

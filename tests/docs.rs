@@ -8,7 +8,7 @@
 //!   relative to the repository root, to the document, or as the tail of a
 //!   path in the repository (`src/ffi.rs` for `utcp-packetdrill/src/ffi.rs`);
 //!   paths into other trees (packetdrill's `gtests/...`) are not checked;
-//! - an item (`Stack::handle_packet`, `flush_conn`, `Tcb::on_segment(now,
+//! - an item (`Stack::handle_packet`, `flush_conn`, `Tcb::handle_segment(now,
 //!   seg)`, `TcpConfig`, `fn drive`, `Mutex<Core>`, `cfg.addr`) must be
 //!   defined in src/, tests/, utcp-packetdrill/, benches/ or examples/. In a
 //!   `::` path every module segment must be a module and every type segment
@@ -882,7 +882,7 @@ fn extractor_reports_missing_and_accepts_present() {
     let defs = Defs::scan(&root());
     let md = "# Title\n\
               \n\
-              `Stack::handle_packet` and `Tcb::on_segment(now, seg)` exist, as do\n\
+              `Stack::handle_packet` and `Tcb::handle_segment(now, seg)` exist, as do\n\
               `flush_conn`, `fn drive`, `TcpConfig`, `tests/sim_matrix.rs` and\n\
               `StackConfig { addr, mtu }`. Words such as `server`, flags such as\n\
               `--stats`, `SYN-SENT`, `SND.UNA`, `10ms`, `IFF_NO_PI`, `RUST_LOG`,\n\
@@ -893,7 +893,7 @@ fn extractor_reports_missing_and_accepts_present() {
               across lines: `Tcb::also_gone_xyz(now,\n\
               seg)`.\n\
               \n\
-              A method of another type: `Stack::on_segment` (it is `Tcb`'s).\n\
+              A method of another type: `Stack::apply_syn_options` (it is `Tcb`'s).\n\
               \n\
               ```rust\n\
               let x = `Fenced::ignored_xyz`;\n\
@@ -907,7 +907,7 @@ fn extractor_reports_missing_and_accepts_present() {
         "docs/example.md:10: `Mutex<NoSuchCore>` not found (no item `NoSuchCore`)",
         "docs/example.md:10: `not_a_field_xyz` not found (no item `not_a_field_xyz`)",
         "docs/example.md:11: `Tcb::also_gone_xyz(now, seg)` not found (`Tcb` has no member `also_gone_xyz`)",
-        "docs/example.md:14: `Stack::on_segment` not found (`Stack` has no member `on_segment`)",
+        "docs/example.md:14: `Stack::apply_syn_options` not found (`Stack` has no member `apply_syn_options`)",
     ];
     assert_eq!(got, expected);
 }

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use utcp::testing::random_bytes;
 
 const TEN_MIB: usize = 10 * 1024 * 1024;
 

@@ -37,6 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use utcp::testing::{pattern_fill, random_bytes};
 
 const TWENTY_MB: usize = 20_000_000;
 const FIVE_MB: usize = 5_000_000;

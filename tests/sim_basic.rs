@@ -1,28 +1,22 @@
 //! Two utcp stacks over the simulated link: handshake, data, close.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+mod sim_util;
+
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use utcp::sim::SimNet;
 use utcp::stack::ConnId;
-use utcp::stack::{Event, StackConfig};
+use utcp::stack::Event;
 use utcp::state::State;
 use utcp::tcb::{ConnEvent, TcpError};
+use utcp::testing::{init_logger, pattern, tcp_segment};
 
-const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-
-fn net() -> SimNet {
-    let mut ca = StackConfig::new(A);
-    ca.seed = Some(1);
-    let mut cb = StackConfig::new(B);
-    cb.seed = Some(2);
-    SimNet::new(ca, cb, Duration::from_millis(10))
-}
+use sim_util::{establish, net, History, Side, Stream, A, B};
 
 #[test]
 fn handshake_data_and_close() {
-    let _ = env_logger::builder().is_test(true).try_init();
+    init_logger();
     let mut n = net();
     n.b.listen(80, 8).unwrap();
     let now = n.now();
@@ -37,7 +31,7 @@ fn handshake_data_and_close() {
         s.is_some()
     }));
     let s = s.unwrap();
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let data = pattern(200_000, 0);
     let mut sent = 0;
     let mut got = Vec::new();
     let ok = n.run_until(Duration::from_secs(60), |n| {
@@ -76,14 +70,10 @@ fn handshake_data_and_close() {
     );
 }
 
-mod sim_util;
-
-use sim_util::{establish, pattern, History, Side, Stream};
-
 #[test]
 fn three_way_handshake() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     n.set_trace(true);
     let (c, s) = establish(&mut n);
     assert_eq!(n.a.tcb(c).unwrap().state(), State::Established);
@@ -92,7 +82,7 @@ fn three_way_handshake() {
     let flags: Vec<_> = n
         .trace
         .iter()
-        .map(|t| (t.dir, sim_util::tcp(&t.bytes).unwrap().flags))
+        .map(|t| (t.dir, tcp_segment(&t.bytes).unwrap().flags))
         .collect();
     use utcp::sim::Dir::*;
     use utcp::wire::TcpFlags as F;
@@ -115,8 +105,8 @@ fn three_way_handshake() {
 
 #[test]
 fn data_both_ways_at_once() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     let (c, s) = establish(&mut n);
     let mut ab = Stream::new(Side::A, c, s, pattern(200_000, 1));
     let mut ba = Stream::new(Side::B, s, c, pattern(200_000, 2));
@@ -192,8 +182,8 @@ fn assert_four_way_close(hc: &History, ho: &History) {
 
 #[test]
 fn active_close_from_a() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     let ids = establish(&mut n);
     let (hc, ho) = orderly_close(&mut n, Side::A, ids);
     assert_four_way_close(&hc, &ho);
@@ -203,8 +193,8 @@ fn active_close_from_a() {
 
 #[test]
 fn active_close_from_b() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     let ids = establish(&mut n);
     let (hc, ho) = orderly_close(&mut n, Side::B, ids);
     assert_four_way_close(&hc, &ho);
@@ -214,8 +204,8 @@ fn active_close_from_b() {
 
 #[test]
 fn simultaneous_open() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     let now = n.now();
     let c =
         n.a.connect_from(now, 5000, SocketAddrV4::new(B, 6000))
@@ -249,8 +239,8 @@ fn simultaneous_open() {
 
 #[test]
 fn simultaneous_close() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     let (c, s) = establish(&mut n);
     n.a.tcb_mut(c).unwrap().close();
     n.b.tcb_mut(s).unwrap().close();
@@ -272,8 +262,8 @@ fn simultaneous_close() {
 
 #[test]
 fn half_close_peer_keeps_sending() {
-    sim_util::init_log();
-    let mut n = sim_util::net();
+    init_logger();
+    let mut n = net();
     let (c, s) = establish(&mut n);
     n.a.tcb_mut(c).unwrap().close();
     // B sees A's FIN first ...

@@ -11,9 +11,10 @@ use std::time::Duration;
 use utcp::sim::{Dir, Fate, SimNet};
 use utcp::stack::ConnId;
 use utcp::state::State;
+use utcp::testing::{init_logger, pattern, tcp_segment};
 use utcp::wire::TcpFlags;
 
-use sim_util::{establish, pattern, tcp, History, Side, Stream};
+use sim_util::{establish, History, Side, Stream};
 
 /// Drops the `nth` (1-based) packet going `dir` that `pick` selects, and only
 /// that one. The returned cell counts the packets dropped (0 or 1).
@@ -79,7 +80,7 @@ fn is_data(pkt: &[u8]) -> bool {
 
 #[test]
 fn tail_loss_recovered_by_retransmission_timer() {
-    sim_util::init_log();
+    init_logger();
     // With tail loss probes off: a probe (RFC 8985) would repair this loss
     // before the timer (tests/sim_mechanisms.rs pins that case).
     let (mut ca, mut cb) = sim_util::configs();
@@ -102,7 +103,7 @@ fn tail_loss_recovered_by_retransmission_timer() {
 
 #[test]
 fn mid_stream_loss_recovered_by_fast_retransmit() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     // 100 Mbit/s: the segments of a burst arrive one by one, each answered.
     n.set_bandwidth(Some(12_500_000));
@@ -121,7 +122,7 @@ fn mid_stream_loss_recovered_by_fast_retransmit() {
 
 #[test]
 fn mid_stream_loss_in_a_batch_still_fast_retransmits() {
-    sim_util::init_log();
+    init_logger();
     // No link rate: a whole flight arrives at one instant and the receiver
     // handles it as one batch before dispatching, like the TUN driver does
     // with every packet readable at once. RFC 5681 section 4.2 still wants
@@ -140,19 +141,20 @@ fn mid_stream_loss_in_a_batch_still_fast_retransmits() {
 }
 
 fn is_syn(pkt: &[u8]) -> bool {
-    tcp(pkt).is_some_and(|s| s.flags.contains(TcpFlags::SYN) && !s.flags.contains(TcpFlags::ACK))
+    tcp_segment(pkt)
+        .is_some_and(|s| s.flags.contains(TcpFlags::SYN) && !s.flags.contains(TcpFlags::ACK))
 }
 
 fn is_syn_ack(pkt: &[u8]) -> bool {
-    tcp(pkt).is_some_and(|s| s.flags.contains(TcpFlags::SYN | TcpFlags::ACK))
+    tcp_segment(pkt).is_some_and(|s| s.flags.contains(TcpFlags::SYN | TcpFlags::ACK))
 }
 
 fn is_pure_ack(pkt: &[u8]) -> bool {
-    tcp(pkt).is_some_and(|s| s.flags == TcpFlags::ACK && s.payload.is_empty())
+    tcp_segment(pkt).is_some_and(|s| s.flags == TcpFlags::ACK && s.payload.is_empty())
 }
 
 fn is_fin(pkt: &[u8]) -> bool {
-    tcp(pkt).is_some_and(|s| s.flags.contains(TcpFlags::FIN))
+    tcp_segment(pkt).is_some_and(|s| s.flags.contains(TcpFlags::FIN))
 }
 
 /// After a handshake that needed help: data flows and the close completes.
@@ -162,7 +164,7 @@ fn still_works(n: &mut SimNet, c: ConnId, s: ConnId) {
 
 #[test]
 fn lost_syn_is_retransmitted() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let dropped = drop_nth(&mut n, Dir::AtoB, 1, is_syn);
     let (c, s) = establish(&mut n);
@@ -179,7 +181,7 @@ fn lost_syn_is_retransmitted() {
 
 #[test]
 fn lost_syn_ack_is_retransmitted() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let dropped = drop_nth(&mut n, Dir::BtoA, 1, is_syn_ack);
     let (c, s) = establish(&mut n);
@@ -196,7 +198,7 @@ fn lost_syn_ack_is_retransmitted() {
 
 #[test]
 fn lost_handshake_ack_is_recovered() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let dropped = drop_nth(&mut n, Dir::AtoB, 1, is_pure_ack);
     let (c, s) = establish(&mut n);
@@ -209,7 +211,7 @@ fn lost_handshake_ack_is_recovered() {
 
 #[test]
 fn lost_fin_is_retransmitted() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let (c, s) = establish(&mut n);
     let dropped = drop_nth(&mut n, Dir::AtoB, 1, is_fin);
@@ -223,7 +225,7 @@ fn lost_fin_is_retransmitted() {
 
 #[test]
 fn lost_ack_of_fin_is_recovered() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let (c, s) = establish(&mut n);
     // Lose B's ACK of A's FIN: the first pure ACK from B once A closed.
@@ -256,7 +258,7 @@ fn lost_ack_of_fin_is_recovered() {
 
 #[test]
 fn connect_to_port_without_listener_is_refused() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let now = n.now();
     let c =
@@ -277,7 +279,7 @@ fn connect_to_port_without_listener_is_refused() {
 
 #[test]
 fn abort_resets_the_peer() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let (c, s) = establish(&mut n);
     n.a.tcb_mut(c).unwrap().abort();
@@ -300,7 +302,7 @@ fn abort_resets_the_peer() {
 
 #[test]
 fn segment_for_forgotten_connection_is_reset() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let (c, _s) = establish(&mut n);
     // B reboots: a fresh stack with the same address, knowing nothing.
@@ -320,7 +322,7 @@ fn segment_for_forgotten_connection_is_reset() {
 
 #[test]
 fn time_wait_lasts_two_msl_then_is_forgotten() {
-    sim_util::init_log();
+    init_logger();
     let msl = Duration::from_secs(3);
     let (mut ca, cb) = sim_util::configs();
     ca.tcp.msl = msl;
@@ -350,7 +352,7 @@ fn time_wait_lasts_two_msl_then_is_forgotten() {
 
 #[test]
 fn connection_times_out_when_peer_vanishes() {
-    sim_util::init_log();
+    init_logger();
     let (mut ca, cb) = sim_util::configs();
     ca.tcp.max_retries = 5;
     // Pins RFC 6298's back-off alone: a tail loss probe (RFC 8985) would
@@ -389,7 +391,7 @@ fn connection_times_out_when_peer_vanishes() {
 /// then both close; all within `limit` of simulated time.
 fn lossy_transfer(loss: f64, seed: u32, rate: Option<u64>, limit: Duration) {
     use rand::{Rng, SeedableRng};
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     n.set_bandwidth(rate);
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(seed));
@@ -446,7 +448,7 @@ fn random_loss_10_percent() {
 #[test]
 fn data_both_ways_over_lossy_link_both_closing_early() {
     use rand::{Rng, SeedableRng};
-    sim_util::init_log();
+    init_logger();
     // Both sides queue 500 KB and close at once, over 8% loss both ways:
     // both retransmit on timeout while data flows the other way, and each
     // side's ACKs must stay acceptable to the other (seed 3 used to end in
@@ -487,7 +489,7 @@ fn data_both_ways_over_lossy_link_both_closing_early() {
 
 #[test]
 fn abort_after_a_retransmission_timeout_still_resets_the_peer() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     let (c, s) = establish(&mut n);
     // B's ACKs are lost, so A times out and goes back to SND.UNA.

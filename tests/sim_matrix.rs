@@ -17,10 +17,10 @@ mod sim_util;
 
 use std::time::Duration;
 
-use rand::{RngCore, SeedableRng};
 use utcp::cc::Algorithm;
 use utcp::sim::{Dir, GilbertElliott, LinkConfig, LinkStats, QueueLimit, SimNet};
 use utcp::state::State;
+use utcp::testing::{init_logger, random_bytes};
 
 use sim_util::{establish, Side, Stream, LATENCY};
 
@@ -88,7 +88,7 @@ fn link_seed(seed: u64, from: Side) -> u64 {
 }
 
 fn run(row: &Row, seed: u64, from: Side, cc: Algorithm) -> Outcome {
-    sim_util::init_log();
+    init_logger();
     let (mut ca, mut cb) = sim_util::configs();
     ca.seed = Some(seed * 2 + 1);
     cb.seed = Some(seed * 2 + 2);
@@ -100,8 +100,7 @@ fn run(row: &Row, seed: u64, from: Side, cc: Algorithm) -> Outcome {
     let mut n = SimNet::new(ca, cb, LATENCY);
     n.set_seed(link_seed(seed, from));
     n.set_link(row.link.clone());
-    let mut data = vec![0u8; SIZE];
-    rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed).fill_bytes(&mut data);
+    let data = random_bytes(SIZE, seed ^ 0x5eed);
     let start = n.now();
     let (c, s) = establish(&mut n);
     let (tx, rx) = match from {

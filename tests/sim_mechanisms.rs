@@ -10,14 +10,14 @@ use std::net::SocketAddrV4;
 use std::rc::Rc;
 use std::time::Duration;
 
-use rand::{RngCore, SeedableRng};
 use utcp::seq::SeqNum;
 use utcp::sim::{Dir, Fate, LinkConfig, Outcome, SimNet, Traced};
 use utcp::stack::{ConnId, StackConfig};
 use utcp::state::State;
+use utcp::testing::{init_logger, pattern, random_bytes, tcp_segment};
 use utcp::time::Instant;
 
-use sim_util::{establish, pattern, tcp, Side, Stream, LATENCY};
+use sim_util::{establish, Side, Stream, LATENCY};
 
 /// Runs `st` until all its data arrived (and the EOF if closing).
 fn transfer(n: &mut SimNet, st: &mut Stream, limit: Duration) {
@@ -43,7 +43,7 @@ fn warm_up(n: &mut SimNet, c: ConnId, s: ConnId, len: usize) -> usize {
         .trace
         .iter()
         .filter(|t| t.dir == Dir::AtoB)
-        .filter_map(|t| tcp(&t.bytes).map(|s| s.payload.len()))
+        .filter_map(|t| tcp_segment(&t.bytes).map(|s| s.payload.len()))
         .max()
         .unwrap();
     n.set_trace(false);
@@ -69,7 +69,7 @@ fn drop_seqs(n: &mut SimNet, seqs: Vec<SeqNum>) -> Rc<Cell<u32>> {
     let mut pending = seqs;
     n.set_filter(move |dir, pkt| {
         if dir == Dir::AtoB {
-            if let Some(seg) = tcp(pkt).filter(|s| !s.payload.is_empty()) {
+            if let Some(seg) = tcp_segment(pkt).filter(|s| !s.payload.is_empty()) {
                 if let Some(i) = pending.iter().position(|&q| q == seg.seq) {
                     pending.remove(i);
                     d.set(d.get() + 1);
@@ -95,7 +95,7 @@ fn acks_from_b(trace: &[Traced], ack: SeqNum) -> Vec<&Traced> {
     trace
         .iter()
         .filter(|t| t.dir == Dir::BtoA)
-        .filter(|t| tcp(&t.bytes).is_some_and(|s| s.payload.is_empty() && s.ack == ack))
+        .filter(|t| tcp_segment(&t.bytes).is_some_and(|s| s.payload.is_empty() && s.ack == ack))
         .collect()
 }
 
@@ -104,7 +104,7 @@ fn data_at(trace: &[Traced], seq: SeqNum) -> Vec<&Traced> {
     trace
         .iter()
         .filter(|t| t.dir == Dir::AtoB)
-        .filter(|t| tcp(&t.bytes).is_some_and(|s| !s.payload.is_empty() && s.seq == seq))
+        .filter(|t| tcp_segment(&t.bytes).is_some_and(|s| !s.payload.is_empty() && s.seq == seq))
         .collect()
 }
 
@@ -115,7 +115,7 @@ fn lose_first_of_burst(
     k: usize,
     tail_loss_probe: bool,
 ) -> (SimNet, ConnId, utcp::tcb::ConnStats, Vec<Traced>, SeqNum) {
-    sim_util::init_log();
+    init_logger();
     // RFC 5681's thresholds are pinned with tail loss probes off: a probe
     // (RFC 8985) is one more segment, so one more duplicate ACK.
     let (mut ca, mut cb) = sim_util::configs();
@@ -190,7 +190,7 @@ fn third_duplicate_ack_fast_retransmits_exactly_once() {
 
 #[test]
 fn newreno_partial_ack_retransmits_next_hole() {
-    sim_util::init_log();
+    init_logger();
     // SACK off on both sides pins plain NewReno (RFC 6582).
     let (mut ca, mut cb) = sim_util::configs();
     ca.tcp.sack = false;
@@ -237,7 +237,7 @@ fn blackhole(n: &mut SimNet) -> Rc<Cell<bool>> {
 
 #[test]
 fn rto_doubles_on_each_expiry_and_resets_after_a_new_sample() {
-    sim_util::init_log();
+    init_logger();
     // Timestamps off: only a segment sent once may time the path. Tail loss
     // probes off: this pins the RFC 6298 timer alone.
     let (mut ca, mut cb) = sim_util::configs();
@@ -288,7 +288,7 @@ fn rto_doubles_on_each_expiry_and_resets_after_a_new_sample() {
 
 #[test]
 fn karn_ignores_the_ack_of_a_retransmitted_segment() {
-    sim_util::init_log();
+    init_logger();
     let (mut ca, mut cb) = sim_util::configs();
     ca.tcp.timestamps = false;
     cb.tcp.timestamps = false;
@@ -328,7 +328,7 @@ fn karn_ignores_the_ack_of_a_retransmitted_segment() {
 
 #[test]
 fn zero_window_is_probed_and_transfer_resumes_when_reader_reads() {
-    sim_util::init_log();
+    init_logger();
     let (ca, mut cb) = sim_util::configs();
     cb.tcp.recv_buffer = 16 * 1024;
     let mut n = SimNet::new(ca, cb, LATENCY);
@@ -374,7 +374,9 @@ fn flight_of_transfer(n: &mut SimNet, c: ConnId, s: ConnId, len: usize) -> (usiz
     let (mut sent_max, mut acked) = (None::<SeqNum>, None::<SeqNum>);
     let mut traced = 0;
     for t in &n.trace {
-        let Some(seg) = tcp(&t.bytes) else { continue };
+        let Some(seg) = tcp_segment(&t.bytes) else {
+            continue;
+        };
         match t.dir {
             Dir::AtoB => {
                 let end = seg.seq + seg.payload.len();
@@ -391,7 +393,7 @@ fn flight_of_transfer(n: &mut SimNet, c: ConnId, s: ConnId, len: usize) -> (usiz
 
 #[test]
 fn window_scaling_on_fills_more_than_64k() {
-    sim_util::init_log();
+    init_logger();
     let mut n = sim_util::net();
     n.set_bandwidth(Some(12_500_000));
     let (c, s) = establish(&mut n);
@@ -408,7 +410,7 @@ fn window_scaling_on_fills_more_than_64k() {
 #[test]
 fn window_scaling_off_when_the_peer_does_not_offer_it() {
     for side in [Side::A, Side::B] {
-        sim_util::init_log();
+        init_logger();
         let (mut ca, mut cb) = sim_util::configs();
         match side {
             Side::A => ca.tcp.window_scaling = false,
@@ -455,7 +457,7 @@ fn sequence_numbers_wrap_during_transfer() {
     // ours: probe the hash part with a connection at time zero, then open
     // the real one at the time that puts the chosen side's ISN 300 000
     // bytes below 2^32, and send 1 MiB each way over a lossy link.
-    sim_util::init_log();
+    init_logger();
     let (ca, cb) = sim_util::configs();
     let port = 40_000;
     let (a0, b0) = isns_at(&ca, &cb, port, Duration::ZERO);
@@ -490,11 +492,8 @@ fn sequence_numbers_wrap_during_transfer() {
             duplicate: 0.01,
             ..LinkConfig::new(LATENCY)
         });
-        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
-        let mut d1 = vec![0u8; 1 << 20];
-        let mut d2 = vec![0u8; 1 << 20];
-        rng.fill_bytes(&mut d1);
-        rng.fill_bytes(&mut d2);
+        let d1 = random_bytes(1 << 20, 17);
+        let d2 = random_bytes(1 << 20, 18);
         let mut ab = Stream::new(Side::A, c, s, d1).closing();
         let mut ba = Stream::new(Side::B, s, c, d2).closing();
         let ok = n.run_until(Duration::from_secs(60), |n| {

@@ -7,17 +7,17 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rand::{Rng, SeedableRng};
 use utcp::error::Error;
-use utcp::seq::SeqNum;
 use utcp::stack::{Stack, StackConfig};
+use utcp::testing::{encode, init_logger, segment, stack_output, Seg};
 use utcp::time::Instant;
-use utcp::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use utcp::wire::TcpFlags;
 
 const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const NOW: Instant = Instant::ZERO;
 
 fn stack() -> Stack {
-    let _ = env_logger::builder().is_test(true).try_init();
+    init_logger();
     let mut cfg = StackConfig::new(US);
     cfg.seed = Some(7);
     Stack::new(cfg)
@@ -25,34 +25,20 @@ fn stack() -> Stack {
 
 /// Everything the stack wants to send now.
 fn output(s: &mut Stack) -> Vec<Vec<u8>> {
-    let mut buf = vec![0u8; 1500];
-    let mut out = Vec::new();
-    s.poll_transmit(NOW, &mut buf, |p| out.push(p.to_vec()));
-    out
-}
-
-fn segment(pkt: &[u8]) -> TcpSegment<'_> {
-    match wire::parse(pkt) {
-        Ok(Packet::Tcp(seg)) => seg,
-        other => panic!("not a TCP segment: {other:?}"),
-    }
+    stack_output(s, NOW)
 }
 
 /// A TCP packet from PEER:`sport` to `dst`:`dport`.
 fn tcp_to(dst: Ipv4Addr, sport: u16, dport: u16, seq: u32, ack: u32, flags: TcpFlags) -> Vec<u8> {
-    let repr = TcpRepr {
-        src: SocketAddrV4::new(PEER, sport),
-        dst: SocketAddrV4::new(dst, dport),
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
+    let src = SocketAddrV4::new(PEER, sport);
+    encode(&segment(
+        src,
+        SocketAddrV4::new(dst, dport),
         flags,
-        window: 65535,
-        options: TcpOptions::default(),
-    };
-    let mut buf = vec![0u8; 1500];
-    let n = wire::emit_tcp(&mut buf, &repr, 0, |_| {}).unwrap();
-    buf.truncate(n);
-    buf
+        seq,
+        ack,
+        &[],
+    ))
 }
 
 fn tcp_in(sport: u16, dport: u16, seq: u32, ack: u32, flags: TcpFlags) -> Vec<u8> {
@@ -245,11 +231,11 @@ fn fuzzed_mutations_of_valid_packets_never_panic() {
     let out = output(&mut s);
     let synack = out
         .iter()
-        .map(|p| segment(p))
+        .map(|p| Seg::parse(p))
         .find(|seg| seg.dst.port() == 5555)
         .expect("an answer to the SYN");
     assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
-    assert_eq!(synack.ack, SeqNum(43));
+    assert_eq!(synack.ack, 43);
 }
 
 #[test]
@@ -258,11 +244,11 @@ fn syn_to_closed_port_gets_rst_ack() {
     s.handle_packet(NOW, &tcp_in(4000, 81, 1000, 0, TcpFlags::SYN));
     let out = output(&mut s);
     assert_eq!(out.len(), 1);
-    let rst = segment(&out[0]);
+    let rst = Seg::parse(&out[0]);
     // RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
     assert_eq!(rst.flags, TcpFlags::RST | TcpFlags::ACK);
-    assert_eq!(rst.seq, SeqNum(0));
-    assert_eq!(rst.ack, SeqNum(1001));
+    assert_eq!(rst.seq, 0);
+    assert_eq!(rst.ack, 1001);
     assert_eq!(rst.src, SocketAddrV4::new(US, 81));
     assert_eq!(rst.dst, SocketAddrV4::new(PEER, 4000));
     assert!(rst.payload.is_empty());
@@ -279,10 +265,10 @@ fn ack_to_closed_port_gets_rst_with_its_ack_as_seq() {
     );
     let out = output(&mut s);
     assert_eq!(out.len(), 1);
-    let rst = segment(&out[0]);
+    let rst = Seg::parse(&out[0]);
     // RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST>.
     assert_eq!(rst.flags, TcpFlags::RST);
-    assert_eq!(rst.seq, SeqNum(0xdead_beef));
+    assert_eq!(rst.seq, 0xdead_beef);
     assert_eq!(s.stats().resets_sent, 1);
 }
 
@@ -294,9 +280,9 @@ fn ack_to_listening_port_gets_rst() {
     s.handle_packet(NOW, &tcp_in(4000, 80, 1000, 77, TcpFlags::ACK));
     let out = output(&mut s);
     assert_eq!(out.len(), 1);
-    let rst = segment(&out[0]);
+    let rst = Seg::parse(&out[0]);
     assert_eq!(rst.flags, TcpFlags::RST);
-    assert_eq!(rst.seq, SeqNum(77));
+    assert_eq!(rst.seq, 77);
     assert_eq!(s.connection_count(), 0);
 }
 
@@ -362,14 +348,14 @@ fn listen_backlog_drops_extra_syns() {
         s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));
     }
     let out = output(&mut s);
-    let answered: Vec<u16> = out.iter().map(|p| segment(p).dst.port()).collect();
+    let answered: Vec<u16> = out.iter().map(|p| Seg::parse(p).dst.port()).collect();
     assert_eq!(
         answered,
         vec![4000, 4001],
         "a SYN-ACK for the first two only"
     );
     for p in &out {
-        assert_eq!(segment(p).flags, TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(Seg::parse(p).flags, TcpFlags::SYN | TcpFlags::ACK);
     }
     assert_eq!(s.stats().syn_backlog_full, 1);
     assert_eq!(s.stats().resets_sent, 0, "dropped, not reset");
@@ -441,7 +427,7 @@ fn listener_settings_reach_accepted_connections() {
     s.handle_packet(NOW, &tcp_in(4000, 80, 1000, 0, TcpFlags::SYN));
     let out = output(&mut s);
     assert_eq!(out.len(), 1);
-    let syn_ack = segment(&out[0]);
+    let syn_ack = Seg::parse(&out[0]);
     assert_eq!(syn_ack.flags, TcpFlags::SYN | TcpFlags::ACK);
     assert_eq!(syn_ack.window, 4000);
     assert_eq!(syn_ack.options.mss, Some(500));
@@ -451,7 +437,7 @@ fn listener_settings_reach_accepted_connections() {
     s.listen_with(81, 8, tcp).unwrap();
     s.handle_packet(NOW, &tcp_in(4001, 81, 1000, 0, TcpFlags::SYN));
     let out = output(&mut s);
-    let syn_ack = segment(&out[0]);
+    let syn_ack = Seg::parse(&out[0]);
     assert_eq!(syn_ack.options.mss, Some(s.tcp_config().mss));
     assert!(s.tcp_config().mss < 9000);
 }

@@ -9,6 +9,9 @@
 //!
 //! The tests need root, `/dev/net/tun`, iproute2 and netcat-openbsd. When those
 //! are missing they FAIL with a message; they never skip.
+//!
+//! Helpers that are not about the kernel (byte patterns, comparing byte
+//! strings, parsing packets) are in `utcp::testing`.
 
 #![allow(dead_code)]
 
@@ -22,7 +25,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use utcp::testing::assert_same_bytes;
 
 /// Kernel-side address of the TUN device.
 pub const KERNEL_IP: &str = "10.77.0.1";
@@ -110,6 +113,24 @@ fn cleanup_stale_namespaces() {
     }
 }
 
+/// What a TUN test says when it cannot run. Plain `cargo test` as a normal
+/// user runs the sans-IO tests; these fail (never skip) with this message.
+pub const NEEDS_ROOT: &str = "this test needs root and /dev/net/tun (it creates a network \
+     namespace with a TUN device): run `sudo bash scripts/test.sh`; as a normal user, \
+     `cargo test --workspace --no-fail-fast` runs the sans-IO tests";
+
+/// Fails the test at once, with [`NEEDS_ROOT`], unless it runs as root on a
+/// machine with `/dev/net/tun`.
+pub fn require_root_and_tun() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert!(euid == 0, "not root (euid {euid}): {NEEDS_ROOT}");
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing (modprobe tun): {NEEDS_ROOT}"
+    );
+}
+
 /// A network namespace with a TUN device inside, deleted on drop.
 pub struct Netns {
     name: String,
@@ -124,17 +145,7 @@ impl Netns {
     }
 
     pub fn with_mtu(mtu: u32) -> Netns {
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        assert_eq!(
-            euid, 0,
-            "the interop tests must run as root (they create network namespaces and TUN devices); \
-             use scripts/test.sh as root"
-        );
-        assert!(
-            Path::new("/dev/net/tun").exists(),
-            "/dev/net/tun is missing: the interop tests need TUN devices (modprobe tun)"
-        );
+        require_root_and_tun();
         STALE_CLEANUP.call_once(cleanup_stale_namespaces);
 
         let name = format!("utcpt-{}", unique_suffix());
@@ -706,31 +717,6 @@ impl Drop for TempFile {
     }
 }
 
-/// `len` pseudo-random bytes, reproducible from `seed`.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut buf = vec![0u8; len];
-    rng.fill(&mut buf[..]);
-    buf
-}
-
-/// Asserts two byte strings are equal without dumping megabytes on failure.
-pub fn assert_same_bytes(what: &str, expected: &[u8], got: &[u8]) {
-    if expected == got {
-        return;
-    }
-    let first_diff = expected
-        .iter()
-        .zip(got.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    panic!(
-        "{what}: data differs: expected {} bytes, got {} bytes, first difference at offset {first_diff}",
-        expected.len(),
-        got.len()
-    );
-}
-
 // ---------------------------------------------------------------------------
 // Helpers for the loss tests (tests/interop_loss.rs).
 // ---------------------------------------------------------------------------
@@ -854,30 +840,6 @@ pub fn parse_nft_counters(listing: &str) -> Vec<NftCounter> {
         }
     }
     out
-}
-
-/// Fills `buf` with the bytes at `offset..offset + buf.len()` of an endless
-/// pseudo-random stream determined by `seed`. Random access: the result does
-/// not depend on how a stream is cut into chunks, so a sender and a verifier
-/// can both generate it on the fly (no big files or buffers).
-pub fn pattern_fill(seed: u64, offset: u64, buf: &mut [u8]) {
-    fn word(seed: u64, index: u64) -> [u8; 8] {
-        // splitmix64 of (seed, index).
-        let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)).to_le_bytes()
-    }
-    let mut pos = offset;
-    let mut i = 0;
-    while i < buf.len() {
-        let w = word(seed, pos / 8);
-        let start = (pos % 8) as usize;
-        let n = (8 - start).min(buf.len() - i);
-        buf[i..i + n].copy_from_slice(&w[start..start + n]);
-        i += n;
-        pos += n as u64;
-    }
 }
 
 /// Resident set size of process `pid` in KiB (`VmRSS` of /proc/PID/status),

@@ -1,5 +1,7 @@
 //! Helpers shared by the `sim_*` tests: a seeded pair of stacks, opening a
-//! connection, pumping a byte stream and recording state histories.
+//! connection, pumping a byte stream and recording state histories. The
+//! helpers that are not about the simulated pair (logging, byte patterns,
+//! parsing packets) are in `utcp::testing`.
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -8,16 +10,13 @@ use std::time::Duration;
 use utcp::sim::{Dir, SimNet};
 use utcp::stack::{ConnId, Stack, StackConfig};
 use utcp::state::State;
-use utcp::wire::{self, Packet, TcpFlags, TcpSegment};
+use utcp::testing::{assert_same_bytes, tcp_segment};
+use utcp::wire::TcpFlags;
 
 pub const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub const PORT: u16 = 80;
 pub const LATENCY: Duration = Duration::from_millis(10);
-
-pub fn init_log() {
-    let _ = env_logger::builder().is_test(true).try_init();
-}
 
 /// Seeded configurations for `a` and `b`.
 pub fn configs() -> (StackConfig, StackConfig) {
@@ -71,13 +70,6 @@ pub fn establish(n: &mut SimNet) -> (ConnId, ConnId) {
     });
     assert!(ok, "handshake did not complete");
     (c, s.unwrap())
-}
-
-/// A deterministic byte pattern, different per `salt`.
-pub fn pattern(len: usize, salt: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(7).wrapping_add(salt) % 251) as u8)
-        .collect()
 }
 
 /// One direction of a byte stream between the two stacks.
@@ -159,8 +151,7 @@ impl Stream {
 
     /// Asserts byte-exact delivery.
     pub fn check(&self) {
-        assert_eq!(self.got.len(), self.data.len(), "length differs");
-        assert!(self.got == self.data, "bytes differ");
+        assert_same_bytes("stream", &self.data, &self.got);
     }
 }
 
@@ -182,21 +173,13 @@ impl History {
     }
 }
 
-/// The TCP segment in a raw packet, if it is one.
-pub fn tcp(pkt: &[u8]) -> Option<TcpSegment<'_>> {
-    match wire::parse(pkt) {
-        Ok(Packet::Tcp(seg)) => Some(seg),
-        _ => None,
-    }
-}
-
 /// True for a segment carrying data.
 pub fn is_data(pkt: &[u8]) -> bool {
-    tcp(pkt).is_some_and(|s| !s.payload.is_empty())
+    tcp_segment(pkt).is_some_and(|s| !s.payload.is_empty())
 }
 
 pub fn has(pkt: &[u8], flags: TcpFlags) -> bool {
-    tcp(pkt).is_some_and(|s| s.flags.contains(flags))
+    tcp_segment(pkt).is_some_and(|s| s.flags.contains(flags))
 }
 
 /// Direction a stack sends in.

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::thread;
 
 use libc::{c_int, sockaddr, sockaddr_in, socklen_t};
-use utcp::seq::SeqNum;
-use utcp::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr};
+use utcp::testing::{encode, segment, Seg};
+use utcp::wire::{TcpFlags, TcpSegment};
 use utcp_packetdrill::ffi::{InitFn, PacketdrillInterface};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
@@ -183,14 +183,12 @@ impl So {
         v
     }
 
-    fn inject(&self, repr: &TcpRepr, payload: &[u8]) {
-        let mut buf = [0u8; 2048];
-        let n = wire::emit_tcp(&mut buf, repr, payload.len(), |p| {
-            p.copy_from_slice(payload)
-        })
-        .unwrap();
-        let r =
-            unsafe { self.ifc.netdev_send.unwrap()(self.ud(), buf.as_ptr() as *const c_void, n) };
+    /// Hands `seg` to the stack as a packet from the network (netdev_send).
+    fn inject(&self, seg: &TcpSegment<'_>) {
+        let p = encode(seg);
+        let r = unsafe {
+            self.ifc.netdev_send.unwrap()(self.ud(), p.as_ptr() as *const c_void, p.len())
+        };
         assert_eq!(r, 0);
     }
 
@@ -236,45 +234,24 @@ fn sin(ip: Ipv4Addr, port: u16) -> sockaddr_in {
     s
 }
 
-/// Summary of a parsed outgoing TCP segment.
-#[derive(Debug)]
-struct Seg {
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
+/// A segment from REMOTE:`src_port` to LOCAL:`dst_port` (window 65535, no
+/// options unless the caller adds some).
+fn from_peer(
+    src_port: u16,
+    dst_port: u16,
     seq: u32,
     ack: u32,
     flags: TcpFlags,
-    mss: Option<u16>,
-    window: u16,
-    payload: Vec<u8>,
-}
-
-fn parse(p: &[u8]) -> Seg {
-    match wire::parse(p) {
-        Ok(Packet::Tcp(s)) => Seg {
-            src: s.src,
-            dst: s.dst,
-            seq: s.seq.0,
-            ack: s.ack.0,
-            flags: s.flags,
-            mss: s.options.mss,
-            window: s.window,
-            payload: s.payload.to_vec(),
-        },
-        other => panic!("not a TCP segment: {other:?}"),
-    }
-}
-
-fn repr(src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: TcpFlags) -> TcpRepr {
-    TcpRepr {
-        src: SocketAddrV4::new(REMOTE, src_port),
-        dst: SocketAddrV4::new(LOCAL, dst_port),
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
+    payload: &[u8],
+) -> TcpSegment<'_> {
+    segment(
+        SocketAddrV4::new(REMOTE, src_port),
+        SocketAddrV4::new(LOCAL, dst_port),
         flags,
-        window: 65535,
-        options: TcpOptions::default(),
-    }
+        seq,
+        ack,
+        payload,
+    )
 }
 
 const FLAGS: &str = "ip=192.168.0.1,mss=1460,wscale=off,sack=off,ts=off,delack=off";
@@ -297,31 +274,35 @@ fn passive_open_data_and_close() {
     assert_eq!(unsafe { so.ifc.listen.unwrap()(so.ud(), fd, 1) }, 0);
 
     // SYN in, SYN-ACK out.
-    let mut syn = repr(40000, 8080, 1000, 0, TcpFlags::SYN);
+    let mut syn = from_peer(40000, 8080, 1000, 0, TcpFlags::SYN, &[]);
     syn.options.mss = Some(1000);
-    so.inject(&syn, &[]);
+    so.inject(&syn);
     let (p, t) = so.sniff();
-    let synack = parse(&p);
+    let synack = Seg::parse(&p);
     assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
     assert_eq!(synack.ack, 1001);
-    assert_eq!(synack.mss, Some(1460));
+    assert_eq!(synack.options.mss, Some(1460));
     assert_eq!(synack.src, SocketAddrV4::new(LOCAL, 8080));
     assert_eq!(synack.dst, SocketAddrV4::new(REMOTE, 40000));
     assert!(t as u64 >= t0, "packets carry their send time");
     let iss = synack.seq;
 
     // ACK in; accept (non-blocking here: the connection is already queued).
-    so.inject(&repr(40000, 8080, 1001, iss + 1, TcpFlags::ACK), &[]);
+    so.inject(&from_peer(40000, 8080, 1001, iss + 1, TcpFlags::ACK, &[]));
     let (cfd, peer) = so.accept(fd);
     assert!(cfd >= 0 && cfd != fd, "accept: errno {}", errno());
     assert_eq!(peer, SocketAddrV4::new(REMOTE, 40000));
 
     // Data in: acknowledged at once (delayed ACKs are off).
-    so.inject(
-        &repr(40000, 8080, 1001, iss + 1, TcpFlags::ACK | TcpFlags::PSH),
+    so.inject(&from_peer(
+        40000,
+        8080,
+        1001,
+        iss + 1,
+        TcpFlags::ACK | TcpFlags::PSH,
         b"hello",
-    );
-    let ack = parse(&so.sniff().0);
+    ));
+    let ack = Seg::parse(&so.sniff().0);
     assert_eq!(ack.flags, TcpFlags::ACK);
     assert_eq!(ack.ack, 1006);
 
@@ -333,10 +314,10 @@ fn passive_open_data_and_close() {
 
     // Data out.
     assert_eq!(so.write(cfd, b"world"), 5);
-    let data = parse(&so.sniff().0);
+    let data = Seg::parse(&so.sniff().0);
     assert_eq!(data.payload, b"world");
     assert_eq!(data.seq, iss + 1);
-    so.inject(&repr(40000, 8080, 1006, iss + 6, TcpFlags::ACK), &[]);
+    so.inject(&from_peer(40000, 8080, 1006, iss + 6, TcpFlags::ACK, &[]));
 
     // Non-blocking read with nothing there: EAGAIN.
     let r = unsafe { so.ifc.fcntl.unwrap()(so.ud(), cfd, libc::F_SETFL, libc::O_NONBLOCK) };
@@ -376,19 +357,23 @@ fn passive_open_data_and_close() {
 
     // We close first: FIN out, the peer's FIN-ACK in, our ACK out.
     assert_eq!(so.close(cfd), 0);
-    let fin = parse(&so.sniff().0);
+    let fin = Seg::parse(&so.sniff().0);
     assert_eq!(fin.flags, TcpFlags::FIN | TcpFlags::ACK);
     assert_eq!(fin.seq, iss + 6);
-    so.inject(
-        &repr(40000, 8080, 1006, iss + 7, TcpFlags::FIN | TcpFlags::ACK),
+    so.inject(&from_peer(
+        40000,
+        8080,
+        1006,
+        iss + 7,
+        TcpFlags::FIN | TcpFlags::ACK,
         &[],
-    );
-    let last = parse(&so.sniff().0);
+    ));
+    let last = Seg::parse(&so.sniff().0);
     assert_eq!((last.flags, last.ack), (TcpFlags::ACK, 1007));
 
     // Nothing more can come (TIME-WAIT just expires): an empty packet, at once.
     let (p, _) = so.sniff();
-    assert!(p.is_empty(), "expected no packet, got {:?}", parse(&p));
+    assert!(p.is_empty(), "expected no packet, got {:?}", Seg::parse(&p));
 
     assert_eq!(so.close(cfd), -1);
     assert_eq!(errno(), libc::EBADF);
@@ -439,17 +424,18 @@ fn errno_values() {
         (so.connect(fd, REMOTE, 8080), errno()),
         (-1, libc::EALREADY)
     );
-    let syn = parse(&so.sniff().0);
+    let syn = Seg::parse(&so.sniff().0);
     assert_eq!(syn.flags, TcpFlags::SYN);
     assert_eq!(syn.dst, SocketAddrV4::new(REMOTE, 8080));
-    let rst = repr(
+    let rst = from_peer(
         8080,
         syn.src.port(),
         0,
         syn.seq + 1,
         TcpFlags::RST | TcpFlags::ACK,
+        &[],
     );
-    so.inject(&rst, &[]);
+    so.inject(&rst);
     assert_eq!(
         so.getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR),
         libc::ECONNREFUSED
@@ -467,12 +453,19 @@ fn blocking_accept_on_second_thread() {
     assert_eq!(unsafe { so.ifc.listen.unwrap()(so.ud(), fd, 1) }, 0);
     thread::scope(|s| {
         let acceptor = s.spawn(|| so.accept(fd));
-        let mut syn = repr(40001, 9090, 5000, 0, TcpFlags::SYN);
+        let mut syn = from_peer(40001, 9090, 5000, 0, TcpFlags::SYN, &[]);
         syn.options.mss = Some(1460);
-        so.inject(&syn, &[]);
-        let synack = parse(&so.sniff().0);
+        so.inject(&syn);
+        let synack = Seg::parse(&so.sniff().0);
         assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
-        so.inject(&repr(40001, 9090, 5001, synack.seq + 1, TcpFlags::ACK), &[]);
+        so.inject(&from_peer(
+            40001,
+            9090,
+            5001,
+            synack.seq + 1,
+            TcpFlags::ACK,
+            &[],
+        ));
         let (cfd, peer) = acceptor.join().unwrap();
         assert!(cfd >= 0, "accept: errno {}", errno());
         assert_eq!(peer.port(), 40001);
@@ -546,13 +539,13 @@ impl So {
         before_listen(fd);
         assert_eq!(self.bind(fd, port), 0);
         assert_eq!(unsafe { self.ifc.listen.unwrap()(self.ud(), fd, 1) }, 0);
-        let mut syn = repr(peer, port, 1000, 0, TcpFlags::SYN);
+        let mut syn = from_peer(peer, port, 1000, 0, TcpFlags::SYN, &[]);
         syn.options.mss = Some(1460);
-        self.inject(&syn, &[]);
-        let synack = parse(&self.sniff().0);
+        self.inject(&syn);
+        let synack = Seg::parse(&self.sniff().0);
         assert_eq!(synack.flags, TcpFlags::SYN | TcpFlags::ACK);
         let iss = synack.seq;
-        self.inject(&repr(peer, port, 1001, iss + 1, TcpFlags::ACK), &[]);
+        self.inject(&from_peer(peer, port, 1001, iss + 1, TcpFlags::ACK, &[]));
         let (cfd, _) = self.accept(fd);
         assert!(cfd >= 0, "accept: errno {}", errno());
         (fd, cfd, iss, synack)
@@ -575,18 +568,22 @@ fn socket_options_peek_and_linger() {
         );
         assert_eq!(so.getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 8192);
     });
-    assert_eq!(synack.mss, Some(1000));
+    assert_eq!(synack.options.mss, Some(1000));
     assert_eq!(
         synack.window, 4096,
         "SO_RCVBUF before listen() sets the window"
     );
     assert_eq!(so.getsockopt(cfd, libc::SOL_SOCKET, libc::SO_RCVBUF), 8192);
 
-    so.inject(
-        &repr(40002, 7070, 1001, iss + 1, TcpFlags::ACK | TcpFlags::PSH),
+    so.inject(&from_peer(
+        40002,
+        7070,
+        1001,
+        iss + 1,
+        TcpFlags::ACK | TcpFlags::PSH,
         b"peekaboo",
-    );
-    let ack = parse(&so.sniff().0);
+    ));
+    let ack = Seg::parse(&so.sniff().0);
     assert_eq!(ack.ack, 1009);
     assert_eq!(so.recv(cfd, 4, libc::MSG_PEEK).unwrap(), b"peek");
     assert_eq!(so.recv(cfd, 100, libc::MSG_PEEK).unwrap(), b"peekaboo");
@@ -605,7 +602,7 @@ fn socket_options_peek_and_linger() {
         0
     );
     assert_eq!(so.close(cfd), 0);
-    let rst = parse(&so.sniff().0);
+    let rst = Seg::parse(&so.sniff().0);
     assert!(rst.flags.contains(TcpFlags::RST), "{rst:?}");
     assert_eq!(rst.seq, iss + 1);
     assert_eq!(so.close(lfd), 0);
@@ -646,11 +643,15 @@ fn epoll_readiness() {
         0
     );
     assert_eq!(so.epoll_wait(epfd), vec![]);
-    so.inject(
-        &repr(40003, 6060, 1001, iss + 1, TcpFlags::ACK | TcpFlags::FIN),
+    so.inject(&from_peer(
+        40003,
+        6060,
+        1001,
+        iss + 1,
+        TcpFlags::ACK | TcpFlags::FIN,
         &[],
-    );
-    let _ack = parse(&so.sniff().0);
+    ));
+    let _ack = Seg::parse(&so.sniff().0);
     assert_eq!(so.epoll_wait(epfd), vec![(ein | erdhup, cfd as u64)]);
     assert_eq!(so.epoll_ctl(epfd, libc::EPOLL_CTL_DEL, cfd, 0), 0);
     assert_eq!(
