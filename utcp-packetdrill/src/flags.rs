@@ -7,6 +7,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use utcp::cc::Algorithm;
 use utcp::stack::StackConfig;
 use utcp::tcb::TcpConfig;
 
@@ -66,6 +67,8 @@ pub struct Flags {
     pub seed: u64,
     /// `clock=fake|real`. Default fake.
     pub clock: ClockMode,
+    /// `cc=newreno|cubic`: the congestion controller. Default newreno.
+    pub congestion: Algorithm,
 }
 
 impl Default for Flags {
@@ -90,6 +93,7 @@ impl Default for Flags {
             msl: Duration::from_secs(1),
             seed: 1,
             clock: ClockMode::Fake,
+            congestion: Algorithm::NewReno,
         }
     }
 }
@@ -147,6 +151,7 @@ impl Flags {
                 "syn_retries" => f.max_syn_retries = number(key, v)?,
                 "msl_ms" => f.msl = Duration::from_millis(number(key, v)?),
                 "seed" => f.seed = number(key, v)?,
+                "cc" => f.congestion = v.parse().map_err(|e| format!("cc: {e}"))?,
                 "clock" => {
                     f.clock = match v {
                         "fake" => ClockMode::Fake,
@@ -179,6 +184,7 @@ impl Flags {
             timestamps: self.timestamps,
             sack: self.sack,
             tail_loss_probe: self.tail_loss_probe,
+            congestion: self.congestion,
             ..TcpConfig::default()
         };
         tcp.rtt.min_rto = self.min_rto;
@@ -207,6 +213,9 @@ mod tests {
         assert_eq!(f.ack_delay, Some(Duration::from_millis(10)));
         assert_eq!(f.clock, ClockMode::Real);
         assert_eq!(f.stack_config().mtu, 1040);
+        assert_eq!(f.stack_config().tcp.congestion, Algorithm::NewReno);
+        let f = Flags::parse(Some("cc=cubic")).unwrap();
+        assert_eq!(f.stack_config().tcp.congestion, Algorithm::Cubic);
     }
 
     #[test]
@@ -215,5 +224,6 @@ mod tests {
         assert!(Flags::parse(Some("mss")).is_err());
         assert!(Flags::parse(Some("sack=maybe")).is_err());
         assert!(Flags::parse(Some("ip=300.1.1.1")).is_err());
+        assert!(Flags::parse(Some("cc=vegas")).is_err());
     }
 }
