@@ -3,7 +3,8 @@
 # the interop tests that talk to the kernel's TCP over a TUN device inside
 # private network namespaces).
 #
-# Usage: sudo scripts/test.sh [extra args for `cargo test --release`]
+# Usage: sudo scripts/test.sh [args for `cargo test --release` instead of the default:
+#        the whole workspace, then the TUN tests api, interop, interop_loss by name]
 #   e.g. sudo scripts/test.sh --test interop -- --nocapture
 #
 # The interop tests need root, /dev/net/tun and netcat-openbsd; they fail (they
@@ -56,5 +57,16 @@ cargo fmt --all -- --check
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "==> cargo test --release --workspace $*"
-cargo test --release --workspace "$@"
+# The TUN tests (api, interop, interop_loss) are `test = false` in Cargo.toml,
+# so that a plain `cargo test` runs the sans-IO suite as a normal user: name
+# them here. With arguments, they choose what runs.
+TUN_TESTS=(--test api --test interop --test interop_loss)
+if [[ $# -gt 0 ]]; then
+    echo "==> cargo test --release --workspace $*"
+    cargo test --release --workspace "$@"
+else
+    echo "==> cargo test --release --workspace (the sans-IO suite)"
+    cargo test --release --workspace
+    echo "==> cargo test --release ${TUN_TESTS[*]} (root, TUN, the kernel's TCP)"
+    cargo test --release "${TUN_TESTS[@]}"
+fi
