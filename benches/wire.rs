@@ -9,7 +9,7 @@ use std::net::SocketAddrV4;
 use std::time::Instant;
 
 use utcp::seq::SeqNum;
-use utcp::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use utcp::wire::{self, TcpFlags, TcpOptions, TcpSegment};
 
 /// Runs per case; the median is reported.
 const RUNS: usize = 11;
@@ -79,7 +79,7 @@ fn main() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     let data = &payload[..];
-    let repr = TcpRepr {
+    let seg = TcpSegment {
         src: SocketAddrV4::new([10, 0, 0, 1].into(), 40_000),
         dst: SocketAddrV4::new([10, 0, 0, 2].into(), 80),
         seq: SeqNum(0x0102_0304),
@@ -87,11 +87,10 @@ fn main() {
         flags: TcpFlags::ACK | TcpFlags::PSH,
         window: 0xfaf0,
         options: TcpOptions::default(),
+        payload: data,
     };
     let mut packet = vec![0u8; 1500];
-    let n = wire::emit_tcp(&mut packet, &repr, payload.len(), |p| {
-        p.copy_from_slice(data)
-    });
+    let n = wire::emit_tcp(&mut packet, &seg, &[]);
     assert_eq!(
         n,
         Some(1500),
@@ -120,9 +119,7 @@ fn main() {
     });
     let mut out = vec![0u8; 1500];
     bench("wire::emit_tcp, 1460-byte segment", full, || {
-        let n = wire::emit_tcp(black_box(&mut out), black_box(&repr), data.len(), |p| {
-            p.copy_from_slice(data)
-        });
+        let n = wire::emit_tcp(black_box(&mut out), black_box(&seg), &[]);
         black_box(n);
     });
 }

@@ -21,7 +21,7 @@ use crate::seq::SeqNum;
 use crate::state::State;
 use crate::tcb::{ConnEvent, Tcb, TcpConfig, Verdict};
 use crate::time::Instant;
-use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpSegment};
 
 /// Configuration of a [`Stack`].
 #[derive(Clone, Debug)]
@@ -156,7 +156,8 @@ pub struct Stack {
 
 #[derive(Debug)]
 enum Control {
-    Reset(TcpRepr),
+    /// A RST (its payload is empty).
+    Reset(TcpSegment<'static>),
     EchoReply {
         src: Ipv4Addr,
         dst: Ipv4Addr,
@@ -598,8 +599,8 @@ impl Stack {
         if seg.flags.contains(TcpFlags::RST) {
             return;
         }
-        let repr = if seg.flags.contains(TcpFlags::ACK) {
-            TcpRepr {
+        let rst = if seg.flags.contains(TcpFlags::ACK) {
+            TcpSegment {
                 src: seg.dst,
                 dst: seg.src,
                 seq: seg.ack,
@@ -607,9 +608,10 @@ impl Stack {
                 flags: TcpFlags::RST,
                 window: 0,
                 options: TcpOptions::default(),
+                payload: &[],
             }
         } else {
-            TcpRepr {
+            TcpSegment {
                 src: seg.dst,
                 dst: seg.src,
                 seq: SeqNum(0),
@@ -617,11 +619,12 @@ impl Stack {
                 flags: TcpFlags::RST | TcpFlags::ACK,
                 window: 0,
                 options: TcpOptions::default(),
+                payload: &[],
             }
         };
         debug!("{} -> {}: sending RST", seg.dst, seg.src);
         self.stats.resets_sent += 1;
-        self.push_control(Control::Reset(repr));
+        self.push_control(Control::Reset(rst));
     }
 
     fn push_control(&mut self, c: Control) {
@@ -756,7 +759,7 @@ impl Stack {
     fn dispatch_control(&mut self, buf: &mut [u8], emit: &mut impl FnMut(&[u8])) {
         while let Some(c) = self.control.pop_front() {
             let n = match &c {
-                Control::Reset(repr) => wire::emit_tcp(buf, repr, 0, |_| {}),
+                Control::Reset(rst) => wire::emit_tcp(buf, rst, &[]),
                 Control::EchoReply {
                     src,
                     dst,

@@ -26,7 +26,7 @@ use crate::seq::SeqNum;
 use crate::stack::Stack;
 use crate::tcb::Tcb;
 use crate::time::Instant;
-use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpSegment};
 
 // ----------------------------------------------------------------------
 // Logging
@@ -142,20 +142,8 @@ pub fn segment(
 /// lengths are valid), for entry points that take raw packets
 /// (`Stack::handle_packet`, a device).
 pub fn encode(seg: &TcpSegment<'_>) -> Vec<u8> {
-    let repr = TcpRepr {
-        src: seg.src,
-        dst: seg.dst,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: seg.window,
-        options: seg.options,
-    };
-    let mut buf = vec![0u8; repr.header_len() + seg.payload.len()];
-    let n = wire::emit_tcp(&mut buf, &repr, seg.payload.len(), |p| {
-        p.copy_from_slice(seg.payload)
-    })
-    .expect("the segment fits an IPv4 packet");
+    let mut buf = vec![0u8; seg.header_len() + seg.payload.len()];
+    let n = wire::emit_tcp(&mut buf, seg, &[]).expect("the segment fits an IPv4 packet");
     buf.truncate(n);
     buf
 }

@@ -189,7 +189,8 @@ impl SackBlocks {
     }
 }
 
-/// A parsed and validated TCP segment, borrowing its payload from the packet.
+/// A TCP segment, borrowing its payload: what [`parse`] returns and what
+/// [`emit_tcp`] writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpSegment<'a> {
     /// Sender's address and port.
@@ -198,19 +199,26 @@ pub struct TcpSegment<'a> {
     pub dst: SocketAddrV4,
     /// Sequence number of the first octet (or of the SYN).
     pub seq: SeqNum,
-    /// Acknowledgment number (meaningful only with ACK set).
+    /// Acknowledgment number (meaningful only with ACK set; [`emit_tcp`]
+    /// writes zero without it).
     pub ack: SeqNum,
     /// Control bits.
     pub flags: TcpFlags,
-    /// Window field as on the wire (not yet scaled).
+    /// Window field as on the wire (not scaled).
     pub window: u16,
-    /// Parsed options.
+    /// Options: those parsed, or those to emit.
     pub options: TcpOptions,
-    /// The data.
+    /// The data (for [`emit_tcp`], its first part).
     pub payload: &'a [u8],
 }
 
 impl TcpSegment<'_> {
+    /// Length of the IPv4 + TCP headers (options included) [`emit_tcp`]
+    /// writes for this segment: everything before the payload.
+    pub fn header_len(&self) -> usize {
+        IPV4_HEADER_LEN + tcp_header_len(&self.options)
+    }
+
     /// The sequence space the segment occupies (RFC 9293 SEG.LEN): the
     /// payload length, plus one for SYN, plus one for FIN.
     pub fn seg_len(&self) -> u32 {
@@ -634,33 +642,6 @@ fn parse_icmp(src: Ipv4Addr, dst: Ipv4Addr, msg: &[u8]) -> Result<Packet<'_>, Dr
 // Emitting
 // ---------------------------------------------------------------------------
 
-/// Everything needed to build a TCP segment's headers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TcpRepr {
-    /// Our address and port.
-    pub src: SocketAddrV4,
-    /// Peer's address and port.
-    pub dst: SocketAddrV4,
-    /// Sequence number.
-    pub seq: SeqNum,
-    /// Acknowledgment number (written only if ACK is in `flags`; else zero).
-    pub ack: SeqNum,
-    /// Control bits.
-    pub flags: TcpFlags,
-    /// Window field, already scaled down.
-    pub window: u16,
-    /// Options to emit.
-    pub options: TcpOptions,
-}
-
-impl TcpRepr {
-    /// Length of the IPv4 + TCP headers [`emit_tcp`] writes for this repr
-    /// (everything before the payload).
-    pub fn header_len(&self) -> usize {
-        IPV4_HEADER_LEN + tcp_header_len(&self.options)
-    }
-}
-
 /// Largest TCP option area (the data offset field allows 60-byte headers).
 const MAX_OPTIONS_LEN: usize = 40;
 
@@ -752,66 +733,65 @@ fn ipv4_header(
     h
 }
 
-/// Writes an IPv4+TCP packet into `buf`; `fill` writes the payload.
+/// Writes `seg` as an IPv4+TCP packet into `buf`, its payload being
+/// `seg.payload` followed by `more`.
 ///
 /// The packet is IPv4 (no options, DF set, TTL 64) + TCP with the options of
-/// `repr.options` (see [`tcp_header_len`]). `fill` is called exactly once,
-/// with the `payload_len`-byte payload area (possibly empty), before the TCP
-/// checksum is computed. Returns the total packet length, or `None` (without
-/// calling `fill` or guaranteeing anything about `buf`'s contents) if `buf`
-/// is too small or the packet would exceed 65535 bytes.
-pub fn emit_tcp(
-    buf: &mut [u8],
-    repr: &TcpRepr,
-    payload_len: usize,
-    fill: impl FnOnce(&mut [u8]),
-) -> Option<usize> {
+/// `seg.options` (see [`tcp_header_len`]). Taking the payload in two parts
+/// lets a ring buffer's two halves go out without first copying them
+/// together; most callers pass an empty `more`. Returns the total packet
+/// length, or `None` (without writing to `buf`) if `buf` is too small or the
+/// packet would exceed 65535 bytes.
+pub fn emit_tcp(buf: &mut [u8], seg: &TcpSegment<'_>, more: &[u8]) -> Option<usize> {
     let mut options = [0u8; MAX_OPTIONS_LEN];
-    let options_len = write_options(&repr.options, &mut options);
+    let options_len = write_options(&seg.options, &mut options);
+    let options = options.get(..options_len)?;
     let tcp_header_len = TCP_HEADER_LEN + options_len;
+    let payload_len = seg.payload.len().checked_add(more.len())?;
     let tcp_len = tcp_header_len.checked_add(payload_len)?;
     let total_len = IPV4_HEADER_LEN.checked_add(tcp_len)?;
     if total_len > IPV4_MAX_LEN {
         return None;
     }
+    // Both fit in 16 bits now (tcp_len < total_len).
+    let total_len16 = u16::try_from(total_len).ok()?;
+    let tcp_len16 = u16::try_from(tcp_len).ok()?;
+    // The last check: from here on `buf` is written and nothing fails.
     let out = buf.get_mut(..total_len)?;
     let (ip, tcp) = out.split_at_mut(IPV4_HEADER_LEN);
-    let (header, payload) = tcp.split_at_mut(tcp_header_len);
-    let (src, dst) = (*repr.src.ip(), *repr.dst.ip());
+    let (src, dst) = (*seg.src.ip(), *seg.dst.ip());
 
-    ip.copy_from_slice(&ipv4_header(
-        u16::try_from(total_len).ok()?,
-        true,
-        PROTO_TCP,
-        src,
-        dst,
-    ));
+    ip.copy_from_slice(&ipv4_header(total_len16, true, PROTO_TCP, src, dst));
 
-    let ack = if repr.flags.contains(TcpFlags::ACK) {
-        repr.ack.0
+    let ack = if seg.flags.contains(TcpFlags::ACK) {
+        seg.ack.0
     } else {
         0
     };
     let mut fixed = [0u8; TCP_HEADER_LEN];
-    fixed[0..2].copy_from_slice(&repr.src.port().to_be_bytes());
-    fixed[2..4].copy_from_slice(&repr.dst.port().to_be_bytes());
-    fixed[4..8].copy_from_slice(&repr.seq.0.to_be_bytes());
+    fixed[0..2].copy_from_slice(&seg.src.port().to_be_bytes());
+    fixed[2..4].copy_from_slice(&seg.dst.port().to_be_bytes());
+    fixed[4..8].copy_from_slice(&seg.seq.0.to_be_bytes());
     fixed[8..12].copy_from_slice(&ack.to_be_bytes());
     // Data offset in 32-bit words; at most 15 since options_len <= 40.
     fixed[12] = ((tcp_header_len / 4) as u8) << 4;
-    fixed[13] = repr.flags.0;
-    fixed[14..16].copy_from_slice(&repr.window.to_be_bytes());
+    fixed[13] = seg.flags.0;
+    fixed[14..16].copy_from_slice(&seg.window.to_be_bytes());
     // Checksum (16..18) is filled in below; urgent pointer (18..20) is 0.
-    let (header_fixed, header_options) = header.split_at_mut(TCP_HEADER_LEN);
+    let (header_fixed, rest) = tcp.split_at_mut(TCP_HEADER_LEN);
+    let (header_options, payload) = rest.split_at_mut(options_len);
+    let (first, second) = payload.split_at_mut(seg.payload.len());
     header_fixed.copy_from_slice(&fixed);
-    header_options.copy_from_slice(options.get(..options_len)?);
+    header_options.copy_from_slice(options);
+    first.copy_from_slice(seg.payload);
+    second.copy_from_slice(more);
 
-    fill(payload);
-
-    let acc = pseudo_header_sum(src, dst, PROTO_TCP, u16::try_from(tcp_len).ok()?);
+    // Summed as written, in one pass: `seg.payload` may have an odd length.
+    let acc = pseudo_header_sum(src, dst, PROTO_TCP, tcp_len16);
     let checksum = !fold(sum_words(acc, tcp));
-    tcp.get_mut(16..18)?
-        .copy_from_slice(&checksum.to_be_bytes());
+    if let Some(field) = tcp.get_mut(16..18) {
+        field.copy_from_slice(&checksum.to_be_bytes());
+    }
     Some(total_len)
 }
 
@@ -863,8 +843,9 @@ mod tests {
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
-    fn repr(flags: TcpFlags, options: TcpOptions) -> TcpRepr {
-        TcpRepr {
+    /// A segment from A:40000 to B:80 with no payload.
+    fn segment(flags: TcpFlags, options: TcpOptions) -> TcpSegment<'static> {
+        TcpSegment {
             src: SocketAddrV4::new(A, 40000),
             dst: SocketAddrV4::new(B, 80),
             seq: SeqNum(0x0102_0304),
@@ -872,6 +853,7 @@ mod tests {
             flags,
             window: 0xfaf0,
             options,
+            payload: &[],
         }
     }
 
@@ -885,13 +867,12 @@ mod tests {
         }
     }
 
-    /// Emits `repr` with `payload` and returns the packet bytes.
-    fn emit(repr: &TcpRepr, payload: &[u8]) -> Vec<u8> {
+    /// Emits `seg` (with `payload` in place of its own) and returns the
+    /// packet bytes.
+    fn emit(seg: &TcpSegment<'_>, payload: &[u8]) -> Vec<u8> {
         let mut buf = vec![0u8; 2000];
-        let n = emit_tcp(&mut buf, repr, payload.len(), |p| {
-            p.copy_from_slice(payload)
-        })
-        .expect("buffer large enough");
+        let seg = TcpSegment { payload, ..*seg };
+        let n = emit_tcp(&mut buf, &seg, &[]).expect("buffer large enough");
         buf.truncate(n);
         buf
     }
@@ -957,7 +938,7 @@ mod tests {
     /// multiple of 4), with valid checksums.
     fn syn_with_raw_options(options: &[u8]) -> Vec<u8> {
         assert_eq!(options.len() % 4, 0);
-        let mut p = emit(&repr(TcpFlags::SYN, TcpOptions::default()), b"");
+        let mut p = emit(&segment(TcpFlags::SYN, TcpOptions::default()), b"");
         p.extend_from_slice(options);
         let total = p.len() as u16;
         p[2..4].copy_from_slice(&total.to_be_bytes());
@@ -970,7 +951,7 @@ mod tests {
 
     #[test]
     fn roundtrip_plain_ack() {
-        let r = repr(TcpFlags::ACK, TcpOptions::default());
+        let r = segment(TcpFlags::ACK, TcpOptions::default());
         let p = emit(&r, b"");
         assert_eq!(p.len(), 40);
         assert_eq!(r.header_len(), 40);
@@ -988,7 +969,7 @@ mod tests {
 
     #[test]
     fn roundtrip_syn_with_all_options() {
-        let r = repr(TcpFlags::SYN, all_options());
+        let r = segment(TcpFlags::SYN, all_options());
         let p = emit(&r, b"");
         // MSS 4 + SACK-permitted,TS 12 + NOP,WS 4.
         assert_eq!(tcp_header_len(&r.options), 40);
@@ -1019,7 +1000,7 @@ mod tests {
                 timestamp: (bits & 8 != 0).then_some((1, u32::MAX)),
                 sack: Default::default(),
             };
-            let r = repr(TcpFlags::SYN | TcpFlags::ACK, options);
+            let r = segment(TcpFlags::SYN | TcpFlags::ACK, options);
             let hlen = tcp_header_len(&options);
             assert_eq!(hlen % 4, 0);
             assert!((20..=60).contains(&hlen));
@@ -1041,7 +1022,7 @@ mod tests {
             timestamp: Some((7, 8)),
             ..TcpOptions::default()
         };
-        let r = repr(TcpFlags::PSH | TcpFlags::ACK | TcpFlags::FIN, options);
+        let r = segment(TcpFlags::PSH | TcpFlags::ACK | TcpFlags::FIN, options);
         let p = emit(&r, &payload);
         assert_eq!(p.len(), r.header_len() + payload.len());
         let seg = tcp(&p);
@@ -1053,7 +1034,7 @@ mod tests {
 
     #[test]
     fn emitted_ip_header_fields() {
-        let r = repr(TcpFlags::ACK, TcpOptions::default());
+        let r = segment(TcpFlags::ACK, TcpOptions::default());
         let p = emit(&r, b"hello");
         assert_eq!(p[0], 0x45);
         assert_eq!(p[1], 0);
@@ -1069,46 +1050,98 @@ mod tests {
     }
 
     #[test]
-    fn fill_called_once_and_before_checksum() {
-        for len in [0usize, 1, 2, 3, 100] {
-            let mut calls = 0;
-            let mut buf = [0u8; 300];
-            let r = repr(TcpFlags::ACK, TcpOptions::default());
-            let n = emit_tcp(&mut buf, &r, len, |p| {
-                calls += 1;
-                assert_eq!(p.len(), len);
-                p.fill(0x5a);
-            })
-            .unwrap();
-            assert_eq!(calls, 1);
-            assert_eq!(n, 40 + len);
-            // The checksum only verifies if it was computed over the filled payload.
-            let seg = tcp(&buf[..n]);
-            assert!(seg.payload.iter().all(|&b| b == 0x5a));
-            assert_eq!(seg.payload.len(), len);
+    fn payload_then_more_in_order_and_checksummed() {
+        // Odd, even and empty parts, so the second part starts at either
+        // byte of a checksum word.
+        let parts: [(&[u8], &[u8]); 6] = [
+            (b"", b""),
+            (b"abc", b""),
+            (b"", b"defg"),
+            (b"abc", b"defg"),
+            (b"x", b"yz0123456789"),
+            (b"0123456789", b"q"),
+        ];
+        for (options, (payload, more)) in [TcpOptions::default(), all_options()]
+            .into_iter()
+            .flat_map(|o| parts.map(|p| (o, p)))
+        {
+            let seg = TcpSegment {
+                payload,
+                ..segment(TcpFlags::ACK | TcpFlags::PSH, options)
+            };
+            let mut buf = [0xa5u8; 300];
+            let n = emit_tcp(&mut buf, &seg, more).unwrap();
+            assert_eq!(n, seg.header_len() + payload.len() + more.len());
+            assert!(buf[n..].iter().all(|&b| b == 0xa5), "nothing past the end");
+            // parse verifies both checksums.
+            let back = tcp(&buf[..n]);
+            assert_eq!(
+                back.payload,
+                [payload, more].concat(),
+                "{payload:?} {more:?}"
+            );
+            assert_eq!(back.options, options);
+            assert_eq!(back.seq, seg.seq);
+            // The same bytes as one slice.
+            let joined = [payload, more].concat();
+            assert_eq!(&buf[..n], &emit(&seg, &joined)[..]);
+            // And etherparse agrees on the checksum.
+            let (iph, rest) = etherparse::Ipv4Header::from_slice(&buf[..n]).unwrap();
+            let (tcph, data) = etherparse::TcpHeader::from_slice(rest).unwrap();
+            assert_eq!(data, &joined[..]);
+            assert_eq!(
+                tcph.checksum,
+                tcph.calc_checksum_ipv4_raw(iph.source, iph.destination, data)
+                    .unwrap()
+            );
         }
     }
 
     #[test]
-    fn emit_buffer_too_small_returns_none() {
-        let r = repr(TcpFlags::SYN, all_options());
-        let need = r.header_len() + 10;
-        for size in 0..need {
-            let mut buf = vec![0u8; size];
-            let mut called = false;
-            assert_eq!(emit_tcp(&mut buf, &r, 10, |_| called = true), None);
-            assert!(!called, "fill must not run when emit fails");
+    fn emit_failure_returns_none_and_leaves_buf_unchanged() {
+        let r = segment(TcpFlags::SYN, all_options());
+        let data = [7u8; 10];
+        let need = r.header_len() + data.len();
+        for (payload, more) in [
+            (&data[..], &[][..]),
+            (&data[..4], &data[4..]),
+            (&[][..], &data[..]),
+        ] {
+            let seg = TcpSegment { payload, ..r };
+            for size in 0..need {
+                let mut buf = vec![0x5au8; size];
+                assert_eq!(emit_tcp(&mut buf, &seg, more), None, "size {size}");
+                assert!(buf.iter().all(|&b| b == 0x5a), "buf written on failure");
+            }
+            let mut buf = vec![0u8; need];
+            assert_eq!(emit_tcp(&mut buf, &seg, more), Some(need));
         }
-        let mut buf = vec![0u8; need];
-        assert_eq!(emit_tcp(&mut buf, &r, 10, |_| {}), Some(need));
         // Larger than an IPv4 packet can be, even with a huge buffer.
-        let mut big = vec![0u8; 70_000];
-        assert_eq!(emit_tcp(&mut big, &r, 65_535, |_| {}), None);
-        assert_eq!(emit_tcp(&mut big, &r, usize::MAX, |_| {}), None);
-        // Exactly the maximum fits.
+        let mut big = vec![0x5au8; 70_000];
         let max_payload = 65_535 - r.header_len();
-        assert_eq!(emit_tcp(&mut big, &r, max_payload, |_| {}), Some(65_535));
-        assert!(parse(&big[..65_535]).is_ok());
+        let huge = vec![0x33u8; 65_535];
+        for (payload, more) in [
+            (&huge[..], &[][..]),
+            (&[][..], &huge[..]),
+            (&huge[..max_payload], &huge[..1]),
+            (&huge[..1], &huge[..max_payload]),
+            (&huge[..], &huge[..]),
+        ] {
+            let seg = TcpSegment { payload, ..r };
+            assert_eq!(emit_tcp(&mut big, &seg, more), None);
+            assert!(big.iter().all(|&b| b == 0x5a), "buf written on failure");
+        }
+        // Exactly the maximum fits, however it is split.
+        for split in [0, 1, max_payload / 2, max_payload] {
+            let seg = TcpSegment {
+                payload: &huge[..split],
+                ..r
+            };
+            let more = &huge[split..max_payload];
+            assert_eq!(emit_tcp(&mut big, &seg, more), Some(65_535));
+            let back = tcp(&big[..65_535]);
+            assert_eq!(back.payload.len(), max_payload);
+        }
 
         let payload = [1u8; 10];
         for size in 0..38 {
@@ -1259,7 +1292,7 @@ mod tests {
         p[10..12].copy_from_slice(&ip_csum.to_be_bytes());
         p[36..38].copy_from_slice(&tcp_csum.to_be_bytes());
 
-        let r = TcpRepr {
+        let r = TcpSegment {
             src: "192.168.1.2:54321".parse().unwrap(),
             dst: "93.184.216.34:80".parse().unwrap(),
             seq: SeqNum(1),
@@ -1270,6 +1303,7 @@ mod tests {
                 mss: Some(1460),
                 ..TcpOptions::default()
             },
+            payload: &[],
         };
         assert_eq!(emit(&r, b""), p);
         let seg = tcp(&p);
@@ -1289,7 +1323,7 @@ mod tests {
             ),
             (TcpFlags::RST, TcpOptions::default(), &[0xffu8; 64][..]),
         ] {
-            let p = emit(&repr(flags, options), payload);
+            let p = emit(&segment(flags, options), payload);
             let (iph, rest) = etherparse::Ipv4Header::from_slice(&p).unwrap();
             assert_eq!(iph.header_checksum, iph.calc_header_checksum());
             assert!(iph.dont_fragment);
@@ -1340,7 +1374,7 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_rejected() {
-        let syn = emit(&repr(TcpFlags::SYN, all_options()), b"data!");
+        let syn = emit(&segment(TcpFlags::SYN, all_options()), b"data!");
         let ping = echo_request(7, 9, b"abc");
         for original in [syn, ping] {
             assert!(parse(&original).is_ok());
@@ -1359,7 +1393,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_rejected() {
-        let syn = emit(&repr(TcpFlags::SYN, all_options()), b"data!");
+        let syn = emit(&segment(TcpFlags::SYN, all_options()), b"data!");
         let ping = echo_request(7, 9, b"abc");
         for original in [syn, ping] {
             for len in 0..original.len() {
@@ -1375,7 +1409,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_beyond_total_length_are_ignored() {
-        let mut p = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abc");
+        let mut p = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abc");
         p.extend_from_slice(&[0xee; 17]);
         let seg = tcp(&p);
         assert_eq!(seg.payload, b"abc");
@@ -1392,7 +1426,7 @@ mod tests {
 
     #[test]
     fn not_ipv4() {
-        let mut p = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"");
+        let mut p = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"");
         p[0] = 0x65;
         assert_eq!(parse(&p), Err(DropReason::NotIpv4));
         assert_eq!(parse(&[0x60]), Err(DropReason::NotIpv4));
@@ -1401,7 +1435,7 @@ mod tests {
 
     #[test]
     fn bad_ihl() {
-        let base = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"");
+        let base = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"");
         for ihl in 0..5u8 {
             let mut p = base.clone();
             p[0] = 0x40 | ihl;
@@ -1421,7 +1455,7 @@ mod tests {
 
     #[test]
     fn ip_options_are_skipped() {
-        let base = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"hi");
+        let base = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"hi");
         // Insert 4 bytes of IP options (NOP NOP NOP EOL).
         let mut p = base[..20].to_vec();
         p.extend_from_slice(&[1, 1, 1, 0]);
@@ -1437,7 +1471,7 @@ mod tests {
 
     #[test]
     fn bad_total_length() {
-        let base = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abc");
+        let base = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abc");
         // Larger than the buffer.
         let mut p = base.clone();
         p[2..4].copy_from_slice(&(base.len() as u16 + 1).to_be_bytes());
@@ -1466,7 +1500,7 @@ mod tests {
 
     #[test]
     fn bad_checksums() {
-        let base = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abc");
+        let base = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abc");
         let mut p = base.clone();
         p[10] ^= 0x01;
         assert_eq!(parse(&p), Err(DropReason::BadIpChecksum));
@@ -1502,7 +1536,7 @@ mod tests {
 
     #[test]
     fn fragments_are_dropped() {
-        let base = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abc");
+        let base = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abc");
         for frag in [0x2000u16, 0x0001, 0x1fff, 0x6000, 0x4001, 0x2001] {
             let mut p = base.clone();
             p[6..8].copy_from_slice(&frag.to_be_bytes());
@@ -1529,7 +1563,7 @@ mod tests {
     #[test]
     fn unsupported_protocol() {
         for proto in [17u8, 0, 2, 41, 58, 255] {
-            let mut p = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abc");
+            let mut p = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abc");
             p[9] = proto;
             refresh_checksums(&mut p);
             assert_eq!(parse(&p), Err(DropReason::UnsupportedProtocol));
@@ -1538,7 +1572,7 @@ mod tests {
 
     #[test]
     fn bad_data_offset() {
-        let base = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abcd");
+        let base = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abcd");
         for doff in 0..5u8 {
             let mut p = base.clone();
             p[32] = doff << 4;
@@ -1560,7 +1594,7 @@ mod tests {
 
     #[test]
     fn reserved_and_ecn_bits_are_ignored() {
-        let mut p = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"");
+        let mut p = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"");
         p[32] |= 0x0f; // reserved + NS
         p[33] |= 0xc0; // CWR, ECE
         refresh_checksums(&mut p);
@@ -1612,7 +1646,7 @@ mod tests {
     #[test]
     fn port_zero_is_dropped() {
         for (sp, dp) in [(0u16, 80u16), (40000, 0), (0, 0)] {
-            let mut r = repr(TcpFlags::SYN, TcpOptions::default());
+            let mut r = segment(TcpFlags::SYN, TcpOptions::default());
             r.src.set_port(sp);
             r.dst.set_port(dp);
             assert_eq!(parse(&emit(&r, b"")), Err(DropReason::BadPort));
@@ -1628,14 +1662,14 @@ mod tests {
             Ipv4Addr::UNSPECIFIED,
         ];
         for addr in bad {
-            let mut r = repr(TcpFlags::SYN, TcpOptions::default());
+            let mut r = segment(TcpFlags::SYN, TcpOptions::default());
             r.dst.set_ip(addr);
             assert_eq!(
                 parse(&emit(&r, b"")),
                 Err(DropReason::BadAddress),
                 "dst {addr}"
             );
-            let mut r = repr(TcpFlags::SYN, TcpOptions::default());
+            let mut r = segment(TcpFlags::SYN, TcpOptions::default());
             r.src.set_ip(addr);
             assert_eq!(
                 parse(&emit(&r, b"")),
@@ -1653,7 +1687,7 @@ mod tests {
             Ipv4Addr::new(127, 0, 0, 1),
             Ipv4Addr::new(223, 255, 255, 255),
         ] {
-            let mut r = repr(TcpFlags::SYN, TcpOptions::default());
+            let mut r = segment(TcpFlags::SYN, TcpOptions::default());
             r.dst.set_ip(addr);
             assert!(parse(&emit(&r, b"")).is_ok());
         }
@@ -1747,7 +1781,7 @@ mod tests {
 
     #[test]
     fn seg_len_counts_syn_and_fin() {
-        let packet = emit(&repr(TcpFlags::ACK, TcpOptions::default()), b"abc");
+        let packet = emit(&segment(TcpFlags::ACK, TcpOptions::default()), b"abc");
         let mut seg = tcp(&packet);
         assert_eq!(seg.seg_len(), 3);
         seg.flags = TcpFlags::SYN;
@@ -1828,8 +1862,8 @@ mod tests {
         // length, offset and option handling sees hostile values.
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let bases = [
-            emit(&repr(TcpFlags::SYN, all_options()), b"payload"),
-            emit(&repr(TcpFlags::ACK, TcpOptions::default()), b""),
+            emit(&segment(TcpFlags::SYN, all_options()), b"payload"),
+            emit(&segment(TcpFlags::ACK, TcpOptions::default()), b""),
             echo_request(3, 4, b"ping data"),
         ];
         let mut outcomes = std::collections::HashSet::new();

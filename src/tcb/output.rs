@@ -15,7 +15,7 @@ use super::Tcb;
 use crate::seq::SeqNum;
 use crate::state::State;
 use crate::time::Instant;
-use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::{self, TcpFlags, TcpOptions, TcpSegment};
 
 /// What the connection owes the peer, beyond what its sequence variables say.
 #[derive(Debug, Default)]
@@ -312,14 +312,14 @@ impl Tcb {
                 self.pending.rst = false;
                 debug!("{} -> {}: sending RST", self.local, self.remote);
                 // SND.NXT of RFC 9293 3.10.5 (snd.nxt may have rewound).
-                let repr = self.header(
+                let seg = self.header(
                     self.snd.max,
                     SeqNum(0),
                     TcpFlags::RST,
                     0,
                     TcpOptions::default(),
                 );
-                self.write(buf, &repr, 0, 0)
+                self.write(buf, &seg, 0, 0)
             }
             Plan::Syn => self.build_syn(now, buf),
             Plan::Data { seq, len, fin, why } => self.build_data(now, buf, seq, len, fin, why),
@@ -328,22 +328,22 @@ impl Tcb {
                 trace!("{} -> {}: zero-window probe", self.local, self.remote);
                 let window = self.advertise(false);
                 let opts = self.seg_options(now, false);
-                let repr = self.header(
+                let seg = self.header(
                     self.snd.una + 1u32.wrapping_neg(),
                     self.rcv.nxt,
                     TcpFlags::ACK,
                     window,
                     opts,
                 );
-                self.write(buf, &repr, 0, 0)
+                self.write(buf, &seg, 0, 0)
             }
             Plan::Ack => {
                 let window = self.advertise(false);
                 let opts = self.seg_options(now, true);
                 // RFC 9293's SND.NXT: ours rewinds to SND.UNA on a timeout, and
                 // the peer drops an ACK whose sequence number is below RCV.NXT.
-                let repr = self.header(self.snd.max, self.rcv.nxt, TcpFlags::ACK, window, opts);
-                self.write(buf, &repr, 0, 0)
+                let seg = self.header(self.snd.max, self.rcv.nxt, TcpFlags::ACK, window, opts);
+                self.write(buf, &seg, 0, 0)
             }
             Plan::ArmPersist => {
                 let backoff = 1u32 << self.snd.persist_backoff.min(6);
@@ -364,7 +364,7 @@ impl Tcb {
         };
         let window = self.advertise(true);
         let opts = self.syn_options(now, syn_ack);
-        let repr = self.header(self.snd.iss, ack, flags, window, opts);
+        let seg = self.header(self.snd.iss, ack, flags, window, opts);
         self.snd.nxt = self.snd.iss + 1u32;
         self.snd.max = self.snd.max.max(self.snd.nxt);
         if self.rec.retries == 0 {
@@ -373,7 +373,7 @@ impl Tcb {
         self.timers
             .set_if_stopped(Timer::Retransmit, now + self.rtt.rto());
         trace!("{} -> {}: sending {:?}", self.local, self.remote, flags);
-        self.write(buf, &repr, 0, 0)
+        self.write(buf, &seg, 0, 0)
     }
 
     /// A segment carrying `len` bytes from `seq` (and our FIN if `fin`).
@@ -396,8 +396,8 @@ impl Tcb {
         }
         let window = self.advertise(false);
         let opts = self.seg_options(now, false);
-        let repr = self.header(seq, self.rcv.nxt, flags, window, opts);
-        let written = self.write(buf, &repr, off, len)?;
+        let seg = self.header(seq, self.rcv.nxt, flags, window, opts);
+        let written = self.write(buf, &seg, off, len)?;
         let retransmission = match why {
             Why::RetransmitUna | Why::SackHole => true,
             Why::Data | Why::TailLossProbe => seq.lt(self.snd.max),
@@ -524,7 +524,8 @@ impl Tcb {
         field as u16
     }
 
-    /// A header from us to the peer.
+    /// A segment from us to the peer, without payload ([`write`](Tcb::write)
+    /// adds it).
     fn header(
         &self,
         seq: SeqNum,
@@ -532,8 +533,8 @@ impl Tcb {
         flags: TcpFlags,
         window: u16,
         options: TcpOptions,
-    ) -> TcpRepr {
-        TcpRepr {
+    ) -> TcpSegment<'static> {
+        TcpSegment {
             src: self.local,
             dst: self.remote,
             seq,
@@ -541,22 +542,33 @@ impl Tcb {
             flags,
             window,
             options,
+            payload: &[],
         }
     }
 
-    /// Serialises one segment whose payload is the `len` bytes `off` bytes
-    /// after SND.UNA, and settles what an ACK in it answers.
-    fn write(&mut self, buf: &mut [u8], repr: &TcpRepr, off: usize, len: usize) -> Option<usize> {
-        let snd = &self.snd;
-        let Some(written) = wire::emit_tcp(buf, repr, len, |out| snd.copy_out(off, len, out))
-        else {
+    /// Serialises `seg` with, as payload, the `len` bytes `off` bytes after
+    /// SND.UNA, and settles what an ACK in it answers.
+    fn write(
+        &mut self,
+        buf: &mut [u8],
+        seg: &TcpSegment<'_>,
+        off: usize,
+        len: usize,
+    ) -> Option<usize> {
+        // The send buffer's two halves go out as they are, without a copy.
+        let (first, second) = self.snd.slices(off, len);
+        let out = TcpSegment {
+            payload: first,
+            ..*seg
+        };
+        let Some(written) = wire::emit_tcp(buf, &out, second) else {
             debug!("{} -> {}: output buffer too small", self.local, self.remote);
             return None;
         };
         self.stats.segs_out += 1;
         self.stats.bytes_out += len as u64;
-        if repr.flags.contains(TcpFlags::ACK) {
-            self.opts.last_ack_sent = repr.ack;
+        if seg.flags.contains(TcpFlags::ACK) {
+            self.opts.last_ack_sent = seg.ack;
             self.pending.ack = false;
             self.pending.dup_acks_owed = self.pending.dup_acks_owed.saturating_sub(1);
             self.timers.stop(Timer::DelayedAck);
@@ -566,10 +578,10 @@ impl Tcb {
             "{} -> {}: {:?} seq={} ack={} win={} len={}",
             self.local,
             self.remote,
-            repr.flags,
-            repr.seq,
-            repr.ack,
-            repr.window,
+            seg.flags,
+            seg.seq,
+            seg.ack,
+            seg.window,
             len
         );
         Some(written)

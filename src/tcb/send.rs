@@ -119,18 +119,51 @@ impl SendSpace {
         self.last_small_end.is_some_and(|end| end.gt(self.una))
     }
 
-    /// Copies `len` bytes starting `off` bytes after SND.UNA into `out`.
-    pub(super) fn copy_out(&self, off: usize, len: usize, out: &mut [u8]) {
+    /// The `len` bytes starting `off` bytes after SND.UNA, as the two
+    /// slices (either possibly empty) the ring buffer holds them in; the
+    /// first comes first. A range beyond the buffer is cut at its end.
+    pub(super) fn slices(&self, off: usize, len: usize) -> (&[u8], &[u8]) {
+        debug_assert!(off.saturating_add(len) <= self.buf.len());
         let (a, b) = self.buf.as_slices();
-        let mut copied = 0;
-        if off < a.len() {
-            let n = (a.len() - off).min(len);
-            out[..n].copy_from_slice(&a[off..off + n]);
-            copied = n;
-        }
-        if copied < len {
-            let start = off + copied - a.len();
-            out[copied..len].copy_from_slice(&b[start..start + len - copied]);
+        let end = off.saturating_add(len);
+        let skip = a.len();
+        (
+            clamped(a, off, end),
+            clamped(b, off.saturating_sub(skip), end.saturating_sub(skip)),
+        )
+    }
+}
+
+/// `s[from..to]`, both ends cut at `s.len()`.
+fn clamped(s: &[u8], from: usize, to: usize) -> &[u8] {
+    s.get(from.min(s.len())..to.min(s.len()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_cover_any_range_of_a_wrapped_buffer() {
+        let mut snd = SendSpace::new(SeqNum(1), 1460, true);
+        snd.buf = VecDeque::with_capacity(8);
+        snd.buf.extend(0..6u8);
+        snd.buf.drain(..4);
+        snd.buf.extend(6..12u8);
+        let (a, b) = snd.buf.as_slices();
+        assert!(!a.is_empty() && !b.is_empty(), "the buffer wraps");
+        let all: Vec<u8> = snd.buf.iter().copied().collect();
+        for off in 0..=all.len() {
+            for len in 0..=all.len() - off {
+                let (first, second) = snd.slices(off, len);
+                assert_eq!(
+                    [first, second].concat(),
+                    &all[off..off + len],
+                    "{off}+{len}"
+                );
+                assert!(first.len() <= a.len() && second.len() <= b.len());
+            }
         }
     }
 }
