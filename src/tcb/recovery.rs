@@ -274,6 +274,11 @@ impl Tcb {
         rtt: Option<Duration>,
     ) {
         self.rec.dup_acks = 0;
+        // HighRxt follows SND.UNA up, so that "below HighRxt" always means
+        // "retransmitted" and never an old mark that wrapped around.
+        if self.rec.high_rxt.lt(self.snd.una) {
+            self.rec.high_rxt = self.snd.una;
+        }
         match self.classify_ack(ack) {
             RecoveryAck::Outside => self.cc.on_ack(now, acked, flight, rtt),
             RecoveryAck::Full => {
@@ -329,8 +334,15 @@ impl Tcb {
 
     /// The state a loss response starting now would undo to (timestamps only:
     /// without them a spurious retransmission cannot be told apart).
+    ///
+    /// None either if SND.UNA's segment was already retransmitted (it lies
+    /// below HighRxt, a hole resent in an earlier episode): Eifel can only
+    /// judge a segment's first retransmission (RFC 3522 section 2). An ACK
+    /// for the earlier copy echoes a timestamp older than now and would make
+    /// this episode, a real loss of the original, look spurious.
     fn undo_point(&self, now: Instant) -> Option<Undo> {
-        self.opts.ts.then(|| Undo {
+        let resent = self.snd.una.lt(self.rec.high_rxt);
+        (self.opts.ts && !resent).then(|| Undo {
             seq: self.snd.una,
             tsval: self.tsval(now),
             cc: self.cc.clone_box(),
@@ -485,5 +497,84 @@ impl Tcb {
             Some(rto) if rto <= at => self.timers.stop(Timer::TailLossProbe),
             _ => self.timers.set(Timer::TailLossProbe, at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TcpConfig;
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    const MSS: u32 = 1000;
+
+    /// A connection with timestamps in use (payload MSS 1000), 40 segments
+    /// sent from 1000 (SND.UNA) with a cwnd of 40 segments; recovery state
+    /// and windows are set directly.
+    fn sender() -> Tcb {
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2);
+        let mut tcb = Tcb::connect(a, b, SeqNum(999), TcpConfig::default());
+        tcb.state = State::Established;
+        tcb.opts.ts = true;
+        tcb.snd.mss = (MSS + 12) as _;
+        tcb.snd.una = SeqNum(1000);
+        tcb.snd.nxt = SeqNum(1000 + 40 * MSS);
+        tcb.snd.max = tcb.snd.nxt;
+        tcb.rec.high_rxt = tcb.snd.una;
+        tcb.cc.set_mss(MSS);
+        tcb.cc.set_cwnd(40 * MSS);
+        tcb
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    #[test]
+    fn eifel_undoes_a_cut_when_the_original_arrived_rfc3522() {
+        let mut tcb = sender();
+        let una = tcb.snd.una;
+        // Loss detected at 100 ms, SND.UNA resent then; the ACK that covers
+        // it echoes the original's timestamp (sent at 50 ms).
+        tcb.remember_for_undo(ms(100));
+        tcb.enter_recovery(ms(100));
+        assert!(tcb.cc.cwnd() < 40 * MSS);
+        tcb.check_spurious(una + MSS, Some(tcb.tsval(ms(50))));
+        assert_eq!(tcb.stats.spurious_retransmits, 1);
+        assert_eq!(tcb.cc.cwnd(), 40 * MSS);
+        assert!(!tcb.rec.in_recovery());
+    }
+
+    #[test]
+    fn no_eifel_undo_for_a_segment_already_retransmitted_rfc3522() {
+        let mut tcb = sender();
+        let una = tcb.snd.una;
+        // An earlier episode resent the holes up to una + 5 segments at 50
+        // ms (HighRxt); its full ACK left SND.UNA on one of them, and new
+        // SACKs at 100 ms show it lost again: a new congestion event (the
+        // original was sent after the previous cut).
+        tcb.rec.high_rxt = una + 5 * MSS;
+        tcb.remember_for_undo(ms(100));
+        tcb.enter_recovery(ms(100));
+        let cut = tcb.cc.cwnd();
+        assert!(cut < 40 * MSS);
+        // The ACK that covers it echoes the 50 ms retransmission: older than
+        // this episode, but it proves nothing about the original.
+        tcb.check_spurious(una + MSS, Some(tcb.tsval(ms(50))));
+        assert_eq!(tcb.stats.spurious_retransmits, 0);
+        assert_eq!(tcb.cc.cwnd(), cut);
+        assert!(tcb.rec.in_recovery());
+    }
+
+    #[test]
+    fn high_rxt_follows_snd_una_up() {
+        let mut tcb = sender();
+        let una = tcb.snd.una;
+        tcb.snd.una = una + 10 * MSS;
+        tcb.on_new_ack(ms(10), tcb.snd.una, 10 * MSS, 40 * MSS, None);
+        assert_eq!(tcb.rec.high_rxt, tcb.snd.una);
+        // So SND.UNA's segment does not count as resent.
+        assert!(tcb.undo_point(ms(10)).is_some());
     }
 }
