@@ -73,6 +73,12 @@ pub(super) struct Recovery {
     /// In fast recovery: the highest sequence number sent when it began
     /// (RFC 6582's "recover").
     pub(super) recover: Option<SeqNum>,
+    /// After a retransmission timeout: SND.MAX when it fired. No fast
+    /// recovery until SND.UNA reaches it (RFC 6582 section 3.2 step 1,
+    /// RFC 6675 section 5.1): the timeout already cut the window, and the
+    /// SACKs and duplicate ACKs for what was in flight before it are no
+    /// news of a second congestion event.
+    pub(super) rto_recover: Option<SeqNum>,
 }
 
 impl Recovery {
@@ -90,12 +96,20 @@ impl Recovery {
             retries: 0,
             dup_acks: 0,
             recover: None,
+            rto_recover: None,
         }
     }
 
     /// True during fast recovery (RFC 6582, RFC 6675).
     pub(super) fn in_recovery(&self) -> bool {
         self.recover.is_some()
+    }
+
+    /// True while what was in flight when the retransmission timer last
+    /// fired is not all acknowledged (`una` is SND.UNA): no fast recovery
+    /// then.
+    fn after_timeout(&self, una: SeqNum) -> bool {
+        self.rto_recover.is_some_and(|point| una.lt(point))
     }
 }
 
@@ -133,6 +147,7 @@ impl Tcb {
         self.cc.on_timeout(now, flight);
         self.rec.dup_acks = 0;
         self.rec.recover = None;
+        self.rec.rto_recover = Some(self.snd.max);
         // Karn's rule: no RTT sample from anything sent before the timeout.
         // After a timeout the echo threshold moves up to now: if only our
         // ACK was lost, the peer answers this copy as a duplicate, echoing
@@ -177,7 +192,9 @@ impl Tcb {
     }
 
     /// A duplicate ACK for SND.UNA (RFC 5681 section 2): count it, and on the
-    /// third retransmit SND.UNA (RFC 5681 section 3.2); during recovery each
+    /// third retransmit SND.UNA (RFC 5681 section 3.2) unless what a timeout
+    /// resent is still unacknowledged (RFC 6582 section 3.2 step 1, "recover"
+    /// after a timeout); during recovery each
     /// further one inflates cwnd by an MSS (RFC 6582 section 3.2 step 4) and,
     /// with SACK, may show that a retransmission was lost as well.
     pub(super) fn on_duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
@@ -191,7 +208,7 @@ impl Tcb {
             }
             return;
         }
-        if self.rec.dup_acks == DUP_THRESH {
+        if self.rec.dup_acks == DUP_THRESH && !self.rec.after_timeout(self.snd.una) {
             self.rec.undo = self.undo_point(now);
             debug!(
                 "{} -> {}: third duplicate ACK for {}, fast retransmit",
@@ -240,7 +257,12 @@ impl Tcb {
     pub(super) fn detect_loss_by_sack(&mut self, now: Instant, probe_answered: bool) {
         let sb = &self.rec.scoreboard;
         let lost = sb.sacked_bytes() > 2 * self.payload_mss() || (probe_answered && !sb.is_empty());
-        if !self.opts.sack || self.rec.in_recovery() || !self.snd.has_flight() || !lost {
+        if !self.opts.sack
+            || self.rec.in_recovery()
+            || self.rec.after_timeout(self.snd.una)
+            || !self.snd.has_flight()
+            || !lost
+        {
             return;
         }
         debug!(
@@ -278,6 +300,10 @@ impl Tcb {
         // "retransmitted" and never an old mark that wrapped around.
         if self.rec.high_rxt.lt(self.snd.una) {
             self.rec.high_rxt = self.snd.una;
+        }
+        if !self.rec.after_timeout(self.snd.una) {
+            // Everything sent before the timeout is acknowledged.
+            self.rec.rto_recover = None;
         }
         match self.classify_ack(ack) {
             RecoveryAck::Outside => self.cc.on_ack(now, acked, flight, rtt),
@@ -379,6 +405,7 @@ impl Tcb {
             // cut, and out of recovery.
             self.cc = undo.cc;
             self.rec.recover = None;
+            self.rec.rto_recover = None;
             self.rec.dup_acks = 0;
             self.pending.retransmit_una = false;
             self.rec.tlp_outstanding = false;
@@ -565,6 +592,47 @@ mod tests {
         assert_eq!(tcb.stats.spurious_retransmits, 0);
         assert_eq!(tcb.cc.cwnd(), cut);
         assert!(tcb.rec.in_recovery());
+    }
+
+    #[test]
+    fn no_fast_recovery_for_what_was_in_flight_before_a_timeout_rfc6582_3_2() {
+        let mut tcb = sender();
+        tcb.opts.sack = true;
+        let una = tcb.snd.una;
+        tcb.on_rto(ms(500));
+        assert_eq!(tcb.cc.cwnd(), MSS);
+        // The first resent segment is acked; SACKs for ten segments sent
+        // before the timeout show the next one missing.
+        tcb.snd.una = una + MSS;
+        tcb.on_new_ack(ms(520), tcb.snd.una, MSS, 40 * MSS, None);
+        let (una1, max) = (tcb.snd.una, tcb.snd.max);
+        tcb.rec
+            .scoreboard
+            .update(una1, max, &[(una + 5 * MSS, una + 15 * MSS)]);
+        tcb.detect_loss_by_sack(ms(520), false);
+        for _ in 0..3 {
+            tcb.on_duplicate_ack(ms(521), una1);
+        }
+        // Still the timeout's slow start from one segment: no second cut,
+        // and no cwnd of ssthresh + 3*MSS from a flight sent before it.
+        assert!(!tcb.rec.in_recovery());
+        assert_eq!(tcb.cc.cwnd(), 2 * MSS);
+        assert_eq!(tcb.stats.fast_retransmits, 0);
+        // Once everything sent before the timeout is acked, a loss among
+        // the data sent since is a new congestion event.
+        tcb.snd.max = una + 60 * MSS;
+        tcb.snd.nxt = tcb.snd.max;
+        tcb.snd.una = una + 40 * MSS;
+        tcb.rec.scoreboard.advance(tcb.snd.una);
+        tcb.on_new_ack(ms(600), tcb.snd.una, 39 * MSS, 59 * MSS, None);
+        assert_eq!(tcb.rec.rto_recover, None);
+        let (una2, max) = (tcb.snd.una, tcb.snd.max);
+        tcb.rec
+            .scoreboard
+            .update(una2, max, &[(una + 45 * MSS, una + 50 * MSS)]);
+        tcb.detect_loss_by_sack(ms(600), false);
+        assert!(tcb.rec.in_recovery());
+        assert_eq!(tcb.stats.fast_retransmits, 1);
     }
 
     #[test]
