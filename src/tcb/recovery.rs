@@ -429,6 +429,18 @@ impl Tcb {
         }
     }
 
+    /// The RTT a timestamp echo on an ACK of new data measures (RFC 7323
+    /// section 4), for the congestion controller, which wants one per ACK;
+    /// [`sample_rtt`](Self::sample_rtt) feeds the RTO estimator. None
+    /// without timestamps, for a zero echo, or while Karn's rule blocks
+    /// samples (an echo fresh enough to count has already ended the block
+    /// in `sample_rtt`).
+    pub(super) fn echo_rtt(&self, now: Instant, tsecr: Option<u32>) -> Option<Duration> {
+        let tsecr = tsecr.filter(|&t| t != 0 && self.opts.ts && !self.rec.karn_blocked)?;
+        let ms = self.tsval(now).wrapping_sub(tsecr) as i32;
+        u64::try_from(ms).ok().map(Duration::from_millis)
+    }
+
     /// RTT samples from an ACK of new data (RFC 6298 (2.2/2.3) with Karn's
     /// rule; RFC 7323 section 4.1 for the timestamp echo). Returns the
     /// sample this ACK gave, if any.
@@ -633,6 +645,79 @@ mod tests {
         tcb.detect_loss_by_sack(ms(600), false);
         assert!(tcb.rec.in_recovery());
         assert_eq!(tcb.stats.fast_retransmits, 1);
+    }
+
+    /// A controller that records the RTT samples it is given.
+    #[derive(Clone, Debug)]
+    struct Recorder {
+        inner: Box<dyn Controller>,
+        rtts: std::sync::Arc<std::sync::Mutex<Vec<Option<Duration>>>>,
+    }
+
+    impl Controller for Recorder {
+        fn algorithm(&self) -> crate::cc::Algorithm {
+            self.inner.algorithm()
+        }
+        fn cwnd(&self) -> u32 {
+            self.inner.cwnd()
+        }
+        fn ssthresh(&self) -> u32 {
+            self.inner.ssthresh()
+        }
+        fn set_mss(&mut self, mss: u32) {
+            self.inner.set_mss(mss);
+        }
+        fn on_ack(&mut self, now: Instant, acked: u32, flight: u32, rtt: Option<Duration>) {
+            self.rtts.lock().unwrap().push(rtt);
+            self.inner.on_ack(now, acked, flight, rtt);
+        }
+        fn on_congestion_event(&mut self, now: Instant, flight: u32) {
+            self.inner.on_congestion_event(now, flight);
+        }
+        fn on_timeout(&mut self, now: Instant, flight: u32) {
+            self.inner.on_timeout(now, flight);
+        }
+        fn set_cwnd(&mut self, cwnd: u32) {
+            self.inner.set_cwnd(cwnd);
+        }
+        fn on_recovery_end(&mut self, now: Instant) {
+            self.inner.on_recovery_end(now);
+        }
+        fn clone_box(&self) -> Box<dyn Controller> {
+            Box::new(self.clone())
+        }
+    }
+
+    #[test]
+    fn controller_gets_an_rtt_sample_from_every_timestamp_echo_rfc9406_4_2() {
+        let mut tcb = sender();
+        let rtts = std::sync::Arc::default();
+        tcb.cc = Box::new(Recorder {
+            inner: tcb.cc.clone(),
+            rtts: std::sync::Arc::clone(&rtts),
+        });
+        // One segment is being timed for the RTO estimator (sent at 0 ms).
+        tcb.rec.rtt_probe = Some((tcb.snd.una + MSS, ms(0)));
+        // Four ACKs, each echoing a segment sent 20 + i ms before it.
+        for i in 0..4u64 {
+            let ack = tcb.snd.una + MSS;
+            let now = ms(30 + 10 * i);
+            let echo = tcb.tsval(ms(10 + 9 * i));
+            tcb.ack_new_data(now, ack, Some(echo));
+        }
+        let got = rtts.lock().unwrap().clone();
+        let d = Duration::from_millis;
+        // The first is the timed segment's (RFC 6298), the rest the echoes'.
+        assert_eq!(got, [Some(d(30)), Some(d(21)), Some(d(22)), Some(d(23))]);
+        // Nothing while Karn's rule blocks samples (an echo older than
+        // the retransmission), nor without a timestamp.
+        tcb.karn_block(ms(100));
+        let ack = tcb.snd.una + MSS;
+        tcb.ack_new_data(ms(110), ack, Some(tcb.tsval(ms(90))));
+        tcb.opts.ts = false;
+        let ack = tcb.snd.una + MSS;
+        tcb.ack_new_data(ms(120), ack, Some(tcb.tsval(ms(100))));
+        assert_eq!(rtts.lock().unwrap()[4..], [None, None]);
     }
 
     #[test]
