@@ -1,5 +1,7 @@
 //! Pluggable congestion controllers: NewReno (RFC 5681, RFC 3465) and CUBIC
-//! (RFC 9438, with optional HyStart++ slow start, RFC 9406).
+//! (RFC 9438, with optional HyStart++ slow start, RFC 9406:
+//! [`new_controller_with_hystart`], or `TcpConfig::hystart` for a
+//! connection).
 //!
 //! A [`Controller`] owns cwnd and ssthresh and does window maths only. Loss
 //! *detection* stays with the connection: counting duplicate ACKs, the SACK
@@ -163,17 +165,32 @@ impl Clone for Box<dyn Controller> {
 
 /// A controller of the chosen algorithm for segments of `mss` payload bytes,
 /// with the initial window: `initial_window_segments` == 0 means RFC 6928's
-/// IW = min(10*MSS, max(2*MSS, 14600)). CUBIC starts with HyStart++ off; use
-/// [`Cubic::with_hystart`] to turn it on.
+/// IW = min(10*MSS, max(2*MSS, 14600)). HyStart++ is off; see
+/// [`new_controller_with_hystart`].
 #[must_use]
 pub fn new_controller(
     alg: Algorithm,
     mss: u32,
     initial_window_segments: u32,
 ) -> Box<dyn Controller> {
+    new_controller_with_hystart(alg, mss, initial_window_segments, false)
+}
+
+/// Like [`new_controller`], with HyStart++ (RFC 9406) for the initial slow
+/// start on or off. CUBIC implements it ([`Cubic::with_hystart`]); NewReno
+/// keeps RFC 5681's slow start and ignores `hystart`.
+#[must_use]
+pub fn new_controller_with_hystart(
+    alg: Algorithm,
+    mss: u32,
+    initial_window_segments: u32,
+    hystart: bool,
+) -> Box<dyn Controller> {
     match alg {
         Algorithm::NewReno => Box::new(NewReno::new(mss, initial_window_segments)),
-        Algorithm::Cubic => Box::new(Cubic::new(mss, initial_window_segments)),
+        Algorithm::Cubic => {
+            Box::new(Cubic::new(mss, initial_window_segments).with_hystart(hystart))
+        }
     }
 }
 
@@ -230,6 +247,23 @@ mod tests {
             assert_eq!(new_controller(alg, u32::MAX, 0).cwnd(), u32::MAX);
             assert_eq!(new_controller(alg, 0, 0).cwnd(), 10);
         }
+    }
+
+    #[test]
+    fn hystart_flag_reaches_cubic_and_new_controller_keeps_it_off() {
+        // A stretch ACK of 4 segments in the initial slow start: RFC 5681
+        // adds min(N, SMSS), HyStart++ min(N, L*SMSS) with L = 8 (RFC 9406
+        // section 4.2).
+        let grown = |mut cc: Box<dyn Controller>| {
+            cc.on_ack(Instant::ZERO, 4000, cc.cwnd(), None);
+            cc.cwnd()
+        };
+        let hs = |alg, on| new_controller_with_hystart(alg, 1000, 10, on);
+        assert_eq!(grown(hs(Algorithm::Cubic, true)), 14_000);
+        assert_eq!(grown(hs(Algorithm::Cubic, false)), 11_000);
+        assert_eq!(grown(new_controller(Algorithm::Cubic, 1000, 10)), 11_000);
+        // NewReno has no HyStart++.
+        assert_eq!(grown(hs(Algorithm::NewReno, true)), 11_000);
     }
 
     #[test]

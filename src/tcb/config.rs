@@ -40,6 +40,10 @@ pub struct TcpConfig {
     pub tail_loss_probe: bool,
     /// The congestion controller (RFC 5681/6582 NewReno, or RFC 9438 CUBIC).
     pub congestion: Algorithm,
+    /// HyStart++ (RFC 9406) for the initial slow start: leave it on a rise
+    /// of the RTT, before the first loss. Only CUBIC implements it (NewReno
+    /// ignores the flag). Off by default.
+    pub hystart: bool,
 }
 
 impl Default for TcpConfig {
@@ -60,6 +64,7 @@ impl Default for TcpConfig {
             sack: true,
             tail_loss_probe: true,
             congestion: Algorithm::default(),
+            hystart: false,
         }
     }
 }

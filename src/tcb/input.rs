@@ -450,6 +450,10 @@ impl Tcb {
         self.rec.scoreboard.advance(ack);
         self.rec.tlp_outstanding = false;
         let rtt = self.sample_rtt(now, ack, tsecr);
+        // The RTO estimator takes one sample per RTT; the controller gets
+        // one from every timestamp echo (HyStart++ needs several per round,
+        // RFC 9406 section 4.2).
+        let rtt = rtt.or_else(|| self.echo_rtt(now, tsecr));
         self.rec.retries = 0;
         self.on_new_ack(now, ack, freed as u32, flight_before, rtt);
         // RFC 6298 (5.2)/(5.3): stop the timer when all is acked, else restart it.

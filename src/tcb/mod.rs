@@ -119,7 +119,12 @@ impl Tcb {
             timers: TimerTable::default(),
             rtt: RttEstimator::new(cfg.rtt),
             rec: Recovery::new(iss),
-            cc: cc::new_controller(cfg.congestion, snd_mss, cfg.initial_window),
+            cc: cc::new_controller_with_hystart(
+                cfg.congestion,
+                snd_mss,
+                cfg.initial_window,
+                cfg.hystart,
+            ),
             pending: Pending::default(),
             error: None,
             events: Events::default(),

@@ -73,6 +73,12 @@ pub(super) struct Recovery {
     /// In fast recovery: the highest sequence number sent when it began
     /// (RFC 6582's "recover").
     pub(super) recover: Option<SeqNum>,
+    /// After a retransmission timeout: SND.MAX when it fired. No fast
+    /// recovery until SND.UNA reaches it (RFC 6582 section 3.2 step 1,
+    /// RFC 6675 section 5.1): the timeout already cut the window, and the
+    /// SACKs and duplicate ACKs for what was in flight before it are no
+    /// news of a second congestion event.
+    pub(super) rto_recover: Option<SeqNum>,
 }
 
 impl Recovery {
@@ -90,12 +96,20 @@ impl Recovery {
             retries: 0,
             dup_acks: 0,
             recover: None,
+            rto_recover: None,
         }
     }
 
     /// True during fast recovery (RFC 6582, RFC 6675).
     pub(super) fn in_recovery(&self) -> bool {
         self.recover.is_some()
+    }
+
+    /// True while what was in flight when the retransmission timer last
+    /// fired is not all acknowledged (`una` is SND.UNA): no fast recovery
+    /// then.
+    fn after_timeout(&self, una: SeqNum) -> bool {
+        self.rto_recover.is_some_and(|point| una.lt(point))
     }
 }
 
@@ -133,6 +147,7 @@ impl Tcb {
         self.cc.on_timeout(now, flight);
         self.rec.dup_acks = 0;
         self.rec.recover = None;
+        self.rec.rto_recover = Some(self.snd.max);
         // Karn's rule: no RTT sample from anything sent before the timeout.
         // After a timeout the echo threshold moves up to now: if only our
         // ACK was lost, the peer answers this copy as a duplicate, echoing
@@ -177,7 +192,9 @@ impl Tcb {
     }
 
     /// A duplicate ACK for SND.UNA (RFC 5681 section 2): count it, and on the
-    /// third retransmit SND.UNA (RFC 5681 section 3.2); during recovery each
+    /// third retransmit SND.UNA (RFC 5681 section 3.2) unless what a timeout
+    /// resent is still unacknowledged (RFC 6582 section 3.2 step 1, "recover"
+    /// after a timeout); during recovery each
     /// further one inflates cwnd by an MSS (RFC 6582 section 3.2 step 4) and,
     /// with SACK, may show that a retransmission was lost as well.
     pub(super) fn on_duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
@@ -191,7 +208,7 @@ impl Tcb {
             }
             return;
         }
-        if self.rec.dup_acks == DUP_THRESH {
+        if self.rec.dup_acks == DUP_THRESH && !self.rec.after_timeout(self.snd.una) {
             self.rec.undo = self.undo_point(now);
             debug!(
                 "{} -> {}: third duplicate ACK for {}, fast retransmit",
@@ -240,7 +257,12 @@ impl Tcb {
     pub(super) fn detect_loss_by_sack(&mut self, now: Instant, probe_answered: bool) {
         let sb = &self.rec.scoreboard;
         let lost = sb.sacked_bytes() > 2 * self.payload_mss() || (probe_answered && !sb.is_empty());
-        if !self.opts.sack || self.rec.in_recovery() || !self.snd.has_flight() || !lost {
+        if !self.opts.sack
+            || self.rec.in_recovery()
+            || self.rec.after_timeout(self.snd.una)
+            || !self.snd.has_flight()
+            || !lost
+        {
             return;
         }
         debug!(
@@ -274,6 +296,15 @@ impl Tcb {
         rtt: Option<Duration>,
     ) {
         self.rec.dup_acks = 0;
+        // HighRxt follows SND.UNA up, so that "below HighRxt" always means
+        // "retransmitted" and never an old mark that wrapped around.
+        if self.rec.high_rxt.lt(self.snd.una) {
+            self.rec.high_rxt = self.snd.una;
+        }
+        if !self.rec.after_timeout(self.snd.una) {
+            // Everything sent before the timeout is acknowledged.
+            self.rec.rto_recover = None;
+        }
         match self.classify_ack(ack) {
             RecoveryAck::Outside => self.cc.on_ack(now, acked, flight, rtt),
             RecoveryAck::Full => {
@@ -329,8 +360,15 @@ impl Tcb {
 
     /// The state a loss response starting now would undo to (timestamps only:
     /// without them a spurious retransmission cannot be told apart).
+    ///
+    /// None either if SND.UNA's segment was already retransmitted (it lies
+    /// below HighRxt, a hole resent in an earlier episode): Eifel can only
+    /// judge a segment's first retransmission (RFC 3522 section 2). An ACK
+    /// for the earlier copy echoes a timestamp older than now and would make
+    /// this episode, a real loss of the original, look spurious.
     fn undo_point(&self, now: Instant) -> Option<Undo> {
-        self.opts.ts.then(|| Undo {
+        let resent = self.snd.una.lt(self.rec.high_rxt);
+        (self.opts.ts && !resent).then(|| Undo {
             seq: self.snd.una,
             tsval: self.tsval(now),
             cc: self.cc.clone_box(),
@@ -367,6 +405,7 @@ impl Tcb {
             // cut, and out of recovery.
             self.cc = undo.cc;
             self.rec.recover = None;
+            self.rec.rto_recover = None;
             self.rec.dup_acks = 0;
             self.pending.retransmit_una = false;
             self.rec.tlp_outstanding = false;
@@ -388,6 +427,18 @@ impl Tcb {
             self.rec.karn_blocked = true;
             self.rec.karn_tsval = self.tsval(now);
         }
+    }
+
+    /// The RTT a timestamp echo on an ACK of new data measures (RFC 7323
+    /// section 4), for the congestion controller, which wants one per ACK;
+    /// [`sample_rtt`](Self::sample_rtt) feeds the RTO estimator. None
+    /// without timestamps, for a zero echo, or while Karn's rule blocks
+    /// samples (an echo fresh enough to count has already ended the block
+    /// in `sample_rtt`).
+    pub(super) fn echo_rtt(&self, now: Instant, tsecr: Option<u32>) -> Option<Duration> {
+        let tsecr = tsecr.filter(|&t| t != 0 && self.opts.ts && !self.rec.karn_blocked)?;
+        let ms = self.tsval(now).wrapping_sub(tsecr) as i32;
+        u64::try_from(ms).ok().map(Duration::from_millis)
     }
 
     /// RTT samples from an ACK of new data (RFC 6298 (2.2/2.3) with Karn's
@@ -485,5 +536,198 @@ impl Tcb {
             Some(rto) if rto <= at => self.timers.stop(Timer::TailLossProbe),
             _ => self.timers.set(Timer::TailLossProbe, at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TcpConfig;
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    const MSS: u32 = 1000;
+
+    /// A connection with timestamps in use (payload MSS 1000), 40 segments
+    /// sent from 1000 (SND.UNA) with a cwnd of 40 segments; recovery state
+    /// and windows are set directly.
+    fn sender() -> Tcb {
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2);
+        let mut tcb = Tcb::connect(a, b, SeqNum(999), TcpConfig::default());
+        tcb.state = State::Established;
+        tcb.opts.ts = true;
+        tcb.snd.mss = (MSS + 12) as _;
+        tcb.snd.una = SeqNum(1000);
+        tcb.snd.nxt = SeqNum(1000 + 40 * MSS);
+        tcb.snd.max = tcb.snd.nxt;
+        tcb.rec.high_rxt = tcb.snd.una;
+        tcb.cc.set_mss(MSS);
+        tcb.cc.set_cwnd(40 * MSS);
+        tcb
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    #[test]
+    fn eifel_undoes_a_cut_when_the_original_arrived_rfc3522() {
+        let mut tcb = sender();
+        let una = tcb.snd.una;
+        // Loss detected at 100 ms, SND.UNA resent then; the ACK that covers
+        // it echoes the original's timestamp (sent at 50 ms).
+        tcb.remember_for_undo(ms(100));
+        tcb.enter_recovery(ms(100));
+        assert!(tcb.cc.cwnd() < 40 * MSS);
+        tcb.check_spurious(una + MSS, Some(tcb.tsval(ms(50))));
+        assert_eq!(tcb.stats.spurious_retransmits, 1);
+        assert_eq!(tcb.cc.cwnd(), 40 * MSS);
+        assert!(!tcb.rec.in_recovery());
+    }
+
+    #[test]
+    fn no_eifel_undo_for_a_segment_already_retransmitted_rfc3522() {
+        let mut tcb = sender();
+        let una = tcb.snd.una;
+        // An earlier episode resent the holes up to una + 5 segments at 50
+        // ms (HighRxt); its full ACK left SND.UNA on one of them, and new
+        // SACKs at 100 ms show it lost again: a new congestion event (the
+        // original was sent after the previous cut).
+        tcb.rec.high_rxt = una + 5 * MSS;
+        tcb.remember_for_undo(ms(100));
+        tcb.enter_recovery(ms(100));
+        let cut = tcb.cc.cwnd();
+        assert!(cut < 40 * MSS);
+        // The ACK that covers it echoes the 50 ms retransmission: older than
+        // this episode, but it proves nothing about the original.
+        tcb.check_spurious(una + MSS, Some(tcb.tsval(ms(50))));
+        assert_eq!(tcb.stats.spurious_retransmits, 0);
+        assert_eq!(tcb.cc.cwnd(), cut);
+        assert!(tcb.rec.in_recovery());
+    }
+
+    #[test]
+    fn no_fast_recovery_for_what_was_in_flight_before_a_timeout_rfc6582_3_2() {
+        let mut tcb = sender();
+        tcb.opts.sack = true;
+        let una = tcb.snd.una;
+        tcb.on_rto(ms(500));
+        assert_eq!(tcb.cc.cwnd(), MSS);
+        // The first resent segment is acked; SACKs for ten segments sent
+        // before the timeout show the next one missing.
+        tcb.snd.una = una + MSS;
+        tcb.on_new_ack(ms(520), tcb.snd.una, MSS, 40 * MSS, None);
+        let (una1, max) = (tcb.snd.una, tcb.snd.max);
+        tcb.rec
+            .scoreboard
+            .update(una1, max, &[(una + 5 * MSS, una + 15 * MSS)]);
+        tcb.detect_loss_by_sack(ms(520), false);
+        for _ in 0..3 {
+            tcb.on_duplicate_ack(ms(521), una1);
+        }
+        // Still the timeout's slow start from one segment: no second cut,
+        // and no cwnd of ssthresh + 3*MSS from a flight sent before it.
+        assert!(!tcb.rec.in_recovery());
+        assert_eq!(tcb.cc.cwnd(), 2 * MSS);
+        assert_eq!(tcb.stats.fast_retransmits, 0);
+        // Once everything sent before the timeout is acked, a loss among
+        // the data sent since is a new congestion event.
+        tcb.snd.max = una + 60 * MSS;
+        tcb.snd.nxt = tcb.snd.max;
+        tcb.snd.una = una + 40 * MSS;
+        tcb.rec.scoreboard.advance(tcb.snd.una);
+        tcb.on_new_ack(ms(600), tcb.snd.una, 39 * MSS, 59 * MSS, None);
+        assert_eq!(tcb.rec.rto_recover, None);
+        let (una2, max) = (tcb.snd.una, tcb.snd.max);
+        tcb.rec
+            .scoreboard
+            .update(una2, max, &[(una + 45 * MSS, una + 50 * MSS)]);
+        tcb.detect_loss_by_sack(ms(600), false);
+        assert!(tcb.rec.in_recovery());
+        assert_eq!(tcb.stats.fast_retransmits, 1);
+    }
+
+    /// A controller that records the RTT samples it is given.
+    #[derive(Clone, Debug)]
+    struct Recorder {
+        inner: Box<dyn Controller>,
+        rtts: std::sync::Arc<std::sync::Mutex<Vec<Option<Duration>>>>,
+    }
+
+    impl Controller for Recorder {
+        fn algorithm(&self) -> crate::cc::Algorithm {
+            self.inner.algorithm()
+        }
+        fn cwnd(&self) -> u32 {
+            self.inner.cwnd()
+        }
+        fn ssthresh(&self) -> u32 {
+            self.inner.ssthresh()
+        }
+        fn set_mss(&mut self, mss: u32) {
+            self.inner.set_mss(mss);
+        }
+        fn on_ack(&mut self, now: Instant, acked: u32, flight: u32, rtt: Option<Duration>) {
+            self.rtts.lock().unwrap().push(rtt);
+            self.inner.on_ack(now, acked, flight, rtt);
+        }
+        fn on_congestion_event(&mut self, now: Instant, flight: u32) {
+            self.inner.on_congestion_event(now, flight);
+        }
+        fn on_timeout(&mut self, now: Instant, flight: u32) {
+            self.inner.on_timeout(now, flight);
+        }
+        fn set_cwnd(&mut self, cwnd: u32) {
+            self.inner.set_cwnd(cwnd);
+        }
+        fn on_recovery_end(&mut self, now: Instant) {
+            self.inner.on_recovery_end(now);
+        }
+        fn clone_box(&self) -> Box<dyn Controller> {
+            Box::new(self.clone())
+        }
+    }
+
+    #[test]
+    fn controller_gets_an_rtt_sample_from_every_timestamp_echo_rfc9406_4_2() {
+        let mut tcb = sender();
+        let rtts = std::sync::Arc::default();
+        tcb.cc = Box::new(Recorder {
+            inner: tcb.cc.clone(),
+            rtts: std::sync::Arc::clone(&rtts),
+        });
+        // One segment is being timed for the RTO estimator (sent at 0 ms).
+        tcb.rec.rtt_probe = Some((tcb.snd.una + MSS, ms(0)));
+        // Four ACKs, each echoing a segment sent 20 + i ms before it.
+        for i in 0..4u64 {
+            let ack = tcb.snd.una + MSS;
+            let now = ms(30 + 10 * i);
+            let echo = tcb.tsval(ms(10 + 9 * i));
+            tcb.ack_new_data(now, ack, Some(echo));
+        }
+        let got = rtts.lock().unwrap().clone();
+        let d = Duration::from_millis;
+        // The first is the timed segment's (RFC 6298), the rest the echoes'.
+        assert_eq!(got, [Some(d(30)), Some(d(21)), Some(d(22)), Some(d(23))]);
+        // Nothing while Karn's rule blocks samples (an echo older than
+        // the retransmission), nor without a timestamp.
+        tcb.karn_block(ms(100));
+        let ack = tcb.snd.una + MSS;
+        tcb.ack_new_data(ms(110), ack, Some(tcb.tsval(ms(90))));
+        tcb.opts.ts = false;
+        let ack = tcb.snd.una + MSS;
+        tcb.ack_new_data(ms(120), ack, Some(tcb.tsval(ms(100))));
+        assert_eq!(rtts.lock().unwrap()[4..], [None, None]);
+    }
+
+    #[test]
+    fn high_rxt_follows_snd_una_up() {
+        let mut tcb = sender();
+        let una = tcb.snd.una;
+        tcb.snd.una = una + 10 * MSS;
+        tcb.on_new_ack(ms(10), tcb.snd.una, 10 * MSS, 40 * MSS, None);
+        assert_eq!(tcb.rec.high_rxt, tcb.snd.una);
+        // So SND.UNA's segment does not count as resent.
+        assert!(tcb.undo_point(ms(10)).is_some());
     }
 }
