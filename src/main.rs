@@ -45,6 +45,11 @@ struct Cli {
     /// or cubic (RFC 9438).
     #[arg(long = "cc", global = true, value_name = "ALGORITHM", default_value_t = Algorithm::default())]
     congestion: Algorithm,
+
+    /// HyStart++ (RFC 9406) for CUBIC's slow start: leave it on a rising
+    /// RTT instead of on the first loss. Off by default.
+    #[arg(long, global = true)]
+    hystart: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -115,6 +120,7 @@ fn run(cli: Cli) -> io::Result<()> {
     }
     let mut cfg = StackConfig::new(cli.addr);
     cfg.tcp.congestion = cli.congestion;
+    cfg.tcp.hystart = cli.hystart;
     log::debug!("congestion control: {}", cli.congestion);
     let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
     PRINT_STATS.store(cli.stats, std::sync::atomic::Ordering::Relaxed);
