@@ -87,6 +87,9 @@ fn config() -> TcpConfig {
         timestamps: false,
         sack: false,
         tail_loss_probe: false,
+        // The window arithmetic these tests check is RFC 5681/6582's;
+        // CUBIC's has its own tests (src/cc/cubic.rs, and one below).
+        congestion: crate::cc::Algorithm::NewReno,
         ..TcpConfig::default()
     }
 }

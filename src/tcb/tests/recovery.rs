@@ -119,6 +119,33 @@ fn fast_retransmit_on_third_dup_ack() {
     assert_eq!(tcb.stats().retransmits_timeout, 0);
 }
 
+/// RFC 9438 section 4.6 through the connection: with CUBIC the third
+/// duplicate ACK cuts ssthresh to 0.7 * FlightSize (here 4 segments are
+/// outstanding once the first is acked), and fast recovery inflates cwnd
+/// by 3*SMSS as with NewReno.
+#[test]
+fn cubic_fast_retransmit_cuts_to_seven_tenths() {
+    let mut tcb = established_cfg(TcpConfig {
+        congestion: crate::cc::Algorithm::Cubic,
+        ..config()
+    });
+    let a = data(5 * 1460);
+    tcb.send(&a).unwrap();
+    assert_eq!(out(&mut tcb, at(10)).len(), 5);
+    let una = ISS + 1 + 1460;
+    for t in 20..=23 {
+        seg_in(&mut tcb, at(t), &from_peer(ACK, PEER_ISS + 1, una, &[]));
+    }
+    assert_eq!(
+        out(&mut tcb, at(23)),
+        vec![seg(ACK, una, PEER_ISS + 1, WIN, &a[1460..2920])]
+    );
+    assert_eq!(tcb.stats().fast_retransmits, 1);
+    assert_eq!(tcb.congestion().algorithm(), crate::cc::Algorithm::Cubic);
+    assert_eq!(tcb.congestion().ssthresh(), 4 * 1460 * 7 / 10);
+    assert_eq!(tcb.congestion().cwnd(), 4 * 1460 * 7 / 10 + 3 * 1460);
+}
+
 /// RFC 5681 section 2 (definition of a duplicate ACK, condition e): an ACK
 /// that changes the window is a window update, not a duplicate.
 #[test]
