@@ -15,9 +15,10 @@
 //! every per-wake-up and per-packet path independent of how many
 //! connections the stack holds:
 //!
-//! - **The timer index** ([`Timers`]): a min-heap of `(deadline, slot,
-//!   stamp)` with lazy deletion. [`Stack::poll_timeout`] reads its top;
-//!   [`Stack::handle_timeout`] pops only the due entries.
+//! - **The timer index** (`Timers`, whose comment states the invariant): a
+//!   min-heap of `(deadline, slot, stamp)` with lazy deletion.
+//!   [`Stack::poll_timeout`] reads its top; [`Stack::handle_timeout`] pops
+//!   only the due entries.
 //! - **The changed list** (`Stack::changed`): the connections the stack or
 //!   the application touched since the last [`Stack::poll_transmit`] (a
 //!   segment arrived, a timer fired, an application call through
@@ -541,7 +542,7 @@ impl Stack {
     /// returns: the connection joins the changed list, its timer-index entry
     /// is retired and it becomes the `touched` one, whose deadline
     /// [`poll_timeout`](Self::poll_timeout) reads from the TCB itself until
-    /// the next call of the stack re-indexes it (see [`Timers`]).
+    /// the next call of the stack re-indexes it (see `Timers` in the source).
     pub fn tcb_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
         self.sync_touched();
         let slot = self.slots.get_mut(id.index as usize)?;
@@ -940,7 +941,7 @@ impl Stack {
 
     /// The earliest deadline of any connection. O(1): the top of the timer
     /// index, or the deadline of the connection [`tcb_mut`](Self::tcb_mut)
-    /// handed out last (see [`Timers`] for why this is exact).
+    /// handed out last (see `Timers` in the source for why this is exact).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let indexed = match self.timers.heap.peek() {
             Some(&Reverse((t, index, stamp))) if Timers::is_live(&self.slots, index, stamp) => {
