@@ -441,3 +441,130 @@ fn listener_settings_reach_accepted_connections() {
     assert_eq!(syn_ack.options.mss, Some(s.tcp_config().mss));
     assert!(s.tcp_config().mss < 9000);
 }
+
+/// The half-open count of a listener (kept as a counter, not a scan of the
+/// connections) through a SYN flood: SYNs beyond the backlog are dropped and
+/// counted; a RST, a completed handshake taken by `accept`, and SYN-ACK
+/// retransmissions that give up each free their slot.
+#[test]
+fn syn_flood_fills_the_backlog_and_each_way_out_frees_a_slot() {
+    let mut s = stack();
+    s.listen(80, 8).unwrap();
+    for port in 5000..5020 {
+        s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));
+    }
+    let out = output(&mut s);
+    assert_eq!(out.len(), 8, "a SYN-ACK for each of the first eight");
+    assert_eq!(s.connection_count(), 8, "8 half-open");
+    assert_eq!(s.stats().syn_backlog_full, 12);
+    let syn_acks: Vec<Seg> = out.iter().map(|p| Seg::parse(p)).collect();
+    let answered: Vec<u16> = syn_acks.iter().map(|s| s.dst.port()).collect();
+    assert_eq!(answered, (5000..5008).collect::<Vec<_>>());
+
+    // Full: one more SYN is dropped.
+    s.handle_packet(NOW, &tcp_in(6000, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(s.stats().syn_backlog_full, 13);
+    assert_eq!(s.connection_count(), 8);
+
+    // A RST (in the window) to one half-open connection frees its slot.
+    s.handle_packet(NOW, &tcp_in(5003, 80, 1001, 0, TcpFlags::RST));
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.connection_count(), 7);
+    s.handle_packet(NOW, &tcp_in(6001, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(s.connection_count(), 8, "the freed slot is taken");
+    assert_eq!(output(&mut s).len(), 1);
+    s.handle_packet(NOW, &tcp_in(6002, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(s.stats().syn_backlog_full, 14, "full again");
+
+    // A completed handshake moves to the accept queue: still counted...
+    let iss = syn_acks[0].seq;
+    s.handle_packet(
+        NOW,
+        &tcp_in(5000, 80, 1001, iss.wrapping_add(1), TcpFlags::ACK),
+    );
+    assert!(output(&mut s).is_empty());
+    s.handle_packet(NOW, &tcp_in(6003, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(s.stats().syn_backlog_full, 15, "queued counts too");
+    // ...until accepted.
+    let conn = s.accept(80).expect("the handshake completed");
+    s.handle_packet(NOW, &tcp_in(6004, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(s.stats().syn_backlog_full, 15);
+    assert_eq!(s.connection_count(), 9, "7 half-open + 1 new + 1 accepted");
+    assert_eq!(output(&mut s).len(), 1);
+
+    // The half-open ones give up once their SYN-ACK retransmissions are
+    // exhausted; the timers fire through the stack's timer index.
+    let mut rounds = 0;
+    while s.connection_count() > 1 {
+        let t = s.poll_timeout().expect("SYN-ACK timers are armed");
+        s.handle_timeout(t);
+        stack_output(&mut s, t);
+        rounds += 1;
+        assert!(rounds < 1000, "the half-open connections never gave up");
+    }
+    assert!(s.tcb(conn).is_some(), "the accepted one stays");
+    assert_eq!(s.poll_timeout(), None, "an idle connection arms no timer");
+    let full = s.stats().syn_backlog_full;
+    for port in 7000..7009 {
+        s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));
+    }
+    assert_eq!(
+        s.connection_count(),
+        9,
+        "8 half-open again + the accepted one"
+    );
+    assert_eq!(s.stats().syn_backlog_full, full + 1);
+
+    // Unlisten resets them; a new listener on the port starts from zero.
+    s.unlisten(80);
+    assert_eq!(output(&mut s).len(), 8, "a RST for each half-open one");
+    assert_eq!(s.connection_count(), 1);
+    s.listen(80, 2).unwrap();
+    for port in 8000..8003 {
+        s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));
+    }
+    assert_eq!(s.connection_count(), 3);
+    assert_eq!(s.stats().syn_backlog_full, full + 2);
+}
+
+/// The stack's deadline follows application calls made through `tcb_mut`
+/// at once, with no other call in between: an abort that cancels the
+/// earliest timer uncovers the next one, and the timers still fire on time.
+#[test]
+fn poll_timeout_follows_application_calls_through_tcb_mut() {
+    let mut s = stack();
+    let t0 = Instant::from_millis(0);
+    let t1 = Instant::from_millis(100);
+    let a = s.connect(t0, SocketAddrV4::new(PEER, 80)).unwrap();
+    assert_eq!(stack_output(&mut s, t0).len(), 1, "A's SYN");
+    let rto_a = s.tcb(a).unwrap().poll_timeout().expect("A's SYN is timed");
+    assert_eq!(s.poll_timeout(), Some(rto_a));
+    let b = s.connect(t1, SocketAddrV4::new(PEER, 81)).unwrap();
+    assert_eq!(stack_output(&mut s, t1).len(), 1, "B's SYN");
+    let rto_b = s.tcb(b).unwrap().poll_timeout().expect("B's SYN is timed");
+    assert!(rto_a < rto_b);
+    assert_eq!(s.poll_timeout(), Some(rto_a));
+
+    // A's timer goes away with the abort: B's is next, at once.
+    s.tcb_mut(a).unwrap().abort();
+    assert_eq!(s.poll_timeout(), Some(rto_b));
+    // Looking at a connection through `tcb_mut` without changing it keeps
+    // its deadline.
+    assert!(s.tcb_mut(b).unwrap().poll_timeout().is_some());
+    assert_eq!(s.poll_timeout(), Some(rto_b));
+    assert!(stack_output(&mut s, t1).is_empty(), "SYN-SENT: no RST");
+    assert_eq!(s.poll_timeout(), Some(rto_b));
+
+    // Nothing is due before B's deadline; at it, B retransmits its SYN.
+    s.handle_timeout(rto_a);
+    assert!(stack_output(&mut s, rto_a).is_empty());
+    s.handle_timeout(rto_b);
+    let out = stack_output(&mut s, rto_b);
+    assert_eq!(out.len(), 1);
+    assert_eq!(Seg::parse(&out[0]).flags, TcpFlags::SYN);
+    let next = s.poll_timeout().expect("the retransmission is timed");
+    assert!(next > rto_b);
+    assert_eq!(Some(next), s.tcb(b).unwrap().poll_timeout());
+    s.tcb_mut(b).unwrap().abort();
+    assert_eq!(s.poll_timeout(), None);
+}
