@@ -1,0 +1,96 @@
+//! [`TcpListener`]: accepting connections.
+
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+
+use super::runtime::{dead_error, Runtime};
+use super::stream::TcpStream;
+use super::NetStack;
+
+/// A TCP socket server, listening for connections (like `std::net::TcpListener`).
+pub struct TcpListener {
+    rt: Arc<Runtime>,
+    port: u16,
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+/// Accept queue length used by [`TcpListener::bind`].
+pub const DEFAULT_BACKLOG: usize = 128;
+
+impl TcpListener {
+    /// Listens on `port` of the stack's address. `AddrInUse` if taken.
+    pub fn bind(net: &NetStack, port: u16) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(net, port, DEFAULT_BACKLOG)
+    }
+
+    /// Like [`bind`](Self::bind) with an explicit accept queue bound.
+    pub fn bind_with_backlog(net: &NetStack, port: u16, backlog: usize) -> io::Result<TcpListener> {
+        net.rt.shared.lock().stack.listen(port, backlog)?;
+        Ok(TcpListener {
+            rt: net.rt.clone(),
+            port,
+        })
+    }
+
+    /// The address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let addr = self.rt.shared.lock().stack.addr();
+        Ok(SocketAddr::V4(SocketAddrV4::new(addr, self.port)))
+    }
+
+    /// Waits for the next established connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let shared = &self.rt.shared;
+        let mut core = shared.lock();
+        loop {
+            if let Some(msg) = &core.dead {
+                return Err(dead_error(msg));
+            }
+            if let Some(id) = core.stack.accept(self.port) {
+                let peer = core
+                    .stack
+                    .tcb(id)
+                    .map(|t| SocketAddr::V4(t.remote()))
+                    .ok_or_else(|| io::Error::other("accepted connection vanished"))?;
+                drop(core);
+                return Ok((TcpStream::from_id(self.rt.clone(), id), peer));
+            }
+            core = shared.wait(core, None).0;
+        }
+    }
+
+    /// An iterator over incoming connections (never ends by itself).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let shared = &self.rt.shared;
+        let mut core = shared.lock();
+        core.stack.unlisten(self.port);
+        shared.flush(&mut core);
+    }
+}
+
+/// Iterator returned by [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
