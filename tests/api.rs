@@ -963,3 +963,50 @@ fn zero_length_write_returns_zero() {
         assert_eq!(join_bounded(kernel, JOIN_TIMEOUT, "kernel side"), b"a");
     });
 }
+
+// ---------------------------------------------------------------------------
+// runtime: targeted wake-ups, non-blocking mode, readiness
+// ---------------------------------------------------------------------------
+
+#[test]
+fn reader_blocked_on_one_connection_sleeps_through_traffic_on_another() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8100).unwrap();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let mut a = kernel_connect(&ctx2, 8100);
+            let b = kernel_connect(&ctx2, 8100);
+            write_pattern(&b, 3, 2_000_000).unwrap();
+            b.shutdown(Shutdown::Write).unwrap();
+            // Let utcp finish reading B before A says anything.
+            let mut x = [0u8; 1];
+            assert_eq!((&b).read(&mut x).unwrap(), 0);
+            a.write_all(b"A").unwrap();
+            read_to_end(&mut a).unwrap()
+        });
+        let (a, _) = l.accept().unwrap();
+        let (b, _) = l.accept().unwrap();
+        a.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        b.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let a2 = a.try_clone().unwrap();
+        let reader = thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let n = (&a2).read(&mut buf).unwrap();
+            (buf[..n].to_vec(), a2.debug_wakeups())
+        });
+        thread::sleep(Duration::from_millis(100));
+        read_pattern(&b, 3, 2_000_000).unwrap();
+        let during_b = a.debug_wakeups();
+        drop(b);
+        let (got, wakeups) = join_bounded(reader, JOIN_TIMEOUT, "reader of A");
+        assert_eq!(got, b"A");
+        assert_eq!(during_b, 0, "traffic on B woke A's reader {during_b} times");
+        assert!(
+            wakeups >= 1 && wakeups <= 3,
+            "A's reader woke {wakeups} times"
+        );
+        drop(a);
+        assert!(join_bounded(kernel, JOIN_TIMEOUT, "kernel").is_empty());
+    });
+}

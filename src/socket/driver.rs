@@ -30,14 +30,13 @@ pub(super) fn drive(shared: &Shared) {
         };
         if let Err(err) = wait_for_work(shared, timeout) {
             error!("poll failed: {err}");
-            fail(shared, err.to_string());
+            shared.fail(err.to_string());
             break;
         }
         let fatal = serve_batches(shared, &mut rx);
-        shared.cond.notify_all();
         if let Some(e) = fatal {
             error!("device read failed: {e}");
-            fail(shared, e.to_string());
+            shared.fail(e.to_string());
             break;
         }
     }
@@ -133,9 +132,4 @@ fn read_batch(shared: &Shared, core: &mut Core, rx: &mut [u8]) -> (usize, Option
         }
     }
     (got, None)
-}
-
-fn fail(shared: &Shared, msg: String) {
-    shared.lock().dead = Some(msg);
-    shared.cond.notify_all();
 }

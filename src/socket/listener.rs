@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::runtime::{dead_error, Runtime};
 use super::stream::TcpStream;
+use super::wake::Source;
 use super::NetStack;
 
 /// A TCP socket server, listening for connections (like `std::net::TcpListener`).
@@ -63,7 +64,7 @@ impl TcpListener {
                 drop(core);
                 return Ok((TcpStream::from_id(self.rt.clone(), id), peer));
             }
-            core = shared.wait(core, None).0;
+            core = shared.wait_on(core, Source::Port(self.port), None).0;
         }
     }
 

@@ -14,6 +14,7 @@ mod errors;
 mod listener;
 mod runtime;
 mod stream;
+mod wake;
 
 pub use errors::io_kind;
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};

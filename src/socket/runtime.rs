@@ -18,6 +18,7 @@ use crate::state::State;
 use crate::time::Instant;
 
 use super::driver::drive;
+use super::wake::{source_of, Source, Waiters};
 
 /// How long dropping the last handle of a [`NetStack`] waits for connections
 /// to finish closing (our FINs acknowledged) before stopping the driver.
@@ -32,6 +33,10 @@ pub(super) struct Core {
     pub(super) dead: Option<String>,
     /// Deliberate packet loss/duplication/delay, if configured.
     pub(super) impair: Option<Impairer>,
+    /// Threads blocked on one connection or listener.
+    pub(super) waiters: Waiters,
+    /// Threads in [`NetStack::wait_idle`] or the linger wait.
+    pub(super) idle_waiters: usize,
 }
 
 impl Core {
@@ -47,6 +52,7 @@ impl Core {
 
 pub(super) struct Shared {
     pub(super) core: Mutex<Core>,
+    /// Where the idle and linger waits sleep.
     pub(super) cond: Condvar,
     pub(super) wake: OwnedFd,
     pub(super) device: Box<dyn Device>,
@@ -101,6 +107,7 @@ impl Shared {
             Some(id) => stack.poll_transmit_conn(now, id, out, emit),
             None => stack.poll_transmit(now, out, emit),
         }
+        self.dispatch(core);
         let next = core.next_deadline();
         if let Some(next) = next {
             if core.driver_deadline.is_none_or(|d| next < d) {
@@ -116,29 +123,72 @@ impl Shared {
         }
     }
 
-    /// Waits on the condition variable, until `deadline` if given.
-    /// Returns the guard and whether the deadline passed.
-    pub(super) fn wait<'a>(
+    /// Drains the stack's events and wakes the threads blocked on the
+    /// sources they concern, and the idle waiters (whose connections may
+    /// change state without an event: orphans report none).
+    pub(super) fn dispatch(&self, core: &mut Core) {
+        while let Some(ev) = core.stack.poll_event() {
+            core.waiters.wake(source_of(&ev));
+        }
+        if core.idle_waiters > 0 {
+            self.cond.notify_all();
+        }
+    }
+
+    /// Waits until an event of `src` (or the device's death), until
+    /// `deadline` if given. Returns the guard and whether the deadline passed.
+    pub(super) fn wait_on<'a>(
         &self,
-        guard: MutexGuard<'a, Core>,
+        mut guard: MutexGuard<'a, Core>,
+        src: Source,
         deadline: Option<std::time::Instant>,
     ) -> (MutexGuard<'a, Core>, bool) {
-        match deadline {
-            None => (
-                self.cond.wait(guard).unwrap_or_else(|e| e.into_inner()),
-                false,
-            ),
-            Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return (guard, true);
-                }
-                let (g, _) = self
-                    .cond
-                    .wait_timeout(guard, left)
-                    .unwrap_or_else(|e| e.into_inner());
-                (g, std::time::Instant::now() >= d)
+        let cond = guard.waiters.enter(src);
+        let (mut guard, timed_out) = timed_wait(&cond, guard, deadline);
+        guard.waiters.leave(src);
+        (guard, timed_out)
+    }
+
+    /// Waits for any change that may make the stack idle (see [`busy`]),
+    /// until `deadline`. Returns the guard and whether the deadline passed.
+    pub(super) fn wait_idle_change<'a>(
+        &self,
+        mut guard: MutexGuard<'a, Core>,
+        deadline: std::time::Instant,
+    ) -> (MutexGuard<'a, Core>, bool) {
+        guard.idle_waiters += 1;
+        let (mut guard, timed_out) = timed_wait(&self.cond, guard, Some(deadline));
+        guard.idle_waiters -= 1;
+        (guard, timed_out)
+    }
+
+    /// The device failed: every later call reports `msg`; wake everybody.
+    pub(super) fn fail(&self, msg: String) {
+        let mut core = self.lock();
+        core.dead = Some(msg);
+        core.waiters.wake_all();
+        self.cond.notify_all();
+    }
+}
+
+/// Waits on `cond`, until `deadline` if given. Returns the guard and
+/// whether the deadline passed.
+fn timed_wait<'a>(
+    cond: &Condvar,
+    guard: MutexGuard<'a, Core>,
+    deadline: Option<std::time::Instant>,
+) -> (MutexGuard<'a, Core>, bool) {
+    match deadline {
+        None => (cond.wait(guard).unwrap_or_else(|e| e.into_inner()), false),
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return (guard, true);
             }
+            let (g, _) = cond
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner());
+            (g, std::time::Instant::now() >= d)
         }
     }
 }
@@ -181,7 +231,7 @@ impl Drop for Runtime {
         let deadline = std::time::Instant::now() + self.linger;
         let mut core = self.shared.lock();
         while core.dead.is_none() && busy(&core.stack) {
-            let (g, timed_out) = self.shared.wait(core, Some(deadline));
+            let (g, timed_out) = self.shared.wait_idle_change(core, deadline);
             core = g;
             if timed_out {
                 debug!("linger time over with connections still closing");
@@ -275,6 +325,8 @@ impl NetStack {
                 driver_deadline: None,
                 dead: None,
                 impair: opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new),
+                waiters: Waiters::default(),
+                idle_waiters: 0,
             }),
             cond: Condvar::new(),
             wake,
@@ -325,7 +377,7 @@ impl NetStack {
             if !busy(&core.stack) {
                 return true;
             }
-            let (g, timed_out) = shared.wait(core, Some(deadline));
+            let (g, timed_out) = shared.wait_idle_change(core, deadline);
             core = g;
             if timed_out {
                 return !busy(&core.stack);

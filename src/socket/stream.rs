@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::tcb::{ConnInfo, ConnStats};
 
 use super::errors::io_kind;
 use super::runtime::{dead_error, Runtime};
+use super::wake::Source;
 use super::NetStack;
 
 struct StreamInner {
@@ -19,6 +21,8 @@ struct StreamInner {
     id: ConnId,
     read_timeout: Mutex<Option<Duration>>,
     write_timeout: Mutex<Option<Duration>>,
+    /// How often a thread blocked in `read` or `write` woke up (tests).
+    wakeups: AtomicU64,
 }
 
 impl Drop for StreamInner {
@@ -65,6 +69,7 @@ impl TcpStream {
                 id,
                 read_timeout: Mutex::new(None),
                 write_timeout: Mutex::new(None),
+                wakeups: AtomicU64::new(0),
             }),
         }
     }
@@ -143,7 +148,7 @@ impl TcpStream {
                 drop(core);
                 return Err(err);
             }
-            let (g, timed_out) = shared.wait(core, deadline);
+            let (g, timed_out) = shared.wait_on(core, Source::Conn(id), deadline);
             core = g;
             if timed_out {
                 if let Some(t) = core.stack.tcb_mut(id) {
@@ -156,6 +161,13 @@ impl TcpStream {
                 ));
             }
         }
+    }
+
+    /// How many times a thread blocked in `read` or `write` on this
+    /// connection woke up (a counter for the runtime's tests).
+    #[doc(hidden)]
+    pub fn debug_wakeups(&self) -> u64 {
+        self.inner.wakeups.load(Ordering::Relaxed)
     }
 
     /// Another handle to the same connection.
@@ -219,8 +231,8 @@ impl TcpStream {
             tcb.close();
         }
         shared.flush_conn(&mut core, self.inner.id);
-        drop(core);
-        shared.cond.notify_all();
+        // A reader or writer of this connection in another thread must see it.
+        core.waiters.wake(Source::Conn(self.inner.id));
         Ok(())
     }
 
@@ -297,7 +309,8 @@ impl TcpStream {
             if let Some(msg) = &core.dead {
                 return Err(dead_error(msg));
             }
-            let (g, timed_out) = shared.wait(core, deadline);
+            let (g, timed_out) = shared.wait_on(core, Source::Conn(self.inner.id), deadline);
+            self.inner.wakeups.fetch_add(1, Ordering::Relaxed);
             core = g;
             if timed_out {
                 return Err(io::Error::new(
