@@ -1010,3 +1010,69 @@ fn reader_blocked_on_one_connection_sleeps_through_traffic_on_another() {
         assert!(join_bounded(kernel, JOIN_TIMEOUT, "kernel").is_empty());
     });
 }
+
+/// Retries `op` while it says `WouldBlock`, sleeping 1 ms, up to `IO_TIMEOUT`.
+fn retry<T>(what: &str, mut op: impl FnMut() -> io::Result<T>) -> T {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        match op() {
+            Ok(v) => return v,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn nonblocking_listener_and_stream_return_would_block() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8101).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        assert_eq!(kind_of(l.accept()), ErrorKind::WouldBlock);
+        assert!(t.elapsed() < Duration::from_millis(500));
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let mut s = kernel_connect(&ctx2, 8101);
+            go_rx.recv().unwrap();
+            s.write_all(b"hello").unwrap();
+            // Do not read until told: utcp's writes fill the windows.
+            go_rx.recv().unwrap();
+            read_to_end(&mut s).unwrap().len()
+        });
+        let (s, _) = retry("accept", || l.accept());
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let t = Instant::now();
+        assert_eq!(kind_of((&s).read(&mut buf)), ErrorKind::WouldBlock);
+        assert!(t.elapsed() < Duration::from_millis(500));
+        go_tx.send(()).unwrap();
+        let n = retry("read", || (&s).read(&mut buf));
+        assert_eq!(&buf[..n], b"hello");
+        // Write until the send buffer and the kernel's window are full.
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0usize;
+        let t = Instant::now();
+        loop {
+            match (&s).write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+            assert!(t.elapsed() < IO_TIMEOUT, "write never said WouldBlock");
+        }
+        assert!(sent > 0);
+        go_tx.send(()).unwrap();
+        // Blocking again: the rest goes out as the kernel reads.
+        s.set_nonblocking(false).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        (&s).write_all(&chunk).unwrap();
+        drop(s);
+        let got = join_bounded(kernel, JOIN_TIMEOUT, "kernel");
+        assert_eq!(got, sent + chunk.len());
+    });
+}

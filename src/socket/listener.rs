@@ -2,17 +2,19 @@
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::runtime::{dead_error, Runtime};
+use super::runtime::{dead_error, would_block, Runtime};
 use super::stream::TcpStream;
 use super::wake::Source;
 use super::NetStack;
 
 /// A TCP socket server, listening for connections (like `std::net::TcpListener`).
 pub struct TcpListener {
-    rt: Arc<Runtime>,
-    port: u16,
+    pub(super) rt: Arc<Runtime>,
+    pub(super) port: u16,
+    nonblocking: AtomicBool,
 }
 
 impl std::fmt::Debug for TcpListener {
@@ -38,6 +40,7 @@ impl TcpListener {
         Ok(TcpListener {
             rt: net.rt.clone(),
             port,
+            nonblocking: AtomicBool::new(false),
         })
     }
 
@@ -47,7 +50,15 @@ impl TcpListener {
         Ok(SocketAddr::V4(SocketAddrV4::new(addr, self.port)))
     }
 
-    /// Waits for the next established connection.
+    /// In non-blocking mode (true) [`accept`](Self::accept) returns
+    /// `WouldBlock` instead of waiting when no connection is ready.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Waits for the next established connection (non-blocking mode:
+    /// `WouldBlock` if none is ready).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let shared = &self.rt.shared;
         let mut core = shared.lock();
@@ -63,6 +74,9 @@ impl TcpListener {
                     .ok_or_else(|| io::Error::other("accepted connection vanished"))?;
                 drop(core);
                 return Ok((TcpStream::from_id(self.rt.clone(), id), peer));
+            }
+            if self.nonblocking.load(Ordering::Relaxed) {
+                return Err(would_block());
             }
             core = shared.wait_on(core, Source::Port(self.port), None).0;
         }

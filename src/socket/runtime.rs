@@ -193,6 +193,11 @@ fn timed_wait<'a>(
     }
 }
 
+/// What a non-blocking call returns instead of waiting.
+pub(super) fn would_block() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, "operation would block")
+}
+
 pub(super) fn dead_error(msg: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,

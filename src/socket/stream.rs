@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use crate::state::State;
 use crate::tcb::{ConnInfo, ConnStats};
 
 use super::errors::io_kind;
-use super::runtime::{dead_error, Runtime};
+use super::runtime::{dead_error, would_block, Runtime};
 use super::wake::Source;
 use super::NetStack;
 
@@ -23,6 +23,8 @@ struct StreamInner {
     write_timeout: Mutex<Option<Duration>>,
     /// How often a thread blocked in `read` or `write` woke up (tests).
     wakeups: AtomicU64,
+    /// `read` and `write` return `WouldBlock` instead of waiting.
+    nonblocking: AtomicBool,
 }
 
 impl Drop for StreamInner {
@@ -70,6 +72,7 @@ impl TcpStream {
                 read_timeout: Mutex::new(None),
                 write_timeout: Mutex::new(None),
                 wakeups: AtomicU64::new(0),
+                nonblocking: AtomicBool::new(false),
             }),
         }
     }
@@ -246,6 +249,13 @@ impl TcpStream {
         self.with_tcb(|t| !t.nagle())
     }
 
+    /// In non-blocking mode (true) `read` and `write` return `WouldBlock`
+    /// instead of waiting (for all handles of the connection).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Sets how long `read` may block (`None`: forever). Zero is `InvalidInput`, as in std.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         set_timeout(&self.inner.read_timeout, dur)
@@ -308,6 +318,9 @@ impl TcpStream {
             }
             if let Some(msg) = &core.dead {
                 return Err(dead_error(msg));
+            }
+            if self.inner.nonblocking.load(Ordering::Relaxed) {
+                return Err(would_block());
             }
             let (g, timed_out) = shared.wait_on(core, Source::Conn(self.inner.id), deadline);
             self.inner.wakeups.fetch_add(1, Ordering::Relaxed);
