@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use utcp::socket::{NetStack, TcpListener, TcpStream};
+use utcp::socket::{Events, Interest, NetStack, Poll, TcpListener, TcpStream, Token};
 use utcp::state::State;
 use utcp::testing::{assert_same_bytes, pattern_fill, random_bytes};
 
@@ -1074,5 +1074,162 @@ fn nonblocking_listener_and_stream_return_would_block() {
         drop(s);
         let got = join_bounded(kernel, JOIN_TIMEOUT, "kernel");
         assert_eq!(got, sent + chunk.len());
+    });
+}
+
+/// One connection of the Poll-driven echo server below.
+struct EchoConn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+/// Reads what is there, writes back what fits; true when the connection is
+/// done (EOF read, everything echoed, FIN sent).
+fn echo_ready(poll: &Poll, token: Token, c: &mut EchoConn) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    while !c.eof {
+        match (&c.stream).read(&mut buf) {
+            Ok(0) => c.eof = true,
+            Ok(n) => c.pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("echo read: {e}"),
+        }
+    }
+    while !c.pending.is_empty() {
+        match (&c.stream).write(&c.pending) {
+            Ok(n) => {
+                c.pending.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("echo write: {e}"),
+        }
+    }
+    if c.eof && c.pending.is_empty() {
+        c.stream.shutdown(Shutdown::Write).unwrap();
+        return true;
+    }
+    let interest = if c.pending.is_empty() {
+        Interest::READABLE
+    } else {
+        Interest::READABLE | Interest::WRITABLE
+    };
+    poll.reregister(&c.stream, token, interest).unwrap();
+    false
+}
+
+#[test]
+fn one_thread_serves_100_connections_through_poll() {
+    const CONNS: usize = 100;
+    const LEN: usize = 20_000;
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8102).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let mut poll = Poll::new(&net).unwrap();
+        poll.register(&l, Token(0), Interest::READABLE).unwrap();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let socks: Vec<_> = (0..CONNS).map(|_| kernel_connect(&ctx2, 8102)).collect();
+            for (i, s) in socks.iter().enumerate() {
+                write_pattern(s, i as u64, LEN).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+            }
+            for (i, s) in socks.iter().enumerate() {
+                read_pattern(s, i as u64, LEN).unwrap();
+                let mut x = [0u8; 1];
+                assert_eq!((&*s).read(&mut x).unwrap(), 0, "connection {i}: no EOF");
+            }
+        });
+        let mut events = Events::with_capacity(64);
+        let mut conns: std::collections::HashMap<usize, EchoConn> = Default::default();
+        let (mut next, mut done) = (1, 0);
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while done < CONNS {
+            assert!(Instant::now() < deadline, "only {done} connections done");
+            poll.poll(&mut events, Some(Duration::from_secs(1)))
+                .unwrap();
+            for ev in &events {
+                if ev.token() == Token(0) {
+                    assert!(ev.is_readable());
+                    while let Some((s, _)) = match l.accept() {
+                        Ok(v) => Some(v),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                        Err(e) => panic!("accept: {e}"),
+                    } {
+                        s.set_nonblocking(true).unwrap();
+                        poll.register(&s, Token(next), Interest::READABLE).unwrap();
+                        let c = EchoConn {
+                            stream: s,
+                            pending: Vec::new(),
+                            eof: false,
+                        };
+                        conns.insert(next, c);
+                        next += 1;
+                    }
+                } else if let Some(c) = conns.get_mut(&ev.token().0) {
+                    if echo_ready(&poll, ev.token(), c) {
+                        conns.remove(&ev.token().0);
+                        done += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(next, CONNS + 1);
+        join_bounded(kernel, JOIN_TIMEOUT, "kernel clients");
+    });
+}
+
+#[test]
+fn poll_times_out_and_reports_hup_after_reset() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8103).unwrap();
+        let mut poll = Poll::new(&net).unwrap();
+        let mut events = Events::with_capacity(8);
+        let t = Instant::now();
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        assert!(events.is_empty());
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        poll.register(&l, Token(1), Interest::READABLE).unwrap();
+        assert_eq!(
+            kind_of(poll.register(&l, Token(1), Interest::READABLE)),
+            ErrorKind::AlreadyExists
+        );
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let s = kernel_connect(&ctx2, 8103);
+            rx.recv().unwrap();
+            set_linger_zero(s.as_raw_fd());
+            drop(s); // RST
+        });
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].token(), Token(1));
+        assert!(ev[0].is_readable() && !ev[0].is_hup());
+        let (s, _) = l.accept().unwrap();
+        poll.register(&s, Token(2), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].token() == Token(2) && ev[0].is_writable() && !ev[0].is_readable());
+        poll.reregister(&s, Token(2), Interest::READABLE).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(events.is_empty(), "nothing to read yet");
+        tx.send(()).unwrap();
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].is_readable() && ev[0].is_hup(), "{ev:?}");
+        let mut b = [0u8; 8];
+        assert_eq!(kind_of((&s).read(&mut b)), ErrorKind::ConnectionReset);
+        poll.deregister(&s).unwrap();
+        assert_eq!(kind_of(poll.deregister(&s)), ErrorKind::NotFound);
+        join_bounded(kernel, JOIN_TIMEOUT, "kernel");
     });
 }

@@ -66,7 +66,8 @@ impl TcpListener {
             if let Some(msg) = &core.dead {
                 return Err(dead_error(msg));
             }
-            if let Some(id) = core.stack.accept(self.port) {
+            let stashed = core.polls.take_stashed(self.port);
+            if let Some(id) = stashed.or_else(|| core.stack.accept(self.port)) {
                 let peer = core
                     .stack
                     .tcb(id)
@@ -93,6 +94,14 @@ impl Drop for TcpListener {
         let shared = &self.rt.shared;
         let mut core = shared.lock();
         core.stack.unlisten(self.port);
+        core.polls.forget(Source::Port(self.port));
+        // Connections a poll took from the queue are reset like the queued.
+        for id in core.polls.drain_stash(self.port) {
+            if let Some(t) = core.stack.tcb_mut(id) {
+                t.abort();
+            }
+            core.stack.release(id);
+        }
         shared.flush(&mut core);
     }
 }

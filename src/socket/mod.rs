@@ -12,11 +12,13 @@
 mod driver;
 mod errors;
 mod listener;
+mod poll;
 mod runtime;
 mod stream;
 mod wake;
 
 pub use errors::io_kind;
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
+pub use poll::{Event, Events, Interest, Poll, Pollable, Token};
 pub use runtime::{NetStack, RuntimeOptions, DEFAULT_LINGER};
 pub use stream::TcpStream;

@@ -18,6 +18,7 @@ use crate::state::State;
 use crate::time::Instant;
 
 use super::driver::drive;
+use super::poll::PollTable;
 use super::wake::{source_of, Source, Waiters};
 
 /// How long dropping the last handle of a [`NetStack`] waits for connections
@@ -37,6 +38,8 @@ pub(super) struct Core {
     pub(super) waiters: Waiters,
     /// Threads in [`NetStack::wait_idle`] or the linger wait.
     pub(super) idle_waiters: usize,
+    /// Every `Poll`: registrations and ready-sets.
+    pub(super) polls: PollTable,
 }
 
 impl Core {
@@ -128,7 +131,9 @@ impl Shared {
     /// change state without an event: orphans report none).
     pub(super) fn dispatch(&self, core: &mut Core) {
         while let Some(ev) = core.stack.poll_event() {
-            core.waiters.wake(source_of(&ev));
+            let src = source_of(&ev);
+            core.waiters.wake(src);
+            core.polls.mark(src);
         }
         if core.idle_waiters > 0 {
             self.cond.notify_all();
@@ -167,13 +172,14 @@ impl Shared {
         let mut core = self.lock();
         core.dead = Some(msg);
         core.waiters.wake_all();
+        core.polls.wake_all();
         self.cond.notify_all();
     }
 }
 
 /// Waits on `cond`, until `deadline` if given. Returns the guard and
 /// whether the deadline passed.
-fn timed_wait<'a>(
+pub(super) fn timed_wait<'a>(
     cond: &Condvar,
     guard: MutexGuard<'a, Core>,
     deadline: Option<std::time::Instant>,
@@ -332,6 +338,7 @@ impl NetStack {
                 impair: opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new),
                 waiters: Waiters::default(),
                 idle_waiters: 0,
+                polls: PollTable::default(),
             }),
             cond: Condvar::new(),
             wake,

@@ -32,6 +32,7 @@ impl Drop for StreamInner {
         let shared = &self.rt.shared;
         let mut core = shared.lock();
         core.stack.release(self.id);
+        core.polls.forget(Source::Conn(self.id));
         shared.flush_conn(&mut core, self.id);
     }
 }
@@ -171,6 +172,14 @@ impl TcpStream {
     #[doc(hidden)]
     pub fn debug_wakeups(&self) -> u64 {
         self.inner.wakeups.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn runtime(&self) -> &Arc<Runtime> {
+        &self.inner.rt
+    }
+
+    pub(super) fn conn_id(&self) -> ConnId {
+        self.inner.id
     }
 
     /// Another handle to the same connection.
