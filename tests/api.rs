@@ -1233,3 +1233,100 @@ fn poll_times_out_and_reports_hup_after_reset() {
         join_bounded(kernel, JOIN_TIMEOUT, "kernel");
     });
 }
+
+/// Threads of process `pid` (from /proc).
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Opens `n` kernel connections to utcp's `port` at once (inside the
+/// namespace), sends each `len` bytes of its pattern, and while all are open
+/// records how many threads the utcp process `pid` has.
+fn many_kernel_clients(
+    ctx: &NsCtx,
+    port: u16,
+    n: usize,
+    len: usize,
+    pid: u32,
+) -> (Vec<std::net::TcpStream>, usize) {
+    let socks: Vec<_> = (0..n).map(|_| kernel_connect(ctx, port)).collect();
+    for (i, s) in socks.iter().enumerate() {
+        write_pattern(s, i as u64, len).unwrap();
+    }
+    let threads = thread_count(pid);
+    for s in &socks {
+        s.shutdown(Shutdown::Write).unwrap();
+    }
+    (socks, threads)
+}
+
+#[test]
+fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
+    const N: usize = 20;
+    const LEN: usize = 30_000;
+    let ns = Netns::new();
+    let mut sink = ns.spawn_utcp_listening(
+        "utcp sink",
+        &["--stats", "sink", "--port", "9"],
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    let pid = sink.pid();
+    let (socks, threads) = run_in_netns(&ns, {
+        let ctx = ns.ctx();
+        move || many_kernel_clients(&ctx, 9, N, LEN, pid)
+    });
+    // The main thread and the driver, however many connections.
+    assert_eq!(
+        threads,
+        2,
+        "utcp sink runs {threads} threads\n{}",
+        sink.log()
+    );
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while sink.stdout_string().lines().count() < N {
+        assert!(Instant::now() < deadline, "sink output:\n{}", sink.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    for s in &socks {
+        let line = format!("{} {LEN} bytes", s.local_addr().unwrap());
+        assert!(
+            sink.stdout_string().contains(&line),
+            "no {line:?}\n{}",
+            sink.log()
+        );
+    }
+    let stats = sink.stderr_string().matches("utcp: stats").count();
+    assert_eq!(stats, N, "--stats lines\n{}", sink.log());
+    drop(socks);
+    sink.kill();
+
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &["echo", "--port", "7"],
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    let pid = echo.pid();
+    let threads = run_in_netns(&ns, {
+        let ctx = ns.ctx();
+        move || {
+            let (socks, threads) = many_kernel_clients(&ctx, 7, N, LEN, pid);
+            for (i, s) in socks.iter().enumerate() {
+                read_pattern(s, i as u64, LEN).unwrap();
+                assert!(read_to_end(s).unwrap().is_empty(), "no EOF on {i}");
+            }
+            threads
+        }
+    });
+    assert_eq!(
+        threads,
+        2,
+        "utcp echo runs {threads} threads\n{}",
+        echo.log()
+    );
+    assert!(echo.is_running(), "{}", echo.log());
+    echo.kill();
+}
