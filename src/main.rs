@@ -1,7 +1,8 @@
 //! `utcp`: the command-line face of the stack. See `utcp --help`.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use utcp::cc::Algorithm;
 use utcp::device::impair::Impairment;
-use utcp::socket::{NetStack, RuntimeOptions, TcpListener, TcpStream};
+use utcp::socket::{
+    Events, Interest, NetStack, Poll, RuntimeOptions, TcpListener, TcpStream, Token,
+};
 use utcp::stack::StackConfig;
 
 /// A user-space TCP/IPv4 stack over a Linux TUN device.
@@ -71,13 +74,15 @@ enum Command {
         #[arg(long, default_value = "Hi, I am a client")]
         message: String,
     },
-    /// Echo server: every byte comes back; a half-close is answered once all is echoed.
+    /// Echo server: every byte comes back; a half-close is answered once all
+    /// is echoed. One thread serves every connection (readiness via Poll).
     Echo {
         /// Port to listen on.
         #[arg(long, default_value_t = 7)]
         port: u16,
     },
-    /// Discard server: reads everything, prints "<peer> <N> bytes" per connection.
+    /// Discard server: reads everything, prints "<peer> <N> bytes" per
+    /// connection. One thread serves every connection (readiness via Poll).
     Sink {
         /// Port to listen on.
         #[arg(long, default_value_t = 9)]
@@ -154,8 +159,8 @@ fn run_command(net: &NetStack, command: Command) -> io::Result<()> {
     let net = net.clone();
     match command {
         Command::Server { port } => serve(&net, port, seed_connection),
-        Command::Echo { port } => serve(&net, port, echo_connection),
-        Command::Sink { port } => serve(&net, port, sink_connection),
+        Command::Echo { port } => serve_polled(&net, port, Mode::Echo),
+        Command::Sink { port } => serve_polled(&net, port, Mode::Sink),
         Command::Client { target, message } => client(&net, target, &message),
         Command::Connect { target } => {
             let stream = TcpStream::connect(&net, target)?;
@@ -215,35 +220,149 @@ fn seed_connection(mut stream: TcpStream) -> io::Result<()> {
     out.flush()
 }
 
-fn echo_connection(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        stream.write_all(&buf[..n])?;
-    }
-    stream.shutdown(Shutdown::Write)?;
-    report(&stream);
-    Ok(())
+/// What a [`serve_polled`] server does with its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Every byte comes back; a half-close is answered once all is echoed.
+    Echo,
+    /// Reads everything, prints "<peer> <N> bytes" at EOF.
+    Sink,
 }
 
-fn sink_connection(mut stream: TcpStream) -> io::Result<()> {
-    let peer = stream.peer_addr()?;
+/// The listener's token; connections get 1, 2, ...
+const LISTENER: Token = Token(0);
+
+/// One connection of a [`serve_polled`] server.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Echo: read and not yet written back.
+    pending: Vec<u8>,
+    /// The peer's FIN was read.
+    eof: bool,
+    /// Sink: bytes read.
+    total: u64,
+}
+
+/// Serves every connection from one thread through `Poll`, with
+/// non-blocking streams (no thread per connection).
+fn serve_polled(net: &NetStack, port: u16, mode: Mode) -> io::Result<()> {
+    let listener = bind(net, port)?;
+    listener.set_nonblocking(true)?;
+    let mut poll = Poll::new(net)?;
+    poll.register(&listener, LISTENER, Interest::READABLE)?;
+    let mut events = Events::with_capacity(1024);
+    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut next = 1;
     let mut buf = vec![0u8; 64 * 1024];
-    let mut total: u64 = 0;
     loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
+        poll.poll(&mut events, None)?;
+        for ev in &events {
+            if ev.token() == LISTENER {
+                accept_ready(&listener, &poll, &mut conns, &mut next)?;
+                continue;
+            }
+            let Some(c) = conns.get_mut(&ev.token().0) else {
+                continue;
+            };
+            match c.serve(mode, &poll, ev.token(), &mut buf) {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some(c) = conns.remove(&ev.token().0) {
+                        c.finish(mode)?;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("utcp: connection from {}: {e}", c.peer);
+                    conns.remove(&ev.token().0);
+                }
+            }
         }
-        total += n as u64;
     }
-    report(&stream);
-    let mut out = io::stdout().lock();
-    writeln!(out, "{peer} {total} bytes")?;
-    out.flush()
+}
+
+/// Accepts every connection that is ready and registers it.
+fn accept_ready(
+    listener: &TcpListener,
+    poll: &Poll,
+    conns: &mut HashMap<usize, Conn>,
+    next: &mut usize,
+) -> io::Result<()> {
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(v) => v,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        log::info!("connection from {peer}");
+        stream.set_nonblocking(true)?;
+        poll.register(&stream, Token(*next), Interest::READABLE)?;
+        let c = Conn {
+            stream,
+            peer,
+            pending: Vec::new(),
+            eof: false,
+            total: 0,
+        };
+        conns.insert(*next, c);
+        *next += 1;
+    }
+}
+
+impl Conn {
+    /// Does what can be done without blocking; true when the connection is
+    /// done (echo: everything echoed and our FIN sent; sink: EOF).
+    fn serve(&mut self, mode: Mode, poll: &Poll, token: Token, buf: &mut [u8]) -> io::Result<bool> {
+        // A budget, so one busy connection does not starve the others; the
+        // poll is level-triggered and reports what is left next time.
+        for _ in 0..64 {
+            if !self.pending.is_empty() {
+                match (&self.stream).write(&self.pending) {
+                    Ok(n) => {
+                        self.pending.drain(..n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.eof {
+                break;
+            }
+            match (&self.stream).read(buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) if mode == Mode::Echo => self.pending.extend_from_slice(&buf[..n]),
+                Ok(n) => self.total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.eof && self.pending.is_empty() {
+            if mode == Mode::Echo {
+                self.stream.shutdown(Shutdown::Write)?;
+            }
+            return Ok(true);
+        }
+        // Reading waits while echoed bytes wait for room (backpressure).
+        let interest = if self.pending.is_empty() {
+            Interest::READABLE
+        } else {
+            Interest::WRITABLE
+        };
+        poll.reregister(&self.stream, token, interest)?;
+        Ok(false)
+    }
+
+    /// The connection is done: --stats, and the sink's line.
+    fn finish(self, mode: Mode) -> io::Result<()> {
+        report(&self.stream);
+        if mode == Mode::Sink {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{} {} bytes", self.peer, self.total)?;
+            out.flush()?;
+        }
+        Ok(())
+    }
 }
 
 fn client(net: &NetStack, target: SocketAddrV4, message: &str) -> io::Result<()> {

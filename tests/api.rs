@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use utcp::socket::{NetStack, TcpListener, TcpStream};
+use utcp::socket::{Events, Interest, NetStack, Poll, TcpListener, TcpStream, Token};
 use utcp::state::State;
 use utcp::testing::{assert_same_bytes, pattern_fill, random_bytes};
 
@@ -962,4 +962,371 @@ fn zero_length_write_returns_zero() {
         drop(s);
         assert_eq!(join_bounded(kernel, JOIN_TIMEOUT, "kernel side"), b"a");
     });
+}
+
+// ---------------------------------------------------------------------------
+// runtime: targeted wake-ups, non-blocking mode, readiness
+// ---------------------------------------------------------------------------
+
+#[test]
+fn reader_blocked_on_one_connection_sleeps_through_traffic_on_another() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8100).unwrap();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let mut a = kernel_connect(&ctx2, 8100);
+            let b = kernel_connect(&ctx2, 8100);
+            write_pattern(&b, 3, 2_000_000).unwrap();
+            b.shutdown(Shutdown::Write).unwrap();
+            // Let utcp finish reading B before A says anything.
+            let mut x = [0u8; 1];
+            assert_eq!((&b).read(&mut x).unwrap(), 0);
+            a.write_all(b"A").unwrap();
+            read_to_end(&mut a).unwrap()
+        });
+        let (a, _) = l.accept().unwrap();
+        let (b, _) = l.accept().unwrap();
+        a.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        b.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let a2 = a.try_clone().unwrap();
+        let reader = thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let n = (&a2).read(&mut buf).unwrap();
+            (buf[..n].to_vec(), a2.debug_wakeups())
+        });
+        thread::sleep(Duration::from_millis(100));
+        read_pattern(&b, 3, 2_000_000).unwrap();
+        let during_b = a.debug_wakeups();
+        drop(b);
+        let (got, wakeups) = join_bounded(reader, JOIN_TIMEOUT, "reader of A");
+        assert_eq!(got, b"A");
+        assert_eq!(during_b, 0, "traffic on B woke A's reader {during_b} times");
+        assert!(
+            wakeups >= 1 && wakeups <= 3,
+            "A's reader woke {wakeups} times"
+        );
+        drop(a);
+        assert!(join_bounded(kernel, JOIN_TIMEOUT, "kernel").is_empty());
+    });
+}
+
+/// Retries `op` while it says `WouldBlock`, sleeping 1 ms, up to `IO_TIMEOUT`.
+fn retry<T>(what: &str, mut op: impl FnMut() -> io::Result<T>) -> T {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        match op() {
+            Ok(v) => return v,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn nonblocking_listener_and_stream_return_would_block() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8101).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        assert_eq!(kind_of(l.accept()), ErrorKind::WouldBlock);
+        assert!(t.elapsed() < Duration::from_millis(500));
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let mut s = kernel_connect(&ctx2, 8101);
+            go_rx.recv().unwrap();
+            s.write_all(b"hello").unwrap();
+            // Do not read until told: utcp's writes fill the windows.
+            go_rx.recv().unwrap();
+            read_to_end(&mut s).unwrap().len()
+        });
+        let (s, _) = retry("accept", || l.accept());
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let t = Instant::now();
+        assert_eq!(kind_of((&s).read(&mut buf)), ErrorKind::WouldBlock);
+        assert!(t.elapsed() < Duration::from_millis(500));
+        go_tx.send(()).unwrap();
+        let n = retry("read", || (&s).read(&mut buf));
+        assert_eq!(&buf[..n], b"hello");
+        // Write until the send buffer and the kernel's window are full.
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0usize;
+        let t = Instant::now();
+        loop {
+            match (&s).write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+            assert!(t.elapsed() < IO_TIMEOUT, "write never said WouldBlock");
+        }
+        assert!(sent > 0);
+        go_tx.send(()).unwrap();
+        // Blocking again: the rest goes out as the kernel reads.
+        s.set_nonblocking(false).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        (&s).write_all(&chunk).unwrap();
+        drop(s);
+        let got = join_bounded(kernel, JOIN_TIMEOUT, "kernel");
+        assert_eq!(got, sent + chunk.len());
+    });
+}
+
+/// One connection of the Poll-driven echo server below.
+struct EchoConn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+/// Reads what is there, writes back what fits; true when the connection is
+/// done (EOF read, everything echoed, FIN sent).
+fn echo_ready(poll: &Poll, token: Token, c: &mut EchoConn) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    while !c.eof {
+        match (&c.stream).read(&mut buf) {
+            Ok(0) => c.eof = true,
+            Ok(n) => c.pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("echo read: {e}"),
+        }
+    }
+    while !c.pending.is_empty() {
+        match (&c.stream).write(&c.pending) {
+            Ok(n) => {
+                c.pending.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("echo write: {e}"),
+        }
+    }
+    if c.eof && c.pending.is_empty() {
+        c.stream.shutdown(Shutdown::Write).unwrap();
+        return true;
+    }
+    let interest = if c.pending.is_empty() {
+        Interest::READABLE
+    } else {
+        Interest::READABLE | Interest::WRITABLE
+    };
+    poll.reregister(&c.stream, token, interest).unwrap();
+    false
+}
+
+#[test]
+fn one_thread_serves_100_connections_through_poll() {
+    const CONNS: usize = 100;
+    const LEN: usize = 20_000;
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8102).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let mut poll = Poll::new(&net).unwrap();
+        poll.register(&l, Token(0), Interest::READABLE).unwrap();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let socks: Vec<_> = (0..CONNS).map(|_| kernel_connect(&ctx2, 8102)).collect();
+            for (i, s) in socks.iter().enumerate() {
+                write_pattern(s, i as u64, LEN).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+            }
+            for (i, s) in socks.iter().enumerate() {
+                read_pattern(s, i as u64, LEN).unwrap();
+                let mut x = [0u8; 1];
+                assert_eq!((&*s).read(&mut x).unwrap(), 0, "connection {i}: no EOF");
+            }
+        });
+        let mut events = Events::with_capacity(64);
+        let mut conns: std::collections::HashMap<usize, EchoConn> = Default::default();
+        let (mut next, mut done) = (1, 0);
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while done < CONNS {
+            assert!(Instant::now() < deadline, "only {done} connections done");
+            poll.poll(&mut events, Some(Duration::from_secs(1)))
+                .unwrap();
+            for ev in &events {
+                if ev.token() == Token(0) {
+                    assert!(ev.is_readable());
+                    while let Some((s, _)) = match l.accept() {
+                        Ok(v) => Some(v),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                        Err(e) => panic!("accept: {e}"),
+                    } {
+                        s.set_nonblocking(true).unwrap();
+                        poll.register(&s, Token(next), Interest::READABLE).unwrap();
+                        let c = EchoConn {
+                            stream: s,
+                            pending: Vec::new(),
+                            eof: false,
+                        };
+                        conns.insert(next, c);
+                        next += 1;
+                    }
+                } else if let Some(c) = conns.get_mut(&ev.token().0) {
+                    if echo_ready(&poll, ev.token(), c) {
+                        conns.remove(&ev.token().0);
+                        done += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(next, CONNS + 1);
+        join_bounded(kernel, JOIN_TIMEOUT, "kernel clients");
+    });
+}
+
+#[test]
+fn poll_times_out_and_reports_hup_after_reset() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = TcpListener::bind(&net, 8103).unwrap();
+        let mut poll = Poll::new(&net).unwrap();
+        let mut events = Events::with_capacity(8);
+        let t = Instant::now();
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        assert!(events.is_empty());
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        poll.register(&l, Token(1), Interest::READABLE).unwrap();
+        assert_eq!(
+            kind_of(poll.register(&l, Token(1), Interest::READABLE)),
+            ErrorKind::AlreadyExists
+        );
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let ctx2 = ctx.clone();
+        let kernel = ctx.spawn(move || {
+            let s = kernel_connect(&ctx2, 8103);
+            rx.recv().unwrap();
+            set_linger_zero(s.as_raw_fd());
+            drop(s); // RST
+        });
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].token(), Token(1));
+        assert!(ev[0].is_readable() && !ev[0].is_hup());
+        let (s, _) = l.accept().unwrap();
+        poll.register(&s, Token(2), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].token() == Token(2) && ev[0].is_writable() && !ev[0].is_readable());
+        poll.reregister(&s, Token(2), Interest::READABLE).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(events.is_empty(), "nothing to read yet");
+        tx.send(()).unwrap();
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].is_readable() && ev[0].is_hup(), "{ev:?}");
+        let mut b = [0u8; 8];
+        assert_eq!(kind_of((&s).read(&mut b)), ErrorKind::ConnectionReset);
+        poll.deregister(&s).unwrap();
+        assert_eq!(kind_of(poll.deregister(&s)), ErrorKind::NotFound);
+        join_bounded(kernel, JOIN_TIMEOUT, "kernel");
+    });
+}
+
+/// Threads of process `pid` (from /proc).
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Opens `n` kernel connections to utcp's `port` at once (inside the
+/// namespace), sends each `len` bytes of its pattern, and while all are open
+/// records how many threads the utcp process `pid` has.
+fn many_kernel_clients(
+    ctx: &NsCtx,
+    port: u16,
+    n: usize,
+    len: usize,
+    pid: u32,
+) -> (Vec<std::net::TcpStream>, usize) {
+    let socks: Vec<_> = (0..n).map(|_| kernel_connect(ctx, port)).collect();
+    for (i, s) in socks.iter().enumerate() {
+        write_pattern(s, i as u64, len).unwrap();
+    }
+    let threads = thread_count(pid);
+    for s in &socks {
+        s.shutdown(Shutdown::Write).unwrap();
+    }
+    (socks, threads)
+}
+
+#[test]
+fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
+    const N: usize = 20;
+    const LEN: usize = 30_000;
+    let ns = Netns::new();
+    let mut sink = ns.spawn_utcp_listening(
+        "utcp sink",
+        &["--stats", "sink", "--port", "9"],
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    let pid = sink.pid();
+    let (socks, threads) = run_in_netns(&ns, {
+        let ctx = ns.ctx();
+        move || many_kernel_clients(&ctx, 9, N, LEN, pid)
+    });
+    // The main thread and the driver, however many connections.
+    assert_eq!(
+        threads,
+        2,
+        "utcp sink runs {threads} threads\n{}",
+        sink.log()
+    );
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while sink.stdout_string().lines().count() < N {
+        assert!(Instant::now() < deadline, "sink output:\n{}", sink.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    for s in &socks {
+        let line = format!("{} {LEN} bytes", s.local_addr().unwrap());
+        assert!(
+            sink.stdout_string().contains(&line),
+            "no {line:?}\n{}",
+            sink.log()
+        );
+    }
+    let stats = sink.stderr_string().matches("utcp: stats").count();
+    assert_eq!(stats, N, "--stats lines\n{}", sink.log());
+    drop(socks);
+    sink.kill();
+
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &["echo", "--port", "7"],
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    let pid = echo.pid();
+    let threads = run_in_netns(&ns, {
+        let ctx = ns.ctx();
+        move || {
+            let (socks, threads) = many_kernel_clients(&ctx, 7, N, LEN, pid);
+            for (i, s) in socks.iter().enumerate() {
+                read_pattern(s, i as u64, LEN).unwrap();
+                assert!(read_to_end(s).unwrap().is_empty(), "no EOF on {i}");
+            }
+            threads
+        }
+    });
+    assert_eq!(
+        threads,
+        2,
+        "utcp echo runs {threads} threads\n{}",
+        echo.log()
+    );
+    assert!(echo.is_running(), "{}", echo.log());
+    echo.kill();
 }

@@ -971,6 +971,13 @@ impl Netns {
         join_bounded(handle, timeout, "utcp test closure")
     }
 
+    /// A handle for helpers that check they run inside this namespace.
+    pub fn ctx(&self) -> NsCtx {
+        NsCtx {
+            name: self.name.clone(),
+        }
+    }
+
     /// [`Netns::with_utcp_config`] with the default configuration.
     pub fn with_utcp<T, F>(&self, timeout: Duration, f: F) -> T
     where

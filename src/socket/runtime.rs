@@ -1,0 +1,399 @@
+//! The runtime around the core: the shared state behind one lock, the
+//! condition variable application threads sleep on, and [`NetStack`].
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use log::{debug, error};
+
+use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
+use crate::device::tun::TunDevice;
+use crate::device::Device;
+use crate::stack::{ConnId, Stack, StackConfig, StackStats};
+use crate::state::State;
+use crate::time::Instant;
+
+use super::driver::drive;
+use super::poll::PollTable;
+use super::wake::{source_of, Source, Waiters};
+
+/// How long dropping the last handle of a [`NetStack`] waits for connections
+/// to finish closing (our FINs acknowledged) before stopping the driver.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(3);
+
+pub(super) struct Core {
+    pub(super) stack: Stack,
+    pub(super) out: Vec<u8>,
+    /// When the driver plans to wake next (None: only on I/O).
+    pub(super) driver_deadline: Option<Instant>,
+    /// The device failed; every call reports this.
+    pub(super) dead: Option<String>,
+    /// Deliberate packet loss/duplication/delay, if configured.
+    pub(super) impair: Option<Impairer>,
+    /// Threads blocked on one connection or listener.
+    pub(super) waiters: Waiters,
+    /// Threads in [`NetStack::wait_idle`] or the linger wait.
+    pub(super) idle_waiters: usize,
+    /// Every `Poll`: registrations and ready-sets.
+    pub(super) polls: PollTable,
+}
+
+impl Core {
+    /// The earliest moment the driver must act: a TCP timer or a held packet.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let held = self.impair.as_ref().and_then(Impairer::poll_timeout);
+        [self.stack.poll_timeout(), held]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+pub(super) struct Shared {
+    pub(super) core: Mutex<Core>,
+    /// Where the idle and linger waits sleep.
+    pub(super) cond: Condvar,
+    pub(super) wake: OwnedFd,
+    pub(super) device: Box<dyn Device>,
+    pub(super) epoch: std::time::Instant,
+    pub(super) stop: AtomicBool,
+}
+
+impl Shared {
+    pub(super) fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock poisons it; the state is still usable.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn wake_driver(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64 to our eventfd.
+        unsafe {
+            libc::write(
+                self.wake.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+
+    /// Transmits what every connection has ready and wakes the driver if
+    /// its deadline moved earlier.
+    pub(super) fn flush(&self, core: &mut Core) {
+        self.flush_some(core, None);
+    }
+
+    /// Like [`flush`](Self::flush) after an application call on connection
+    /// `id`: only that connection's output (and queued resets) is sent.
+    pub(super) fn flush_conn(&self, core: &mut Core, id: ConnId) {
+        self.flush_some(core, Some(id));
+    }
+
+    pub(super) fn flush_some(&self, core: &mut Core, id: Option<ConnId>) {
+        let now = self.now();
+        let Core {
+            stack, out, impair, ..
+        } = core;
+        let emit = |pkt: &[u8]| match impair {
+            Some(imp) => imp.handle_packet(now, Direction::Out, pkt, |p| self.send(p)),
+            None => self.send(pkt),
+        };
+        match id {
+            Some(id) => stack.poll_transmit_conn(now, id, out, emit),
+            None => stack.poll_transmit(now, out, emit),
+        }
+        self.dispatch(core);
+        let next = core.next_deadline();
+        if let Some(next) = next {
+            if core.driver_deadline.is_none_or(|d| next < d) {
+                core.driver_deadline = Some(next);
+                self.wake_driver();
+            }
+        }
+    }
+
+    pub(super) fn send(&self, pkt: &[u8]) {
+        if let Err(e) = self.device.send(pkt) {
+            debug!("device send failed: {e}");
+        }
+    }
+
+    /// Drains the stack's events and wakes the threads blocked on the
+    /// sources they concern, and the idle waiters (whose connections may
+    /// change state without an event: orphans report none).
+    pub(super) fn dispatch(&self, core: &mut Core) {
+        while let Some(ev) = core.stack.poll_event() {
+            let src = source_of(&ev);
+            core.waiters.wake(src);
+            core.polls.mark(src);
+        }
+        if core.idle_waiters > 0 {
+            self.cond.notify_all();
+        }
+    }
+
+    /// Waits until an event of `src` (or the device's death), until
+    /// `deadline` if given. Returns the guard and whether the deadline passed.
+    pub(super) fn wait_on<'a>(
+        &self,
+        mut guard: MutexGuard<'a, Core>,
+        src: Source,
+        deadline: Option<std::time::Instant>,
+    ) -> (MutexGuard<'a, Core>, bool) {
+        let cond = guard.waiters.enter(src);
+        let (mut guard, timed_out) = timed_wait(&cond, guard, deadline);
+        guard.waiters.leave(src);
+        (guard, timed_out)
+    }
+
+    /// Waits for any change that may make the stack idle (see [`busy`]),
+    /// until `deadline`. Returns the guard and whether the deadline passed.
+    pub(super) fn wait_idle_change<'a>(
+        &self,
+        mut guard: MutexGuard<'a, Core>,
+        deadline: std::time::Instant,
+    ) -> (MutexGuard<'a, Core>, bool) {
+        guard.idle_waiters += 1;
+        let (mut guard, timed_out) = timed_wait(&self.cond, guard, Some(deadline));
+        guard.idle_waiters -= 1;
+        (guard, timed_out)
+    }
+
+    /// The device failed: every later call reports `msg`; wake everybody.
+    pub(super) fn fail(&self, msg: String) {
+        let mut core = self.lock();
+        core.dead = Some(msg);
+        core.waiters.wake_all();
+        core.polls.wake_all();
+        self.cond.notify_all();
+    }
+}
+
+/// Waits on `cond`, until `deadline` if given. Returns the guard and
+/// whether the deadline passed.
+pub(super) fn timed_wait<'a>(
+    cond: &Condvar,
+    guard: MutexGuard<'a, Core>,
+    deadline: Option<std::time::Instant>,
+) -> (MutexGuard<'a, Core>, bool) {
+    match deadline {
+        None => (cond.wait(guard).unwrap_or_else(|e| e.into_inner()), false),
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return (guard, true);
+            }
+            let (g, _) = cond
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner());
+            (g, std::time::Instant::now() >= d)
+        }
+    }
+}
+
+/// What a non-blocking call returns instead of waiting.
+pub(super) fn would_block() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, "operation would block")
+}
+
+pub(super) fn dead_error(msg: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("network device failed: {msg}"),
+    )
+}
+
+/// Options of the runtime around the core.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Deliberate impairment of the device's packets, in and out.
+    pub impairment: Option<Impairment>,
+    /// How long dropping the last handle waits for closing connections.
+    pub linger: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            impairment: None,
+            linger: DEFAULT_LINGER,
+        }
+    }
+}
+
+/// Owns the driver thread; dropped when the last user handle goes.
+pub(super) struct Runtime {
+    pub(super) shared: Arc<Shared>,
+    pub(super) thread: Mutex<Option<JoinHandle<()>>>,
+    pub(super) linger: Duration,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Give closing connections a moment to get their FINs acknowledged.
+        let deadline = std::time::Instant::now() + self.linger;
+        let mut core = self.shared.lock();
+        while core.dead.is_none() && busy(&core.stack) {
+            let (g, timed_out) = self.shared.wait_idle_change(core, deadline);
+            core = g;
+            if timed_out {
+                debug!("linger time over with connections still closing");
+                break;
+            }
+        }
+        drop(core);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake_driver();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                error!("the driver thread panicked");
+            }
+        }
+    }
+}
+
+/// True while some connection still has a handshake or a close in progress.
+fn busy(stack: &Stack) -> bool {
+    stack.connection_states().any(|s| {
+        !matches!(
+            s,
+            State::Closed | State::TimeWait | State::Listen | State::FinWait2
+        )
+    })
+}
+
+/// A running utcp stack: a device, the TCP core and its driver thread.
+///
+/// Cheap to clone (all clones share one stack). The driver stops when the
+/// last `NetStack`, [`TcpListener`] and [`TcpStream`] of it is dropped, after
+/// waiting up to [`DEFAULT_LINGER`] for connections that are still closing.
+#[derive(Clone)]
+pub struct NetStack {
+    pub(super) rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for NetStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetStack")
+            .field("addr", &self.rt.shared.lock().stack.addr())
+            .finish()
+    }
+}
+
+impl NetStack {
+    /// Attaches to the TUN device `name` and answers for `cfg.addr` on it.
+    /// The MSS follows the device's MTU.
+    pub fn tun(name: &str, mut cfg: StackConfig) -> io::Result<NetStack> {
+        let dev = TunDevice::open(name)?;
+        cfg.mtu = dev.mtu();
+        NetStack::new(dev, cfg)
+    }
+
+    /// Like [`tun`](Self::tun), with runtime options (impairment, linger).
+    pub fn tun_with_options(
+        name: &str,
+        mut cfg: StackConfig,
+        opts: RuntimeOptions,
+    ) -> io::Result<NetStack> {
+        let dev = TunDevice::open(name)?;
+        cfg.mtu = dev.mtu();
+        NetStack::with_options(dev, cfg, opts)
+    }
+
+    /// Runs a stack over any [`Device`].
+    pub fn new(device: impl Device, cfg: StackConfig) -> io::Result<NetStack> {
+        NetStack::with_options(device, cfg, RuntimeOptions::default())
+    }
+
+    /// Runs a stack over any [`Device`], with runtime options.
+    pub fn with_options(
+        device: impl Device,
+        mut cfg: StackConfig,
+        opts: RuntimeOptions,
+    ) -> io::Result<NetStack> {
+        cfg.mtu = cfg.mtu.min(device.mtu());
+        // SAFETY: eventfd(2) with valid flags; we own the returned fd.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let out = vec![0u8; cfg.mtu.max(1500)];
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core {
+                stack: Stack::new(cfg),
+                out,
+                driver_deadline: None,
+                dead: None,
+                impair: opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new),
+                waiters: Waiters::default(),
+                idle_waiters: 0,
+                polls: PollTable::default(),
+            }),
+            cond: Condvar::new(),
+            wake,
+            device: Box::new(device),
+            epoch: std::time::Instant::now(),
+            stop: AtomicBool::new(false),
+        });
+        let driver_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("utcp-driver".into())
+            .spawn(move || drive(&driver_shared))?;
+        Ok(NetStack {
+            rt: Arc::new(Runtime {
+                shared,
+                thread: Mutex::new(Some(thread)),
+                linger: opts.linger,
+            }),
+        })
+    }
+
+    /// The address the stack answers for.
+    pub fn addr(&self) -> std::net::Ipv4Addr {
+        self.rt.shared.lock().stack.addr()
+    }
+
+    /// A snapshot of the stack-wide counters.
+    pub fn stats(&self) -> StackStats {
+        self.rt.shared.lock().stack.stats().clone()
+    }
+
+    /// What the impairment option did so far (None without impairment).
+    pub fn impair_stats(&self) -> Option<ImpairStats> {
+        self.rt
+            .shared
+            .lock()
+            .impair
+            .as_ref()
+            .map(|i| i.stats().clone())
+    }
+
+    /// Waits until no connection has a handshake or close in progress, or
+    /// `timeout` passes. Returns true if the stack became idle.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let shared = &self.rt.shared;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut core = shared.lock();
+        loop {
+            if !busy(&core.stack) {
+                return true;
+            }
+            let (g, timed_out) = shared.wait_idle_change(core, deadline);
+            core = g;
+            if timed_out {
+                return !busy(&core.stack);
+            }
+        }
+    }
+}

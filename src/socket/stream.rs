@@ -1,0 +1,394 @@
+//! [`TcpStream`]: one connection, blocking reads and writes.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::stack::ConnId;
+use crate::state::State;
+use crate::tcb::{ConnInfo, ConnStats};
+
+use super::errors::io_kind;
+use super::runtime::{dead_error, would_block, Runtime};
+use super::wake::Source;
+use super::NetStack;
+
+struct StreamInner {
+    rt: Arc<Runtime>,
+    id: ConnId,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+    /// How often a thread blocked in `read` or `write` woke up (tests).
+    wakeups: AtomicU64,
+    /// `read` and `write` return `WouldBlock` instead of waiting.
+    nonblocking: AtomicBool,
+}
+
+impl Drop for StreamInner {
+    fn drop(&mut self) {
+        let shared = &self.rt.shared;
+        let mut core = shared.lock();
+        core.stack.release(self.id);
+        core.polls.forget(Source::Conn(self.id));
+        shared.flush_conn(&mut core, self.id);
+    }
+}
+
+/// A TCP connection (like `std::net::TcpStream`). Reads and writes block;
+/// `&TcpStream` also implements `Read` and `Write`, and [`try_clone`]
+/// gives another handle to the same connection for another thread.
+/// Dropping the last handle closes the connection gracefully (FIN).
+///
+/// [`try_clone`]: TcpStream::try_clone
+pub struct TcpStream {
+    inner: Arc<StreamInner>,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = self.inner.rt.shared.lock();
+        let mut d = f.debug_struct("TcpStream");
+        if let Some(t) = core.stack.tcb(self.inner.id) {
+            d.field("local", &t.local())
+                .field("peer", &t.remote())
+                .field("state", &t.state());
+        }
+        d.finish()
+    }
+}
+
+fn not_connected() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection is gone")
+}
+
+impl TcpStream {
+    pub(super) fn from_id(rt: Arc<Runtime>, id: ConnId) -> TcpStream {
+        TcpStream {
+            inner: Arc::new(StreamInner {
+                rt,
+                id,
+                read_timeout: Mutex::new(None),
+                write_timeout: Mutex::new(None),
+                wakeups: AtomicU64::new(0),
+                nonblocking: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Opens a connection to `addr` (IPv4 only) and waits for the handshake.
+    /// Fails with `ConnectionRefused` if the peer answers with a reset, and
+    /// `TimedOut` if it never answers.
+    pub fn connect(net: &NetStack, addr: impl Into<SocketAddr>) -> io::Result<TcpStream> {
+        TcpStream::connect_inner(net, addr.into(), None)
+    }
+
+    /// Like [`connect`](Self::connect), giving up after `timeout`.
+    pub fn connect_timeout(
+        net: &NetStack,
+        addr: impl Into<SocketAddr>,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect with a zero timeout",
+            ));
+        }
+        TcpStream::connect_inner(net, addr.into(), Some(timeout))
+    }
+
+    fn connect_inner(
+        net: &NetStack,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
+        let SocketAddr::V4(remote) = addr else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr} is not an IPv4 address; utcp speaks IPv4 only"),
+            ));
+        };
+        let shared = &net.rt.shared;
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let mut core = shared.lock();
+        if let Some(msg) = &core.dead {
+            return Err(dead_error(msg));
+        }
+        let now = shared.now();
+        let id = core.stack.connect(now, remote)?;
+        shared.flush_conn(&mut core, id);
+        // From here on the stream owns the id; dropping it releases the connection.
+        let stream = TcpStream::from_id(net.rt.clone(), id);
+        // Every return below drops `core` first: dropping `stream` while the
+        // core is still locked would deadlock in `StreamInner::drop`.
+        loop {
+            let Some(tcb) = core.stack.tcb(id) else {
+                drop(core);
+                return Err(not_connected());
+            };
+            match tcb.state() {
+                State::SynSent | State::SynReceived => {}
+                State::Closed => {
+                    let (kind, why) = match tcb.error() {
+                        Some(e) => (io_kind(e), e.to_string()),
+                        None => (
+                            io::ErrorKind::ConnectionAborted,
+                            "connection aborted".into(),
+                        ),
+                    };
+                    drop(core);
+                    return Err(io::Error::new(kind, format!("connect to {remote}: {why}")));
+                }
+                _ => {
+                    drop(core);
+                    return Ok(stream);
+                }
+            }
+            if let Some(msg) = &core.dead {
+                let err = dead_error(msg);
+                drop(core);
+                return Err(err);
+            }
+            let (g, timed_out) = shared.wait_on(core, Source::Conn(id), deadline);
+            core = g;
+            if timed_out {
+                if let Some(t) = core.stack.tcb_mut(id) {
+                    t.abort();
+                }
+                drop(core);
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect to {remote}: timed out"),
+                ));
+            }
+        }
+    }
+
+    /// How many times a thread blocked in `read` or `write` on this
+    /// connection woke up (a counter for the runtime's tests).
+    #[doc(hidden)]
+    pub fn debug_wakeups(&self) -> u64 {
+        self.inner.wakeups.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn runtime(&self) -> &Arc<Runtime> {
+        &self.inner.rt
+    }
+
+    pub(super) fn conn_id(&self) -> ConnId {
+        self.inner.id
+    }
+
+    /// Another handle to the same connection.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: self.inner.clone(),
+        })
+    }
+
+    fn with_tcb<T>(&self, f: impl FnOnce(&mut crate::tcb::Tcb) -> T) -> io::Result<T> {
+        let mut core = self.inner.rt.shared.lock();
+        core.stack
+            .tcb_mut(self.inner.id)
+            .map(f)
+            .ok_or_else(not_connected)
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with_tcb(|t| SocketAddr::V4(t.local()))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.with_tcb(|t| SocketAddr::V4(t.remote()))
+    }
+
+    /// The RFC 9293 state of the connection.
+    pub fn state(&self) -> io::Result<State> {
+        self.with_tcb(|t| t.state())
+    }
+
+    /// A snapshot of the connection's counters.
+    pub fn stats(&self) -> io::Result<ConnStats> {
+        self.with_tcb(|t| t.stats().clone())
+    }
+
+    /// A snapshot of counters, RTT estimator, congestion and window state.
+    pub fn info(&self) -> io::Result<ConnInfo> {
+        self.with_tcb(|t| t.info())
+    }
+
+    /// Shuts down the reading side, the writing side (sends FIN) or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let shared = &self.inner.rt.shared;
+        let mut core = shared.lock();
+        let tcb = core
+            .stack
+            .tcb_mut(self.inner.id)
+            .ok_or_else(not_connected)?;
+        if matches!(tcb.state(), State::Closed | State::SynSent) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is not open",
+            ));
+        }
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            tcb.shutdown_read();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            tcb.close();
+        }
+        shared.flush_conn(&mut core, self.inner.id);
+        // A reader or writer of this connection in another thread must see it.
+        core.waiters.wake(Source::Conn(self.inner.id));
+        Ok(())
+    }
+
+    /// Disables (true) or enables (false) Nagle's algorithm.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.with_tcb(|t| t.set_nagle(!nodelay))
+    }
+
+    /// True if Nagle's algorithm is disabled.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.with_tcb(|t| !t.nagle())
+    }
+
+    /// In non-blocking mode (true) `read` and `write` return `WouldBlock`
+    /// instead of waiting (for all handles of the connection).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets how long `read` may block (`None`: forever). Zero is `InvalidInput`, as in std.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.inner.read_timeout, dur)
+    }
+
+    /// Sets how long `write` may block (`None`: forever). Zero is `InvalidInput`, as in std.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.inner.write_timeout, dur)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .inner
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .inner
+            .write_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn deadline(slot: &Mutex<Option<Duration>>) -> Option<std::time::Instant> {
+        let d = *slot.lock().unwrap_or_else(|e| e.into_inner());
+        d.map(|d| std::time::Instant::now() + d)
+    }
+
+    /// Runs `op` on the connection until it stops saying `WouldBlock`,
+    /// sleeping on the condition variable in between (until `timeout`, if
+    /// set: then `WouldBlock` "`what` timed out", as std does on Unix).
+    /// Whatever `op` produced is transmitted before returning.
+    fn blocking<T>(
+        &self,
+        timeout: &Mutex<Option<Duration>>,
+        what: &str,
+        mut op: impl FnMut(&mut crate::tcb::Tcb) -> Result<T, Error>,
+    ) -> io::Result<T> {
+        let shared = &self.inner.rt.shared;
+        let deadline = TcpStream::deadline(timeout);
+        let mut core = shared.lock();
+        loop {
+            let tcb = core
+                .stack
+                .tcb_mut(self.inner.id)
+                .ok_or_else(not_connected)?;
+            match op(tcb) {
+                Ok(v) => {
+                    // A write queued data; a read may have reopened the window.
+                    shared.flush_conn(&mut core, self.inner.id);
+                    return Ok(v);
+                }
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(msg) = &core.dead {
+                return Err(dead_error(msg));
+            }
+            if self.inner.nonblocking.load(Ordering::Relaxed) {
+                return Err(would_block());
+            }
+            let (g, timed_out) = shared.wait_on(core, Source::Conn(self.inner.id), deadline);
+            self.inner.wakeups.fetch_add(1, Ordering::Relaxed);
+            core = g;
+            if timed_out {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{what} timed out"),
+                ));
+            }
+        }
+    }
+
+    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.blocking(&self.inner.read_timeout, "read", |tcb| tcb.recv(buf))
+    }
+
+    fn write_impl(&self, data: &[u8]) -> io::Result<usize> {
+        self.blocking(&self.inner.write_timeout, "write", |tcb| tcb.send(data))
+    }
+}
+
+fn set_timeout(slot: &Mutex<Option<Duration>>, dur: Option<Duration>) -> io::Result<()> {
+    if dur == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = dur;
+    Ok(())
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
