@@ -1,6 +1,6 @@
 //! The core's typed errors. The sans-IO layers (`tcb`, `stack`) return
 //! these; the socket layer turns them into `std::io::Error`s
-//! (`impl From<Error> for io::Error` in `src/socket.rs`).
+//! (`impl From<Error> for io::Error` in `src/socket/errors.rs`).
 
 use std::fmt;
 use std::net::SocketAddrV4;
