@@ -21,7 +21,9 @@ Definitions, identical for both stacks:
                              server, RSS (VmRSS of PID) before and with all open,
                              then one echo round: 64 B sent on every connection,
                              then every echo read (selectors); TX drops of DEV
-                             (the TUN queue) before and after.
+                             (the TUN queue) before and after. Opening all is
+                             bounded by --connect-timeout (default: --timeout),
+                             the round by --timeout.
 """
 
 import json
@@ -156,7 +158,7 @@ def tx_dropped(dev):
         return -1
 
 
-def conc(host, port, n, pid, dev, timeout):
+def conc(host, port, n, pid, dev, timeout, connect_timeout):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n + 100
     if soft < want:
@@ -165,7 +167,7 @@ def conc(host, port, n, pid, dev, timeout):
     drops0 = tx_dropped(dev)
     rss0 = rss_kib(pid)
     socks = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + connect_timeout
     t0 = time.perf_counter()
     try:
         for i in range(n):
@@ -191,6 +193,7 @@ def conc(host, port, n, pid, dev, timeout):
     res["rss_open_kib"] = rss1
     if socks:
         res["kib_per_conn"] = (rss1 - rss0) / len(socks)
+        res["kib_total_per_conn"] = rss1 / len(socks)
     if "error" not in res and socks:
         sel = selectors.DefaultSelector()
         want = {}
@@ -234,9 +237,15 @@ def conc(host, port, n, pid, dev, timeout):
 def main():
     a = sys.argv[1:]
     timeout = 60.0
-    if len(a) >= 2 and a[0] == "--timeout":
-        timeout = float(a[1])
+    connect_timeout = None
+    while len(a) >= 2 and a[0] in ("--timeout", "--connect-timeout"):
+        if a[0] == "--timeout":
+            timeout = float(a[1])
+        else:
+            connect_timeout = float(a[1])
         a = a[2:]
+    if connect_timeout is None:
+        connect_timeout = timeout
     if not a:
         die(__doc__)
     cmd, rest = a[0], a[1:]
@@ -250,7 +259,7 @@ def main():
         elif cmd == "seqconn":
             seqconn(rest[0], int(rest[1]), int(rest[2]), timeout)
         elif cmd == "conc":
-            conc(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], timeout)
+            conc(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], timeout, connect_timeout)
         else:
             die(f"unknown command {cmd}")
     except (OSError, ConnectionError, IndexError, ValueError) as e:
