@@ -321,8 +321,8 @@ connections/s, below 1 is better for times, RSS and drops.
     CUBIC). The CLI's servers spawn a thread per connection.
   - smoltcp: `smoltcp-server sink 9`, `source 5001 BYTES` (copies zeros from a 64 KiB
     buffer into the socket), `echo 7 64` (RTT, sequential) and `echo 7 N+50` (concurrent):
-    one thread, `iface.poll` then one pass over the sockets then `phy::wait` for
-    `poll_delay`. One socket per connection, a pool of listening sockets put back to
+    one thread, `iface.poll` then one pass over the sockets then smoltcp::phy::wait for
+    the interface's poll delay. One socket per connection, a pool of listening sockets put back to
     LISTEN after close. Buffers: 256 KiB + 256 KiB for sink and source, 4 KiB + 4 KiB
     for echo (allocated for the whole pool at start). smoltcp's
     defaults otherwise (Nagle on, 10 ms delayed ACK).
