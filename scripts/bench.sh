@@ -110,6 +110,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
 echo "$PROG: building (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin utcp) || die "building utcp failed"
 cargo build --release --quiet --manifest-path "$ROOT/bench/smoltcp-server/Cargo.toml" ||
@@ -208,8 +210,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export REPS BULK_MIB CONC RTT_N SEQ_N QUICK START CPU SMOLV LOAD_START LOAD_END QLEN
 export CONC_TIMEOUT CONC_CONNECT_TIMEOUT
 export NPROC=$(nproc) KERNEL=$(uname -r) RUSTC=$(rustc --version)
-export COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-export DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
+export COMMIT DIRTY
 export CMDLINE="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
 python3 - "$WORK/res" "$OUT" <<'EOF'
 import glob, json, os, statistics, sys
@@ -226,44 +227,73 @@ def load(fig, stack):
             vals.append({"error": f"bad result: {e}"})
     return vals
 
-# (label, figure, key, unit, higher is better, format)
+# (label, figure, key, unit, format, partial): with partial, a run that failed
+# part-way (not all connections opened) still gives this figure, marked.
+C = E["CONC"]
 ROWS = [
-    (f"bulk kernel -> stack, {E['BULK_MIB']} MiB", "bulk_in", "MBps", "MB/s", True, "{:,.0f}"),
-    (f"bulk stack -> kernel, {E['BULK_MIB']} MiB", "bulk_out", "MBps", "MB/s", True, "{:,.0f}"),
-    ("64-byte echo RTT p50", "rtt", "p50_us", "µs", False, "{:.1f}"),
-    ("64-byte echo RTT p99", "rtt", "p99_us", "µs", False, "{:.1f}"),
-    ("sequential connections (connect, 64 B echo, close)", "seqconn", "per_s", "/s", True, "{:,.0f}"),
-    (f"{E['CONC']} concurrent: connections opened", "conc", "open", "", True, "{:,.0f}"),
-    (f"{E['CONC']} concurrent: RSS per idle connection", "conc", "kib_per_conn", "KiB", False, "{:.1f}"),
-    (f"{E['CONC']} concurrent: server RSS, all open", "conc", "rss_open_kib", "KiB", False, "{:,.0f}"),
-    (f"{E['CONC']} concurrent: server RSS, all open, / connections", "conc", "kib_total_per_conn", "KiB", False, "{:.1f}"),
-    (f"{E['CONC']} concurrent: time to open all, one after another", "conc", "connect_seconds", "s", False, "{:.2f}"),
-    (f"{E['CONC']} concurrent: one echo round over all", "conc", "round_seconds", "s", False, "{:.3f}"),
-    (f"{E['CONC']} concurrent: packets dropped at the TUN queue", "conc", "tx_dropped", "", False, "{:,.0f}"),
+    (f"bulk kernel -> stack, {E['BULK_MIB']} MiB", "bulk_in", "MBps", "MB/s", "{:,.0f}", False),
+    (f"bulk stack -> kernel, {E['BULK_MIB']} MiB", "bulk_out", "MBps", "MB/s", "{:,.0f}", False),
+    ("64-byte echo RTT p50", "rtt", "p50_us", "µs", "{:.1f}", False),
+    ("64-byte echo RTT p99", "rtt", "p99_us", "µs", "{:.1f}", False),
+    ("sequential connections (connect, 64 B echo, close)", "seqconn", "per_s", "/s", "{:,.0f}", False),
+    (f"{C} concurrent: connections opened", "conc", "open", "", "{:,.0f}", True),
+    (f"{C} concurrent: time to open them, one after another", "conc", "connect_seconds", "s", "{:.2f}", False),
+    (f"{C} concurrent: RSS growth per idle connection", "conc", "kib_per_conn", "KiB", "{:.1f}", True),
+    (f"{C} concurrent: server RSS with all open / connections", "conc", "kib_total_per_conn", "KiB", "{:.1f}", True),
+    (f"{C} concurrent: one echo round over all", "conc", "round_seconds", "s", "{:.3f}", False),
+    (f"{C} concurrent: packets dropped at the TUN queue", "conc", "tx_dropped", "", "{:,.0f}", True),
 ]
 
-def cell(fig, stack, key, fmt):
+notes = []
+def note(stack, fig, vals):
+    for i, v in enumerate(vals):
+        if "error" in v:
+            n = f"{stack} {fig}, run {i + 1}: {v['error']}"
+            if n not in notes:
+                notes.append(n)
+
+def cell(fig, stack, key, fmt, partial):
     vals = load(fig, stack)
-    nums = [v[key] for v in vals if key in v and v[key] is not None]
-    errs = [v["error"] for v in vals if "error" in v]
+    note(stack, fig, vals)
+    ok = [v for v in vals if "error" not in v]
+    use = vals if partial else ok
+    nums = [v[key] for v in use if v.get(key) is not None]
+    failed = len(vals) - len(ok)
     if not nums:
-        return None, "failed: " + (errs[0] if errs else "no result")
+        return None, f"failed ({failed} of {len(vals)} runs)" if failed else "no result"
     m = statistics.median(nums)
     s = fmt.format(m)
-    if errs:
-        s += f" ({len(errs)} of {len(vals)} runs failed: {errs[0]})"
+    if failed and partial:
+        s += f" (runs failed part-way: {failed} of {len(vals)})"
+    elif failed:
+        s += f" ({failed} of {len(vals)} runs failed)"
     return m, s
 
 lines = []
 lines.append("| figure | unit | smoltcp | utcp | utcp / smoltcp |")
 lines.append("|---|---|---|---|---|")
-for label, fig, key, unit, hib, fmt in ROWS:
-    ms, ss = cell(fig, "smoltcp", key, fmt)
-    mu, su = cell(fig, "utcp", key, fmt)
+for label, fig, key, unit, fmt, partial in ROWS:
+    ms, ss = cell(fig, "smoltcp", key, fmt, partial)
+    mu, su = cell(fig, "utcp", key, fmt, partial)
     # No ratio against a zero (or a figure that rounds to zero).
     ratio = f"{mu / ms:.2f}" if (ms and mu is not None and ss.strip("0.,") != "") else "-"
     lines.append(f"| {label} | {unit} | {ss} | {su} | {ratio} |")
 table = "\n".join(lines)
+if notes:
+    table += "\n\nFailed runs:\n\n" + "\n".join(f"- {n}" for n in notes)
+raw = []
+for fig in ("bulk_in", "bulk_out", "rtt", "seqconn", "conc"):
+    for stack in ("smoltcp", "utcp"):
+        vals = load(fig, stack)
+        keys = {"bulk_in": ["MBps"], "bulk_out": ["MBps"], "rtt": ["p50_us", "p99_us"],
+                "seqconn": ["per_s"], "conc": ["open", "connect_seconds", "kib_total_per_conn",
+                                                "round_seconds", "tx_dropped"]}[fig]
+        runs = []
+        for v in vals:
+            runs.append(", ".join(f"{k}={v[k]:.4g}" if isinstance(v.get(k), float) else f"{k}={v.get(k, '-')}"
+                                  for k in keys if k in v) or "error")
+        raw.append(f"- {fig} {stack}: " + "; ".join(runs))
+rawtext = "\n".join(raw)
 print(table)
 
 if out:
@@ -287,7 +317,13 @@ Written by `scripts/bench.sh`; figures only, nothing is asserted.
 {table}
 
 Ratios are utcp / smoltcp of the medians: above 1 is better for throughput and
-connections/s, below 1 is better for times, RSS and drops.
+connections/s, below 1 is better for times, RSS and drops. A row marked "runs
+failed part-way" takes its median over runs that did not open all connections
+(the figure is then for fewer connections); other rows use only complete runs.
+
+Every run (in order):
+
+{rawtext}
 
 ## Setup
 
