@@ -100,9 +100,7 @@ fn main() {
             active: false,
         });
     }
-    eprintln!(
-        "smoltcp-server: listening on 10.77.0.2:{port} ({pool} sockets, {buf} B buffers)"
-    );
+    eprintln!("smoltcp-server: listening on 10.77.0.2:{port} ({pool} sockets, {buf} B buffers)");
 
     let zeros = vec![0u8; 64 * 1024];
     let mut scratch = vec![0u8; 64 * 1024];
