@@ -18,6 +18,10 @@
 //! opens answered by crafted SYN-ACKs (`connect`, `poll_transmit_conn`,
 //! `handle_packet`), and SYNs from distinct peers for the half-open ones.
 
+mod common;
+
+use common::{bench, full_run};
+
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -26,48 +30,8 @@ use utcp::testing::{encode, segment, Seg};
 use utcp::time::Instant;
 use utcp::wire::TcpFlags;
 
-/// Runs per case; the median is reported.
-const RUNS: usize = 11;
-/// Wall time each run aims at, so that the clock's resolution does not matter.
-const RUN_NANOS: u128 = 20_000_000;
-
 const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const NOW: Instant = Instant::ZERO;
-
-/// Times `op` and prints `name`, the median and the fastest ns per call.
-fn bench(name: &str, full: bool, mut op: impl FnMut()) {
-    if !full {
-        op();
-        println!("{name:<52} ran once (pass --bench to time)");
-        return;
-    }
-    // Calibrate: double the batch until one batch takes about RUN_NANOS.
-    let mut batch: u64 = 1;
-    loop {
-        let start = std::time::Instant::now();
-        for _ in 0..batch {
-            op();
-        }
-        if start.elapsed().as_nanos() >= RUN_NANOS / 4 || batch >= 1 << 30 {
-            break;
-        }
-        batch *= 2;
-    }
-    batch *= 4;
-    let mut per_op: Vec<f64> = (0..RUNS)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            for _ in 0..batch {
-                op();
-            }
-            start.elapsed().as_nanos() as f64 / batch as f64
-        })
-        .collect();
-    per_op.sort_by(f64::total_cmp);
-    let median = per_op[RUNS / 2];
-    let fastest = per_op[0];
-    println!("{name:<52} {median:>12.1} ns/call (median of {RUNS}; fastest {fastest:.1})");
-}
 
 /// The `i`-th distinct peer address (11.0.0.0/8: never ours, never special).
 fn peer(i: usize) -> Ipv4Addr {
@@ -139,7 +103,7 @@ fn wake_up(s: &mut Stack, now: Instant, buf: &mut [u8]) {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let sizes: Vec<usize> = match std::env::var("UTCP_BENCH_N") {
         Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) if full => vec![1_000, 10_000, 100_000],

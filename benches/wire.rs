@@ -4,17 +4,15 @@
 //! asserts nothing about time. Without `--bench` on the command line (as
 //! when `cargo test --benches` runs it) every case runs once, as a smoke test.
 
+mod common;
+
+use common::{bench, full_run};
+
 use std::hint::black_box;
 use std::net::SocketAddrV4;
-use std::time::Instant;
 
 use utcp::seq::SeqNum;
 use utcp::wire::{self, TcpFlags, TcpOptions, TcpSegment};
-
-/// Runs per case; the median is reported.
-const RUNS: usize = 11;
-/// Wall time each run aims at, so that the clock's resolution does not matter.
-const RUN_NANOS: u128 = 20_000_000;
 
 /// The Internet checksum as `wire` computed it before it summed wider words:
 /// big-endian 16-bit words into a `u64`, folded at the end (RFC 1071). Kept
@@ -36,43 +34,8 @@ fn checksum_16bit(data: &[u8]) -> u16 {
     !(acc as u16)
 }
 
-/// Times `op` and prints `name`, the median and the fastest ns per call.
-fn bench(name: &str, full: bool, mut op: impl FnMut()) {
-    if !full {
-        op();
-        println!("{name:<40} ran once (pass --bench to time)");
-        return;
-    }
-    // Calibrate: double the batch until one batch takes about RUN_NANOS.
-    let mut batch: u64 = 1;
-    loop {
-        let start = Instant::now();
-        for _ in 0..batch {
-            op();
-        }
-        if start.elapsed().as_nanos() >= RUN_NANOS / 4 || batch >= 1 << 30 {
-            break;
-        }
-        batch *= 2;
-    }
-    batch *= 4;
-    let mut per_op: Vec<f64> = (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                op();
-            }
-            start.elapsed().as_nanos() as f64 / batch as f64
-        })
-        .collect();
-    per_op.sort_by(f64::total_cmp);
-    let median = per_op[RUNS / 2];
-    let fastest = per_op[0];
-    println!("{name:<40} {median:>9.1} ns/op (median of {RUNS}; fastest {fastest:.1})");
-}
-
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
 
     // Payload bytes that are not all alike, so no sum is trivially zero.
     let payload: Vec<u8> = (0..1460u32)
