@@ -337,9 +337,7 @@ impl Tcb {
     /// A partial ACK: the segment at the new SND.UNA was lost too.
     fn after_partial_ack(&mut self, ack: SeqNum) {
         if self.opts.sack {
-            if self.rec.high_rxt.lt(self.snd.una) {
-                self.rec.high_rxt = self.snd.una;
-            }
+            // on_new_ack already moved HighRxt up to SND.UNA.
             if self.rec.scoreboard.next_hole(self.rec.high_rxt).is_none()
                 && self.snd.has_flight()
                 && self.rec.high_rxt == self.snd.una
