@@ -21,12 +21,13 @@ SEQ_N=5000
 QUICK=0
 OUT=
 OUT_SET=0
+ONLY=
 CONC_TIMEOUT=60
 CONC_CONNECT_TIMEOUT=120
 
 usage() {
     cat <<EOF
-Usage: $PROG [--reps N] [--bulk-mib N] [--conc N] [--quick] [--out FILE]
+Usage: $PROG [--reps N] [--bulk-mib N] [--conc N] [--quick] [--only FIGS] [--out FILE]
 
 Build utcp and bench/smoltcp-server in release mode, run both over one TUN
 device in a private network namespace, alternating, and print medians.
@@ -36,6 +37,8 @@ device in a private network namespace, alternating, and print medians.
   --conc N       concurrent connections for the idle/echo-round test (default $CONC)
   --quick        smoke run: 1 rep, 64 MiB bulk, 2000 RTT rounds, 500
                  connections, 1000 concurrent; writes no report unless --out
+  --only FIGS    only these figures, comma-separated among bulk_in, bulk_out,
+                 rtt, seqconn, conc; writes no report unless --out
   --out FILE     where to write the report (default docs/BENCHMARKS.md)
   -h, --help     this help
 
@@ -55,6 +58,7 @@ while [[ $# -gt 0 ]]; do
         --bulk-mib) BULK_MIB=${2:?--bulk-mib needs a value}; shift 2 ;;
         --conc) CONC=${2:?--conc needs a value}; shift 2 ;;
         --quick) QUICK=1; shift ;;
+        --only) ONLY=${2:?--only needs a value}; shift 2 ;;
         --out) OUT=${2:?--out needs a value}; OUT_SET=1; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "$PROG: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -72,7 +76,14 @@ fi
 for v in REPS BULK_MIB CONC; do
     [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
-if [[ $OUT_SET -eq 0 && $QUICK -eq 0 ]]; then
+FIGS=(bulk_in bulk_out rtt seqconn conc)
+if [[ -n $ONLY ]]; then
+    IFS=, read -r -a FIGS <<<"$ONLY"
+    for f in "${FIGS[@]}"; do
+        [[ " bulk_in bulk_out rtt seqconn conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
+    done
+fi
+if [[ $OUT_SET -eq 0 && $QUICK -eq 0 && -z $ONLY ]]; then
     OUT=$ROOT/docs/BENCHMARKS.md
 fi
 BULK_BYTES=$((BULK_MIB * 1024 * 1024))
@@ -126,11 +137,6 @@ CLIENTS=$ROOT/bench/clients.py
 ip netns exec "$NS" sysctl -q -w net.ipv4.ip_local_port_range="1024 65000" \
     net.ipv4.tcp_tw_reuse=1 >/dev/null
 
-# utcp's `listen` sends its stdin: a sparse file on tmpfs reads as zeros from
-# memory without occupying it.
-SRCFILE=$WORK/source.bin
-truncate -s "$BULK_BYTES" "$SRCFILE"
-
 HOST=10.77.0.2
 # start_server STACK FIGURE: starts the server pinned to CPU0, sets SERVER_PID.
 start_server() {
@@ -138,7 +144,7 @@ start_server() {
     : >"$log"
     case $stack/$fig in
         utcp/bulk_in) taskset -c 0 ip netns exec "$NS" "$UTCP" sink --port 9 </dev/null >"$log" 2>&1 & ;;
-        utcp/bulk_out) taskset -c 0 ip netns exec "$NS" "$UTCP" listen --port 5001 <"$SRCFILE" >/dev/null 2>"$log" & ;;
+        utcp/bulk_out) taskset -c 0 ip netns exec "$NS" "$UTCP" source --port 5001 --bytes "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
         utcp/rtt | utcp/seqconn | utcp/conc) taskset -c 0 ip netns exec "$NS" "$UTCP" echo --port 7 </dev/null >"$log" 2>&1 & ;;
         smoltcp/bulk_in) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 </dev/null >"$log" 2>&1 & ;;
         smoltcp/bulk_out) taskset -c 0 ip netns exec "$NS" "$SMOL" source 5001 "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
@@ -189,7 +195,6 @@ run_client() {
 }
 
 mkdir -p "$WORK/res"
-FIGS=(bulk_in bulk_out rtt seqconn conc)
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 QLEN=$(ip -n "$NS" -o link show "$DEV" | sed -n 's/.* qlen \([0-9]*\).*/\1/p')
@@ -209,6 +214,7 @@ SMOLV=$(awk '/^name = "smoltcp"$/ {getline; gsub(/version = |"/, ""); print}' \
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export REPS BULK_MIB CONC RTT_N SEQ_N QUICK START CPU SMOLV LOAD_START LOAD_END QLEN
 export CONC_TIMEOUT CONC_CONNECT_TIMEOUT
+export FIGS_RUN="${FIGS[*]}"
 export NPROC=$(nproc) KERNEL=$(uname -r) RUSTC=$(rustc --version)
 export COMMIT DIRTY
 export CMDLINE="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
@@ -269,6 +275,8 @@ def cell(fig, stack, key, fmt, partial):
         s += f" ({failed} of {len(vals)} runs failed)"
     return m, s
 
+RUN = E["FIGS_RUN"].split()
+ROWS = [r for r in ROWS if r[1] in RUN]
 lines = []
 lines.append("| figure | unit | smoltcp | utcp | utcp / smoltcp |")
 lines.append("|---|---|---|---|---|")
@@ -282,7 +290,7 @@ table = "\n".join(lines)
 if notes:
     table += "\n\nFailed runs:\n\n" + "\n".join(f"- {n}" for n in notes)
 raw = []
-for fig in ("bulk_in", "bulk_out", "rtt", "seqconn", "conc"):
+for fig in RUN:
     for stack in ("smoltcp", "utcp"):
         vals = load(fig, stack)
         keys = {"bulk_in": ["MBps"], "bulk_out": ["MBps"], "rtt": ["p50_us", "p99_us"],
@@ -351,10 +359,10 @@ Every run (in order):
     allocated before the first sample, so its per-connection cost shows in the row
     "server RSS, all open, / connections" instead.
 - Servers:
-  - utcp: `utcp sink --port 9`, `utcp listen --port 5001 < FILE` (FILE: a sparse file of
-    the bulk size on tmpfs, so utcp copies zeros from the page cache), `utcp echo --port 7`.
+  - utcp: `utcp sink --port 9`, `utcp source --port 5001 --bytes BYTES` (copies zeros
+    from a 64 KiB buffer into the stream, like smoltcp's source), `utcp echo --port 7`.
     Default `TcpConfig` (512 KiB receive and send buffers, Nagle on, 40 ms delayed ACK,
-    CUBIC). The CLI's servers spawn a thread per connection.
+    CUBIC). Each of these servers is one thread serving every connection through `utcp::socket::Poll`.
   - smoltcp: `smoltcp-server sink 9`, `source 5001 BYTES` (copies zeros from a 64 KiB
     buffer into the socket), `echo 7 64` (RTT, sequential) and `echo 7 N+50` (concurrent):
     one thread, `iface.poll` then one pass over the sockets then smoltcp::phy::wait for

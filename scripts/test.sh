@@ -69,4 +69,8 @@ else
     cargo test --release --workspace
     echo "==> cargo test --release ${TUN_TESTS[*]} (root, TUN, the kernel's TCP)"
     cargo test --release "${TUN_TESTS[@]}"
+    # The socket API once more with application threads driving the device
+    # (utcp::socket::Driver::Inline; the run above used the driver thread).
+    echo "==> UTCP_TEST_DRIVER=inline cargo test --release --test api"
+    UTCP_TEST_DRIVER=inline cargo test --release --test api
 fi

@@ -1,8 +1,7 @@
 //! `utcp`: the command-line face of the stack. See `utcp --help`.
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
@@ -10,10 +9,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use utcp::cc::Algorithm;
 use utcp::device::impair::Impairment;
-use utcp::socket::{
-    Events, Interest, NetStack, Poll, RuntimeOptions, TcpListener, TcpStream, Token,
-};
+use utcp::socket::{Driver, NetStack, RuntimeOptions, TcpListener, TcpStream};
 use utcp::stack::StackConfig;
+
+mod cli;
+use cli::polled::{self, Mode};
 
 /// A user-space TCP/IPv4 stack over a Linux TUN device.
 ///
@@ -53,6 +53,12 @@ struct Cli {
     /// RTT instead of on the first loss. Off by default.
     #[arg(long, global = true)]
     hystart: bool,
+
+    /// Who drives the device: "thread" (a driver thread) or "inline" (the
+    /// command's own threads while they wait, no thread hop; the default
+    /// here, as every command keeps returning to a wait).
+    #[arg(long, global = true, value_name = "DRIVER", default_value_t = Driver::Inline)]
+    driver: Driver,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +94,18 @@ enum Command {
         #[arg(long, default_value_t = 9)]
         port: u16,
     },
+    /// Source server (like RFC 864's character generator, with zeros):
+    /// sends --bytes zero bytes to every connection (without --bytes: until
+    /// the peer goes away), then its FIN; discards what the peer sends. One
+    /// thread serves every connection (readiness via Poll).
+    Source {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 19)]
+        port: u16,
+        /// Bytes to send to each connection.
+        #[arg(long)]
+        bytes: Option<u64>,
+    },
     /// Netcat-like client: stdin to the connection, the connection to stdout.
     Connect {
         /// Where to connect, e.g. 10.77.0.1:5000.
@@ -118,6 +136,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> io::Result<()> {
     let opts = RuntimeOptions {
         impairment: cli.impair.clone(),
+        driver: cli.driver,
         ..RuntimeOptions::default()
     };
     if let Some(imp) = &cli.impair {
@@ -159,8 +178,11 @@ fn run_command(net: &NetStack, command: Command) -> io::Result<()> {
     let net = net.clone();
     match command {
         Command::Server { port } => serve(&net, port, seed_connection),
-        Command::Echo { port } => serve_polled(&net, port, Mode::Echo),
-        Command::Sink { port } => serve_polled(&net, port, Mode::Sink),
+        Command::Echo { port } => polled::serve(&net, bind(&net, port)?, Mode::Echo, report),
+        Command::Sink { port } => polled::serve(&net, bind(&net, port)?, Mode::Sink, report),
+        Command::Source { port, bytes } => {
+            polled::serve(&net, bind(&net, port)?, Mode::Source(bytes), report)
+        }
         Command::Client { target, message } => client(&net, target, &message),
         Command::Connect { target } => {
             let stream = TcpStream::connect(&net, target)?;
@@ -218,151 +240,6 @@ fn seed_connection(mut stream: TcpStream) -> io::Result<()> {
         writeln!(out, "{text}")?;
     }
     out.flush()
-}
-
-/// What a [`serve_polled`] server does with its connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// Every byte comes back; a half-close is answered once all is echoed.
-    Echo,
-    /// Reads everything, prints "<peer> <N> bytes" at EOF.
-    Sink,
-}
-
-/// The listener's token; connections get 1, 2, ...
-const LISTENER: Token = Token(0);
-
-/// One connection of a [`serve_polled`] server.
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    /// Echo: read and not yet written back.
-    pending: Vec<u8>,
-    /// The peer's FIN was read.
-    eof: bool,
-    /// Sink: bytes read.
-    total: u64,
-}
-
-/// Serves every connection from one thread through `Poll`, with
-/// non-blocking streams (no thread per connection).
-fn serve_polled(net: &NetStack, port: u16, mode: Mode) -> io::Result<()> {
-    let listener = bind(net, port)?;
-    listener.set_nonblocking(true)?;
-    let mut poll = Poll::new(net)?;
-    poll.register(&listener, LISTENER, Interest::READABLE)?;
-    let mut events = Events::with_capacity(1024);
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
-    let mut next = 1;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        poll.poll(&mut events, None)?;
-        for ev in &events {
-            if ev.token() == LISTENER {
-                accept_ready(&listener, &poll, &mut conns, &mut next)?;
-                continue;
-            }
-            let Some(c) = conns.get_mut(&ev.token().0) else {
-                continue;
-            };
-            match c.serve(mode, &poll, ev.token(), &mut buf) {
-                Ok(false) => {}
-                Ok(true) => {
-                    if let Some(c) = conns.remove(&ev.token().0) {
-                        c.finish(mode)?;
-                    }
-                }
-                Err(e) => {
-                    eprintln!("utcp: connection from {}: {e}", c.peer);
-                    conns.remove(&ev.token().0);
-                }
-            }
-        }
-    }
-}
-
-/// Accepts every connection that is ready and registers it.
-fn accept_ready(
-    listener: &TcpListener,
-    poll: &Poll,
-    conns: &mut HashMap<usize, Conn>,
-    next: &mut usize,
-) -> io::Result<()> {
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(v) => v,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        log::info!("connection from {peer}");
-        stream.set_nonblocking(true)?;
-        poll.register(&stream, Token(*next), Interest::READABLE)?;
-        let c = Conn {
-            stream,
-            peer,
-            pending: Vec::new(),
-            eof: false,
-            total: 0,
-        };
-        conns.insert(*next, c);
-        *next += 1;
-    }
-}
-
-impl Conn {
-    /// Does what can be done without blocking; true when the connection is
-    /// done (echo: everything echoed and our FIN sent; sink: EOF).
-    fn serve(&mut self, mode: Mode, poll: &Poll, token: Token, buf: &mut [u8]) -> io::Result<bool> {
-        // A budget, so one busy connection does not starve the others; the
-        // poll is level-triggered and reports what is left next time.
-        for _ in 0..64 {
-            if !self.pending.is_empty() {
-                match (&self.stream).write(&self.pending) {
-                    Ok(n) => {
-                        self.pending.drain(..n);
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.eof {
-                break;
-            }
-            match (&self.stream).read(buf) {
-                Ok(0) => self.eof = true,
-                Ok(n) if mode == Mode::Echo => self.pending.extend_from_slice(&buf[..n]),
-                Ok(n) => self.total += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
-        if self.eof && self.pending.is_empty() {
-            if mode == Mode::Echo {
-                self.stream.shutdown(Shutdown::Write)?;
-            }
-            return Ok(true);
-        }
-        // Reading waits while echoed bytes wait for room (backpressure).
-        let interest = if self.pending.is_empty() {
-            Interest::READABLE
-        } else {
-            Interest::WRITABLE
-        };
-        poll.reregister(&self.stream, token, interest)?;
-        Ok(false)
-    }
-
-    /// The connection is done: --stats, and the sink's line.
-    fn finish(self, mode: Mode) -> io::Result<()> {
-        report(&self.stream);
-        if mode == Mode::Sink {
-            let mut out = io::stdout().lock();
-            writeln!(out, "{} {} bytes", self.peer, self.total)?;
-            out.flush()?;
-        }
-        Ok(())
-    }
 }
 
 fn client(net: &NetStack, target: SocketAddrV4, message: &str) -> io::Result<()> {

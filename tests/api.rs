@@ -1278,7 +1278,8 @@ fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
         let ctx = ns.ctx();
         move || many_kernel_clients(&ctx, 9, N, LEN, pid)
     });
-    // The main thread and the driver, however many connections.
+    // The CLI drives inline by default: the main thread and the fallback
+    // driver, however many connections.
     assert_eq!(
         threads,
         2,
@@ -1305,7 +1306,7 @@ fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
 
     let mut echo = ns.spawn_utcp_listening(
         "utcp echo",
-        &["echo", "--port", "7"],
+        &["--driver", "thread", "echo", "--port", "7"],
         std::process::Stdio::null(),
         Capture::Pipe,
     );
@@ -1321,6 +1322,7 @@ fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
             threads
         }
     });
+    // With a driver thread: the main thread and the driver.
     assert_eq!(
         threads,
         2,
@@ -1329,4 +1331,32 @@ fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
     );
     assert!(echo.is_running(), "{}", echo.log());
     echo.kill();
+}
+
+/// `utcp source --bytes N` (one thread, through Poll) sends every client N
+/// zero bytes and then its FIN, and closes once the client's FIN came.
+#[test]
+fn cli_source_sends_each_connection_its_bytes_then_eof() {
+    const N: usize = 10;
+    const LEN: usize = 300_000;
+    let ns = Netns::new();
+    let mut source = ns.spawn_utcp_listening(
+        "utcp source",
+        &["source", "--port", "19", "--bytes", &LEN.to_string()],
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    run_in_netns(&ns, {
+        let ctx = ns.ctx();
+        move || {
+            let socks: Vec<_> = (0..N).map(|_| kernel_connect(&ctx, 19)).collect();
+            for (i, s) in socks.iter().enumerate() {
+                let got = read_to_end(s).unwrap();
+                assert_eq!(got.len(), LEN, "bytes on connection {i}");
+                assert!(got.iter().all(|&b| b == 0), "non-zero byte on {i}");
+            }
+        }
+    });
+    assert!(source.is_running(), "{}", source.log());
+    source.kill();
 }

@@ -1,46 +1,291 @@
-//! The driver thread: sleeps in ppoll(2) on the device, the eventfd and the
-//! next timer deadline, feeds packets and timers to the stack, transmits.
+//! Who drives the device, and how.
+//!
+//! *Driving* is one round of: sleep in ppoll(2) on the device, the eventfd
+//! and the next timer deadline; then, under the lock, feed every readable
+//! packet and the expired timers to the stack and transmit what that
+//! produced ([`drive_once`]). Two ways to have it done ([`Driver`]):
+//!
+//! - **A driver thread** ([`Driver::Thread`], the default) drives for ever.
+//!   The stack makes progress whatever the application does, at the price
+//!   of a thread hop (a context switch) between the driver and every woken
+//!   application thread.
+//! - **The application's own threads** ([`Driver::Inline`]): a thread that
+//!   is about to block (in a read, a write, `accept`, `connect`,
+//!   [`Poll::poll`](super::Poll::poll), the linger on drop) becomes the
+//!   *leader* if nobody leads, and drives until its own wait is over; the
+//!   others sleep on their condition variables as in thread mode (leader
+//!   and followers). A one-thread server then does everything in its one
+//!   thread, as smoltcp's poll loop does: no hop at all. So that the stack
+//!   still moves while no application thread waits (a program that closed
+//!   a stream and waits on something else, a listener nobody accepts on),
+//!   a *fallback* thread drives when nobody has for [`FALLBACK_AFTER`],
+//!   and gives the role back as soon as an application thread waits.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
+use std::sync::{Condvar, MutexGuard};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use log::{debug, error};
 
 use crate::device::impair::Direction;
 
-use super::runtime::{Core, Shared};
+use super::runtime::{timed_wait, Core, Shared};
+use super::wake::Source;
 
 /// Packets the driver reads before it stops to transmit (bounds latency).
 const RX_BATCH: usize = 256;
 
-/// The driver thread's loop.
+/// Inline mode: an application that sends this many packets without
+/// waiting reads the device before it sends more (the kernel's queue to
+/// the TUN holds 500 packets by default; a busy writer must not let it
+/// overflow).
+pub(crate) const TX_PER_RX: usize = 32;
+
+/// Inline mode: how long the device may go unserved, with no thread
+/// leading, before the fallback thread drives. It looks this often, so an
+/// idle stack costs it 100 wake-ups per second and nothing else.
+pub const FALLBACK_AFTER: Duration = Duration::from_millis(10);
+
+/// Who drives the device (see the [module documentation](self)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// A dedicated driver thread (the default).
+    #[default]
+    Thread,
+    /// Whichever application thread blocks; a fallback thread when none
+    /// has for [`FALLBACK_AFTER`].
+    Inline,
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+
+    /// Parses `thread` or `inline`, ignoring ASCII case and surrounding
+    /// white space.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        if name.eq_ignore_ascii_case("thread") {
+            Ok(Driver::Thread)
+        } else if name.eq_ignore_ascii_case("inline") {
+            Ok(Driver::Inline)
+        } else {
+            Err(format!(
+                "unknown driver {s:?}: expected \"thread\" or \"inline\""
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Driver::Thread => "thread",
+            Driver::Inline => "inline",
+        })
+    }
+}
+
+/// What ends a leader's driving, besides its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WakeOn {
+    /// An event of this connection or listener.
+    Source(Source),
+    /// A source registered with this poll became a candidate.
+    Poll(u64),
+    /// Any event at all (the idle and linger waits).
+    Any,
+    /// Nothing: the fallback thread leads until somebody else waits.
+    Never,
+}
+
+/// The thread that drives in inline mode, and whether its wait is over.
+#[derive(Debug)]
+pub(super) struct Leader {
+    thread: ThreadId,
+    wake: WakeOn,
+    woken: bool,
+}
+
+impl Leader {
+    /// The stack reported an event of `src`, which marked poll `poll`.
+    pub(super) fn note(&mut self, src: Source, poll: Option<u64>) {
+        self.woken |= match self.wake {
+            WakeOn::Source(s) => s == src,
+            WakeOn::Poll(p) => poll == Some(p),
+            WakeOn::Any => true,
+            WakeOn::Never => false,
+        };
+    }
+
+    /// True if the wait of the leader is over and the leader is another
+    /// thread (which sleeps in ppoll and must be poked).
+    pub(super) fn woken_elsewhere(&self) -> bool {
+        self.woken && self.thread != std::thread::current().id()
+    }
+
+    fn new(wake: WakeOn) -> Leader {
+        Leader {
+            thread: std::thread::current().id(),
+            wake,
+            woken: false,
+        }
+    }
+}
+
+/// The fallback thread's loop ([`Driver::Inline`]): every
+/// [`FALLBACK_AFTER`], if nobody leads and nobody has served the device
+/// for that long, lead until some application thread waits (it pokes the
+/// eventfd then) and hand over.
+pub(super) fn fallback(shared: &Shared) {
+    let mut core = shared.lock();
+    while !shared.stop.load(Ordering::SeqCst) && core.dead.is_none() {
+        let idle = core.last_served.elapsed();
+        if core.leader.is_some() || idle < FALLBACK_AFTER {
+            let wait = FALLBACK_AFTER
+                .saturating_sub(idle)
+                .max(Duration::from_millis(1));
+            core = shared
+                .fallback_cond
+                .wait_timeout(core, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            continue;
+        }
+        core.leader = Some(Leader::new(WakeOn::Never));
+        while core.followers == 0 && core.dead.is_none() && !shared.stop.load(Ordering::SeqCst) {
+            core = drive_once(shared, core, None);
+        }
+        shared.resign(&mut core);
+    }
+    debug!("fallback driver stopped");
+}
+
+/// The driver thread's loop ([`Driver::Thread`]).
 pub(super) fn drive(shared: &Shared) {
-    let mut rx = vec![0u8; 65536];
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let timeout = {
-            let mut core = shared.lock();
-            let next = core.next_deadline();
-            core.driver_deadline = next;
-            next.map(|t| t.saturating_duration_since(shared.now()))
-        };
-        if let Err(err) = wait_for_work(shared, timeout) {
-            error!("poll failed: {err}");
-            shared.fail(err.to_string());
-            break;
-        }
-        let fatal = serve_batches(shared, &mut rx);
-        if let Some(e) = fatal {
-            error!("device read failed: {e}");
-            shared.fail(e.to_string());
+        let core = drive_once(shared, shared.lock(), None);
+        if core.dead.is_some() {
             break;
         }
     }
     debug!("driver thread stopped");
+}
+
+impl Shared {
+    /// Blocks the calling thread until something of `wake` happens (the
+    /// runtime notifies `cond` then) or `deadline` passes; in inline mode
+    /// it drives meanwhile if nobody else does. Returns the guard and
+    /// whether the deadline passed. Like a condition variable, it may
+    /// return early: callers re-check their condition.
+    pub(super) fn park<'a>(
+        &'a self,
+        mut core: MutexGuard<'a, Core>,
+        cond: &Condvar,
+        wake: WakeOn,
+        deadline: Option<std::time::Instant>,
+    ) -> (MutexGuard<'a, Core>, bool) {
+        if !self.will_lead(&core) {
+            if core
+                .leader
+                .as_ref()
+                .is_some_and(|l| l.wake == WakeOn::Never)
+            {
+                // The fallback leads: make it hand over.
+                self.wake_driver();
+            }
+            core.followers += 1;
+            let (mut core, timed_out) = timed_wait(cond, core, deadline);
+            core.followers -= 1;
+            return (core, timed_out);
+        }
+        core.leader = Some(Leader::new(wake));
+        let timed_out = loop {
+            let limit = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            core = drive_once(self, core, limit);
+            let over = core.dead.is_some() || core.leader.as_ref().is_some_and(|l| l.woken);
+            if over {
+                break false;
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break true;
+            }
+        };
+        self.resign(&mut core);
+        (core, timed_out)
+    }
+
+    /// True if a thread that parks now leads (drives) instead of sleeping.
+    pub(super) fn will_lead(&self, core: &Core) -> bool {
+        self.inline && core.leader.is_none()
+    }
+
+    /// Inline mode, outside any wait: drive once without sleeping if
+    /// nobody leads, so a poll loop that always finds something ready
+    /// still reads the device.
+    pub(super) fn drive_now<'a>(&'a self, mut core: MutexGuard<'a, Core>) -> MutexGuard<'a, Core> {
+        if !self.inline || core.leader.is_some() || core.dead.is_some() {
+            return core;
+        }
+        core.leader = Some(Leader::new(WakeOn::Any));
+        serve_now(self, &mut core);
+        self.resign(&mut core);
+        core
+    }
+
+    /// The leader stops driving; the followers wake so that one of them
+    /// leads next (each re-checks its own wait first).
+    fn resign(&self, core: &mut Core) {
+        core.leader = None;
+        if core.followers > 0 {
+            core.waiters.wake_all();
+            core.polls.wake_all();
+            self.cond.notify_all();
+        }
+    }
+}
+
+/// One round of driving: wait for work (without the lock) at most `limit`
+/// and until the next timer, then serve what came. A device error makes
+/// the runtime dead (see [`Shared::fail_locked`]).
+pub(super) fn drive_once<'a>(
+    shared: &'a Shared,
+    mut core: MutexGuard<'a, Core>,
+    limit: Option<Duration>,
+) -> MutexGuard<'a, Core> {
+    let next = core.next_deadline();
+    core.driver_deadline = next;
+    let timer = next.map(|t| t.saturating_duration_since(shared.now()));
+    let timeout = match (timer, limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if timeout != Some(Duration::ZERO) {
+        drop(core);
+        let waited = wait_for_work(shared, timeout);
+        core = shared.lock();
+        if let Err(err) = waited {
+            error!("poll failed: {err}");
+            shared.fail_locked(&mut core, err.to_string());
+            return core;
+        }
+    }
+    serve_now(shared, &mut core);
+    core
+}
+
+/// Serves what the device holds now, without sleeping; a device error
+/// makes the runtime dead.
+pub(super) fn serve_now(shared: &Shared, core: &mut Core) {
+    if let Some(e) = serve_batches(shared, core) {
+        error!("device read failed: {e}");
+        shared.fail_locked(core, e.to_string());
+    }
 }
 
 /// Sleeps in `ppoll` until the device is readable, the eventfd is poked,
@@ -85,13 +330,15 @@ fn wait_for_work(shared: &Shared, timeout: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
-/// Under the lock, *drain, then dispatch*: read up to `RX_BATCH` packets
-/// into the stack, release held packets, run the timers, flush; again while
-/// full batches keep coming. Returns the device's error if a read failed.
-fn serve_batches(shared: &Shared, rx: &mut [u8]) -> Option<io::Error> {
-    let mut core = shared.lock();
-    loop {
-        let (got, fatal) = read_batch(shared, &mut core, rx);
+/// *Drain, then dispatch*: read up to `RX_BATCH` packets into the stack,
+/// release held packets, run the timers, flush; again while full batches
+/// keep coming. Returns the device's error if a read failed.
+fn serve_batches(shared: &Shared, core: &mut Core) -> Option<io::Error> {
+    let mut rx = std::mem::take(&mut core.rx);
+    core.serving = true;
+    core.sent_unread = 0;
+    let fatal = loop {
+        let (got, fatal) = read_batch(shared, core, &mut rx);
         let now = shared.now();
         let Core { stack, impair, .. } = &mut *core;
         if let Some(imp) = impair {
@@ -101,11 +348,15 @@ fn serve_batches(shared: &Shared, rx: &mut [u8]) -> Option<io::Error> {
             });
         }
         stack.handle_timeout(now);
-        shared.flush(&mut core);
+        shared.flush(core);
         if got < RX_BATCH || fatal.is_some() {
-            return fatal;
+            break fatal;
         }
-    }
+    };
+    core.rx = rx;
+    core.serving = false;
+    core.last_served = std::time::Instant::now();
+    fatal
 }
 
 /// Reads packets without blocking into the stack (through the impairer when

@@ -17,6 +17,7 @@ mod runtime;
 mod stream;
 mod wake;
 
+pub use driver::{Driver, FALLBACK_AFTER};
 pub use errors::io_kind;
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
 pub use poll::{Event, Events, Interest, Poll, Pollable, Token};

@@ -25,8 +25,9 @@ use std::time::Duration;
 use crate::stack::{ConnId, Stack};
 use crate::state::State;
 
+use super::driver::WakeOn;
 use super::listener::TcpListener;
-use super::runtime::{dead_error, timed_wait, Core, Runtime};
+use super::runtime::{dead_error, Core, Runtime};
 use super::stream::TcpStream;
 use super::wake::Source;
 use super::NetStack;
@@ -198,6 +199,9 @@ struct PollState {
     /// The same, as a set (each source is queued once).
     queued: HashSet<Source>,
     cond: Arc<Condvar>,
+    /// Threads sleeping on `cond` (a notify without sleepers is a wasted
+    /// futex syscall).
+    sleepers: usize,
 }
 
 impl PollState {
@@ -205,7 +209,9 @@ impl PollState {
         if self.queued.insert(src) {
             self.ready.push_back(src);
         }
-        self.cond.notify_all();
+        if self.sleepers > 0 {
+            self.cond.notify_all();
+        }
     }
 
     fn remove(&mut self, src: Source) {
@@ -228,12 +234,11 @@ pub(super) struct PollTable {
 
 impl PollTable {
     /// The stack reported an event for `src`: make it a candidate.
-    pub(super) fn mark(&mut self, src: Source) {
-        if let Some(reg) = self.regs.get(&src) {
-            if let Some(p) = self.polls.get_mut(&reg.poll) {
-                p.push(src);
-            }
-        }
+    /// Returns the poll it is registered with, if any.
+    pub(super) fn mark(&mut self, src: Source) -> Option<u64> {
+        let reg = self.regs.get(&src)?;
+        self.polls.get_mut(&reg.poll)?.push(src);
+        Some(reg.poll)
     }
 
     /// `src` is gone (its last handle dropped): forget its registration.
@@ -249,6 +254,13 @@ impl PollTable {
     pub(super) fn wake_all(&self) {
         for p in self.polls.values() {
             p.cond.notify_all();
+        }
+    }
+
+    /// One more (+1) or one fewer (-1) thread sleeps on poll `id`.
+    fn sleepers(&mut self, id: u64, delta: isize) {
+        if let Some(p) = self.polls.get_mut(&id) {
+            p.sleepers = p.sleepers.saturating_add_signed(delta);
         }
     }
 
@@ -417,6 +429,7 @@ impl Poll {
             ));
         }
         core.polls.register(self.id, src, token, interest);
+        self.candidate_added(&mut core, src);
         Ok(())
     }
 
@@ -434,7 +447,17 @@ impl Poll {
             return Err(not_registered());
         }
         core.polls.register(self.id, src, token, interest);
+        self.candidate_added(&mut core, src);
         Ok(())
+    }
+
+    /// A (re)registration made `src` a candidate: an inline leader
+    /// polling this poll in another thread must look.
+    fn candidate_added(&self, core: &mut Core, src: Source) {
+        if let Some(l) = &mut core.leader {
+            l.note(src, Some(self.id));
+        }
+        self.rt.shared.poke_leader(core);
     }
 
     /// Stops watching `source`. `NotFound` if it is not registered with
@@ -457,19 +480,34 @@ impl Poll {
         let shared = &self.rt.shared;
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut core = shared.lock();
+        let mut parked = false;
         loop {
             if let Some(msg) = &core.dead {
                 return Err(dead_error(msg));
             }
             collect(&mut core, self.id, events);
             if !events.list.is_empty() {
+                if !parked {
+                    // Inline mode: read the device even when something is
+                    // always ready (what arrives shows on the next poll).
+                    drop(shared.drive_now(core));
+                }
                 return Ok(());
             }
             let Some(cond) = core.polls.polls.get(&self.id).map(|p| p.cond.clone()) else {
                 return Ok(());
             };
-            let (g, timed_out) = timed_wait(&cond, core, deadline);
+            // A leader drives instead of sleeping on `cond`.
+            let sleeps = !shared.will_lead(&core);
+            if sleeps {
+                core.polls.sleepers(self.id, 1);
+            }
+            let (g, timed_out) = shared.park(core, &cond, WakeOn::Poll(self.id), deadline);
             core = g;
+            if sleeps {
+                core.polls.sleepers(self.id, -1);
+            }
+            parked = true;
             if timed_out {
                 collect(&mut core, self.id, events);
                 return Ok(());

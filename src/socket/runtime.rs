@@ -17,7 +17,7 @@ use crate::stack::{ConnId, Stack, StackConfig, StackStats};
 use crate::state::State;
 use crate::time::Instant;
 
-use super::driver::drive;
+use super::driver::{drive, fallback, serve_now, Driver, Leader, WakeOn, TX_PER_RX};
 use super::poll::PollTable;
 use super::wake::{source_of, Source, Waiters};
 
@@ -40,6 +40,21 @@ pub(super) struct Core {
     pub(super) idle_waiters: usize,
     /// Every `Poll`: registrations and ready-sets.
     pub(super) polls: PollTable,
+    /// Where the driving thread reads packets into.
+    pub(super) rx: Vec<u8>,
+    /// Inline mode: the thread driving now, if any.
+    pub(super) leader: Option<Leader>,
+    /// Packets sent since the device was last read (inline mode reads
+    /// after [`TX_PER_RX`] of them).
+    pub(super) sent_unread: usize,
+    /// When the device was last served (the fallback thread's clock).
+    pub(super) last_served: std::time::Instant,
+    /// Threads blocked in [`Shared::park`] while another one drives.
+    pub(super) followers: usize,
+    /// The driving thread is serving a batch (under this lock): it reads
+    /// the next deadline itself before it sleeps again, so nobody needs to
+    /// poke it.
+    pub(super) serving: bool,
 }
 
 impl Core {
@@ -57,10 +72,14 @@ pub(super) struct Shared {
     pub(super) core: Mutex<Core>,
     /// Where the idle and linger waits sleep.
     pub(super) cond: Condvar,
+    /// Where the fallback thread sleeps between its looks.
+    pub(super) fallback_cond: Condvar,
     pub(super) wake: OwnedFd,
     pub(super) device: Box<dyn Device>,
     pub(super) epoch: std::time::Instant,
     pub(super) stop: AtomicBool,
+    /// [`Driver::Inline`]: application threads drive, no driver thread.
+    pub(super) inline: bool,
 }
 
 impl Shared {
@@ -100,17 +119,34 @@ impl Shared {
     pub(super) fn flush_some(&self, core: &mut Core, id: Option<ConnId>) {
         let now = self.now();
         let Core {
-            stack, out, impair, ..
+            stack,
+            out,
+            impair,
+            sent_unread,
+            ..
         } = core;
-        let emit = |pkt: &[u8]| match impair {
-            Some(imp) => imp.handle_packet(now, Direction::Out, pkt, |p| self.send(p)),
-            None => self.send(pkt),
+        let emit = |pkt: &[u8]| {
+            *sent_unread += 1;
+            match impair {
+                Some(imp) => imp.handle_packet(now, Direction::Out, pkt, |p| self.send(p)),
+                None => self.send(pkt),
+            }
         };
         match id {
             Some(id) => stack.poll_transmit_conn(now, id, out, emit),
             None => stack.poll_transmit(now, out, emit),
         }
         self.dispatch(core);
+        if self.inline && !core.serving && core.leader.is_none() && core.sent_unread >= TX_PER_RX {
+            // Inline mode, an application busy writing: read what came in
+            // meanwhile before the device's queue overflows.
+            serve_now(self, core);
+        }
+        if core.serving || (self.inline && core.leader.is_none()) {
+            // Nobody sleeps in ppoll; the driver (or the next leader)
+            // reads the deadline before it does.
+            return;
+        }
         let next = core.next_deadline();
         if let Some(next) = next {
             if core.driver_deadline.is_none_or(|d| next < d) {
@@ -128,28 +164,57 @@ impl Shared {
 
     /// Drains the stack's events and wakes the threads blocked on the
     /// sources they concern, and the idle waiters (whose connections may
-    /// change state without an event: orphans report none).
+    /// change state without an event: orphans report none). An inline
+    /// leader whose wait is over while it sleeps in ppoll is poked.
     pub(super) fn dispatch(&self, core: &mut Core) {
+        let mut any = false;
         while let Some(ev) = core.stack.poll_event() {
-            let src = source_of(&ev);
-            core.waiters.wake(src);
-            core.polls.mark(src);
+            self.note_source(core, source_of(&ev));
+            any = true;
         }
         if core.idle_waiters > 0 {
             self.cond.notify_all();
+        }
+        if any {
+            self.poke_leader(core);
+        }
+    }
+
+    /// Something happened to `src` outside the stack's events (a
+    /// `shutdown` from another thread): wake whoever waits on it.
+    pub(super) fn wake_source(&self, core: &mut Core, src: Source) {
+        self.note_source(core, src);
+        self.poke_leader(core);
+    }
+
+    /// Wakes the threads blocked on `src`, makes it a candidate of its
+    /// poll, and tells an inline leader.
+    fn note_source(&self, core: &mut Core, src: Source) {
+        core.waiters.wake(src);
+        let poll = core.polls.mark(src);
+        if let Some(l) = &mut core.leader {
+            l.note(src, poll);
+        }
+    }
+
+    /// Wakes the inline leader from its ppoll if its wait is over and it
+    /// is another thread.
+    pub(super) fn poke_leader(&self, core: &Core) {
+        if core.leader.as_ref().is_some_and(Leader::woken_elsewhere) {
+            self.wake_driver();
         }
     }
 
     /// Waits until an event of `src` (or the device's death), until
     /// `deadline` if given. Returns the guard and whether the deadline passed.
     pub(super) fn wait_on<'a>(
-        &self,
+        &'a self,
         mut guard: MutexGuard<'a, Core>,
         src: Source,
         deadline: Option<std::time::Instant>,
     ) -> (MutexGuard<'a, Core>, bool) {
         let cond = guard.waiters.enter(src);
-        let (mut guard, timed_out) = timed_wait(&cond, guard, deadline);
+        let (mut guard, timed_out) = self.park(guard, &cond, WakeOn::Source(src), deadline);
         guard.waiters.leave(src);
         (guard, timed_out)
     }
@@ -157,19 +222,18 @@ impl Shared {
     /// Waits for any change that may make the stack idle (see [`busy`]),
     /// until `deadline`. Returns the guard and whether the deadline passed.
     pub(super) fn wait_idle_change<'a>(
-        &self,
+        &'a self,
         mut guard: MutexGuard<'a, Core>,
         deadline: std::time::Instant,
     ) -> (MutexGuard<'a, Core>, bool) {
         guard.idle_waiters += 1;
-        let (mut guard, timed_out) = timed_wait(&self.cond, guard, Some(deadline));
+        let (mut guard, timed_out) = self.park(guard, &self.cond, WakeOn::Any, Some(deadline));
         guard.idle_waiters -= 1;
         (guard, timed_out)
     }
 
     /// The device failed: every later call reports `msg`; wake everybody.
-    pub(super) fn fail(&self, msg: String) {
-        let mut core = self.lock();
+    pub(super) fn fail_locked(&self, core: &mut Core, msg: String) {
         core.dead = Some(msg);
         core.waiters.wake_all();
         core.polls.wake_all();
@@ -218,6 +282,9 @@ pub struct RuntimeOptions {
     pub impairment: Option<Impairment>,
     /// How long dropping the last handle waits for closing connections.
     pub linger: Duration,
+    /// Who drives the device: a driver thread (the default) or the
+    /// application's threads while they wait ([`Driver`]).
+    pub driver: Driver,
 }
 
 impl Default for RuntimeOptions {
@@ -225,6 +292,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             impairment: None,
             linger: DEFAULT_LINGER,
+            driver: Driver::Thread,
         }
     }
 }
@@ -252,6 +320,7 @@ impl Drop for Runtime {
         drop(core);
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake_driver();
+        self.shared.fallback_cond.notify_all();
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             if h.join().is_err() {
@@ -339,17 +408,30 @@ impl NetStack {
                 waiters: Waiters::default(),
                 idle_waiters: 0,
                 polls: PollTable::default(),
+                rx: vec![0u8; 65536],
+                leader: None,
+                followers: 0,
+                serving: false,
+                sent_unread: 0,
+                last_served: std::time::Instant::now(),
             }),
             cond: Condvar::new(),
+            fallback_cond: Condvar::new(),
             wake,
             device: Box::new(device),
             epoch: std::time::Instant::now(),
             stop: AtomicBool::new(false),
+            inline: opts.driver == Driver::Inline,
         });
         let driver_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("utcp-driver".into())
-            .spawn(move || drive(&driver_shared))?;
+        let thread = match opts.driver {
+            Driver::Inline => std::thread::Builder::new()
+                .name("utcp-fallback".into())
+                .spawn(move || fallback(&driver_shared))?,
+            Driver::Thread => std::thread::Builder::new()
+                .name("utcp-driver".into())
+                .spawn(move || drive(&driver_shared))?,
+        };
         Ok(NetStack {
             rt: Arc::new(Runtime {
                 shared,

@@ -244,7 +244,7 @@ impl TcpStream {
         }
         shared.flush_conn(&mut core, self.inner.id);
         // A reader or writer of this connection in another thread must see it.
-        core.waiters.wake(Source::Conn(self.inner.id));
+        shared.wake_source(&mut core, Source::Conn(self.inner.id));
         Ok(())
     }
 

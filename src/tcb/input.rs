@@ -439,7 +439,7 @@ impl Tcb {
             acked -= 1;
         }
         let freed = self.snd.release(acked);
-        if freed > 0 {
+        if freed > 0 && self.send_room() >= self.writable_threshold() {
             self.events.raise(ConnEvent::Writable);
         }
         self.check_spurious(ack, tsecr);

@@ -319,6 +319,21 @@ impl Tcb {
             || self.error.is_some()
     }
 
+    /// Free bytes in the send buffer.
+    pub(super) fn send_room(&self) -> usize {
+        self.cfg.send_buffer.saturating_sub(self.snd.buf.len())
+    }
+
+    /// How much room an acknowledgment must leave before it raises
+    /// [`ConnEvent::Writable`]: half the send buffer. A writer blocked on a
+    /// full buffer then wakes once per half buffer instead of once per ACK
+    /// (Linux's `sk_stream_write_space` waits for a third), and keeps the
+    /// other half in flight while it refills. Readiness itself
+    /// ([`can_send`](Self::can_send)) still means "any room".
+    pub(super) fn writable_threshold(&self) -> usize {
+        (self.cfg.send_buffer / 2).max(1)
+    }
+
     /// True when [`send`](Self::send) would not return `WouldBlock`.
     pub fn can_send(&self) -> bool {
         match self.state {

@@ -960,11 +960,16 @@ impl Netns {
         let ctx = NsCtx {
             name: self.name.clone(),
         };
+        utcp::testing::init_logger();
         let handle = self.spawn_thread(move || {
             assert_in_netns(&ctx.name);
             let mut cfg = utcp::stack::StackConfig::new(UTCP_IP.parse().unwrap());
             tweak(&mut cfg);
-            let net = utcp::socket::NetStack::tun(DEV, cfg)
+            let opts = utcp::socket::RuntimeOptions {
+                driver: test_driver(),
+                ..Default::default()
+            };
+            let net = utcp::socket::NetStack::tun_with_options(DEV, cfg, opts)
                 .unwrap_or_else(|e| panic!("cannot attach a utcp stack to {DEV}: {e}"));
             f(net, ctx)
         });
@@ -985,6 +990,18 @@ impl Netns {
         F: FnOnce(utcp::socket::NetStack, NsCtx) -> T + Send + 'static,
     {
         self.with_utcp_config(timeout, |_| {}, f)
+    }
+}
+
+/// Who drives the stacks of [`Netns::with_utcp_config`]: `UTCP_TEST_DRIVER`
+/// (`thread` or `inline`; scripts/test.sh runs the api tests with each),
+/// the library's default when unset. A bad value fails the test.
+pub fn test_driver() -> utcp::socket::Driver {
+    match std::env::var("UTCP_TEST_DRIVER") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|e| panic!("UTCP_TEST_DRIVER: {e}")),
+        Err(_) => utcp::socket::Driver::default(),
     }
 }
 

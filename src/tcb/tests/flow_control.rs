@@ -249,3 +249,37 @@ fn window_shrunk_to_zero_with_data_in_flight_is_probed() {
         vec![seg(ACK | PSH, ISS + 1461, PEER_ISS + 1, WIN, &a[1460..])]
     );
 }
+
+/// A writer blocked on a full send buffer is woken once half of it is free
+/// (the runtime then refills half a buffer per wake-up), not for every ACK
+/// that frees a segment; `can_send` still says "any room". (Linux's
+/// `sk_stream_write_space` has the same shape with a third.)
+#[test]
+fn writable_is_raised_once_half_the_send_buffer_is_free() {
+    let mut tcb = established_cfg(TcpConfig {
+        send_buffer: 8000,
+        ..config()
+    });
+    while tcb.poll_event().is_some() {}
+    let a = data(9000);
+    assert_eq!(tcb.send(&a).unwrap(), 8000);
+    assert!(!tcb.can_send());
+    let sent: usize = out(&mut tcb, at(1)).iter().map(|s| s.payload.len()).sum();
+    assert_eq!(sent, 8000, "the peer's window takes the whole buffer");
+    // 3000 bytes acknowledged: room, but less than half the buffer.
+    seg_in(
+        &mut tcb,
+        at(2),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1 + 3000, &[]),
+    );
+    assert!(tcb.can_send());
+    assert_eq!(tcb.poll_event(), None);
+    // 4000 acknowledged: half the buffer is free.
+    seg_in(
+        &mut tcb,
+        at(3),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 1 + 4000, &[]),
+    );
+    assert_eq!(tcb.poll_event(), Some(ConnEvent::Writable));
+    assert_eq!(tcb.poll_event(), None);
+}

@@ -1,0 +1,3 @@
+//! Parts of the `utcp` command line that are more than argument parsing.
+
+pub mod polled;
