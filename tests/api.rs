@@ -1234,6 +1234,44 @@ fn poll_times_out_and_reports_hup_after_reset() {
     });
 }
 
+/// `TcpStream::connect_nonblocking` returns during the handshake; a Poll
+/// reports it writable once established, and hung up with the reason on a
+/// refused port.
+#[test]
+fn nonblocking_connect_completes_through_poll() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let kl = kernel_listener(&ctx, 8104);
+        let kernel = ctx.spawn(move || {
+            let mut s = kernel_accept(&kl, JOIN_TIMEOUT);
+            read_to_end(&mut s).unwrap()
+        });
+        let s = TcpStream::connect_nonblocking(&net, kernel_addr(8104)).unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!(kind_of((&s).read(&mut b)), ErrorKind::WouldBlock);
+        let mut poll = Poll::new(&net).unwrap();
+        let mut events = Events::with_capacity(8);
+        poll.register(&s, Token(1), Interest::WRITABLE).unwrap();
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].is_writable() && !ev[0].is_hup(), "{ev:?}");
+        assert_eq!(s.state().unwrap(), State::Established);
+        (&s).write_all(b"after poll").unwrap();
+        drop(s);
+        assert_eq!(join_bounded(kernel, JOIN_TIMEOUT, "kernel"), b"after poll");
+
+        // Nobody listens on 8105: the kernel answers the SYN with a RST.
+        let r = TcpStream::connect_nonblocking(&net, kernel_addr(8105)).unwrap();
+        poll.register(&r, Token(2), Interest::WRITABLE).unwrap();
+        poll.poll(&mut events, Some(IO_TIMEOUT)).unwrap();
+        let ev: Vec<_> = events.iter().copied().collect();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].token() == Token(2) && ev[0].is_hup(), "{ev:?}");
+        assert_eq!(kind_of((&r).read(&mut b)), ErrorKind::ConnectionRefused);
+    });
+}
+
 /// Threads of process `pid` (from /proc).
 fn thread_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))

@@ -100,11 +100,28 @@ impl TcpStream {
         TcpStream::connect_inner(net, addr.into(), Some(timeout))
     }
 
-    fn connect_inner(
+    /// Starts a connection to `addr` and returns at once, like mio's
+    /// `TcpStream::connect`: a non-blocking stream whose handshake is under
+    /// way. Register it with a [`Poll`](super::Poll) for `WRITABLE`: it is
+    /// writable once established; if the handshake fails the poll reports
+    /// it as hung up, and a read returns the reason (`ConnectionRefused`,
+    /// `TimedOut`). Reads and writes say `WouldBlock` until then.
+    pub fn connect_nonblocking(
+        net: &NetStack,
+        addr: impl Into<SocketAddr>,
+    ) -> io::Result<TcpStream> {
+        let (stream, core) = TcpStream::start_connect(net, addr.into())?;
+        drop(core);
+        stream.set_nonblocking(true)?;
+        Ok(stream)
+    }
+
+    /// Sends the SYN: the stream (it owns the connection from now on) and
+    /// the still-locked core.
+    fn start_connect(
         net: &NetStack,
         addr: SocketAddr,
-        timeout: Option<Duration>,
-    ) -> io::Result<TcpStream> {
+    ) -> io::Result<(TcpStream, std::sync::MutexGuard<'_, super::runtime::Core>)> {
         let SocketAddr::V4(remote) = addr else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -112,7 +129,6 @@ impl TcpStream {
             ));
         };
         let shared = &net.rt.shared;
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut core = shared.lock();
         if let Some(msg) = &core.dead {
             return Err(dead_error(msg));
@@ -120,8 +136,19 @@ impl TcpStream {
         let now = shared.now();
         let id = core.stack.connect(now, remote)?;
         shared.flush_conn(&mut core, id);
-        // From here on the stream owns the id; dropping it releases the connection.
-        let stream = TcpStream::from_id(net.rt.clone(), id);
+        Ok((TcpStream::from_id(net.rt.clone(), id), core))
+    }
+
+    fn connect_inner(
+        net: &NetStack,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let shared = &net.rt.shared;
+        let (stream, mut core) = TcpStream::start_connect(net, addr)?;
+        let id = stream.inner.id;
+        let remote = addr;
         // Every return below drops `core` first: dropping `stream` while the
         // core is still locked would deadlock in `StreamInner::drop`.
         loop {
