@@ -38,7 +38,8 @@ device in a private network namespace, alternating, and print medians.
   --quick        smoke run: 1 rep, 64 MiB bulk, 2000 RTT rounds, 500
                  connections, 1000 concurrent; writes no report unless --out
   --only FIGS    only these figures, comma-separated among bulk_in, bulk_out,
-                 rtt, seqconn, conc; writes no report unless --out
+                 bulk_in_offload, bulk_out_offload, rtt, seqconn, conc;
+                 writes no report unless --out
   --out FILE     where to write the report (default docs/BENCHMARKS.md)
   -h, --help     this help
 
@@ -76,11 +77,11 @@ fi
 for v in REPS BULK_MIB CONC; do
     [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
-FIGS=(bulk_in bulk_out rtt seqconn conc)
+FIGS=(bulk_in bulk_out bulk_in_offload bulk_out_offload rtt seqconn conc)
 if [[ -n $ONLY ]]; then
     IFS=, read -r -a FIGS <<<"$ONLY"
     for f in "${FIGS[@]}"; do
-        [[ " bulk_in bulk_out rtt seqconn conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
+        [[ " bulk_in bulk_out bulk_in_offload bulk_out_offload rtt seqconn conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
     done
 fi
 if [[ $OUT_SET -eq 0 && $QUICK -eq 0 && -z $ONLY ]]; then
@@ -145,9 +146,11 @@ start_server() {
     case $stack/$fig in
         utcp/bulk_in) taskset -c 0 ip netns exec "$NS" "$UTCP" sink --port 9 </dev/null >"$log" 2>&1 & ;;
         utcp/bulk_out) taskset -c 0 ip netns exec "$NS" "$UTCP" source --port 5001 --bytes "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
+        utcp/bulk_in_offload) taskset -c 0 ip netns exec "$NS" "$UTCP" --offload sink --port 9 </dev/null >"$log" 2>&1 & ;;
+        utcp/bulk_out_offload) taskset -c 0 ip netns exec "$NS" "$UTCP" --offload source --port 5001 --bytes "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
         utcp/rtt | utcp/seqconn | utcp/conc) taskset -c 0 ip netns exec "$NS" "$UTCP" echo --port 7 </dev/null >"$log" 2>&1 & ;;
-        smoltcp/bulk_in) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 </dev/null >"$log" 2>&1 & ;;
-        smoltcp/bulk_out) taskset -c 0 ip netns exec "$NS" "$SMOL" source 5001 "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
+        smoltcp/bulk_in | smoltcp/bulk_in_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 </dev/null >"$log" 2>&1 & ;;
+        smoltcp/bulk_out | smoltcp/bulk_out_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" source 5001 "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
         smoltcp/rtt | smoltcp/seqconn) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 64 </dev/null >"$log" 2>&1 & ;;
         smoltcp/conc) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 $((CONC + 50)) </dev/null >"$log" 2>&1 & ;;
         *) die "no server for $stack/$fig" ;;
@@ -168,8 +171,8 @@ run_client() {
     local stack=$1 fig=$2 rep=$3 res=$WORK/res/$fig.$stack.$rep.json limit
     local -a cmd
     case $fig in
-        bulk_in) cmd=(bulk-in "$HOST" 9 "$BULK_BYTES"); limit=120 ;;
-        bulk_out) cmd=(bulk-out "$HOST" 5001 "$BULK_BYTES"); limit=120 ;;
+        bulk_in | bulk_in_offload) cmd=(bulk-in "$HOST" 9 "$BULK_BYTES"); limit=120 ;;
+        bulk_out | bulk_out_offload) cmd=(bulk-out "$HOST" 5001 "$BULK_BYTES"); limit=120 ;;
         rtt) cmd=(rtt "$HOST" 7 "$RTT_N"); limit=60 ;;
         seqconn) cmd=(seqconn "$HOST" 7 "$SEQ_N"); limit=60 ;;
         conc) cmd=(conc "$HOST" 7 "$CONC"); limit=$((CONC_CONNECT_TIMEOUT + CONC_TIMEOUT + 60)) ;;
@@ -239,6 +242,8 @@ C = E["CONC"]
 ROWS = [
     (f"bulk kernel -> stack, {E['BULK_MIB']} MiB", "bulk_in", "MBps", "MB/s", "{:,.0f}", False),
     (f"bulk stack -> kernel, {E['BULK_MIB']} MiB", "bulk_out", "MBps", "MB/s", "{:,.0f}", False),
+    (f"bulk kernel -> stack, {E['BULK_MIB']} MiB, utcp --offload (smoltcp plain)", "bulk_in_offload", "MBps", "MB/s", "{:,.0f}", False),
+    (f"bulk stack -> kernel, {E['BULK_MIB']} MiB, utcp --offload (smoltcp plain)", "bulk_out_offload", "MBps", "MB/s", "{:,.0f}", False),
     ("64-byte echo RTT p50", "rtt", "p50_us", "µs", "{:.1f}", False),
     ("64-byte echo RTT p99", "rtt", "p99_us", "µs", "{:.1f}", False),
     ("sequential connections (connect, 64 B echo, close)", "seqconn", "per_s", "/s", "{:,.0f}", False),
@@ -293,7 +298,8 @@ raw = []
 for fig in RUN:
     for stack in ("smoltcp", "utcp"):
         vals = load(fig, stack)
-        keys = {"bulk_in": ["MBps"], "bulk_out": ["MBps"], "rtt": ["p50_us", "p99_us"],
+        keys = {"bulk_in": ["MBps"], "bulk_out": ["MBps"], "bulk_in_offload": ["MBps"],
+                "bulk_out_offload": ["MBps"], "rtt": ["p50_us", "p99_us"],
                 "seqconn": ["per_s"], "conc": ["open", "connect_seconds", "kib_total_per_conn",
                                                 "round_seconds", "tx_dropped"]}[fig]
         runs = []
@@ -359,6 +365,9 @@ Every run (in order):
     allocated before the first sample, so its per-connection cost shows in the row
     "server RSS, all open, / connections" instead.
 - Servers:
+  - The `--offload` rows: utcp opens the TUN with offload (`utcp --offload sink` /
+    `source`: virtio-net headers, checksum offload, TSO; the kernel sends 64 KB
+    super-packets), smoltcp runs as in the plain rows (it has no offload).
   - utcp: `utcp sink --port 9`, `utcp source --port 5001 --bytes BYTES` (copies zeros
     from a 64 KiB buffer into the stream, like smoltcp's source), `utcp echo --port 7`.
     Default `TcpConfig` (512 KiB receive and send buffers, Nagle on, 40 ms delayed ACK,

@@ -59,6 +59,11 @@ struct Cli {
     /// here, as every command keeps returning to a wait).
     #[arg(long, global = true, value_name = "DRIVER", default_value_t = Driver::Inline)]
     driver: Driver,
+
+    /// Open the TUN device with offload: virtio-net headers, checksum
+    /// offload and TSO, so the kernel may hand over 64 KB super-packets.
+    #[arg(long, global = true)]
+    offload: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,6 +142,7 @@ fn run(cli: Cli) -> io::Result<()> {
     let opts = RuntimeOptions {
         impairment: cli.impair.clone(),
         driver: cli.driver,
+        offload: cli.offload,
         ..RuntimeOptions::default()
     };
     if let Some(imp) = &cli.impair {

@@ -735,21 +735,36 @@ impl Stack {
 
     /// Processes one raw IPv4 packet from the device.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_with(now, packet, false);
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet from an offload
+    /// device: with `tcp_csum_partial` its TCP checksum is partial and not
+    /// verified ([`wire::parse_with`]); it may be a super-packet of up to
+    /// 64 KB, which enters its connection as one segment.
+    pub fn handle_packet_with(&mut self, now: Instant, packet: &[u8], tcp_csum_partial: bool) {
         self.sync_touched();
-        self.handle_packet_inner(now, packet);
+        self.handle_packet_inner(now, packet, tcp_csum_partial);
         self.settle();
     }
 
-    fn handle_packet_inner(&mut self, now: Instant, packet: &[u8]) {
+    /// A packet the runtime dropped before it reached the stack (a bad
+    /// virtio-net header): counted with the others.
+    pub fn count_drop(&mut self, reason: wire::DropReason, len: usize) {
         self.stats.packets_in += 1;
-        let parsed = match wire::parse(packet) {
+        *self.stats.dropped.entry(reason.as_str()).or_insert(0) += 1;
+        debug!("dropped a {len}-byte packet: {reason}");
+    }
+
+    fn handle_packet_inner(&mut self, now: Instant, packet: &[u8], tcp_csum_partial: bool) {
+        let parsed = match wire::parse_with(packet, tcp_csum_partial) {
             Ok(p) => p,
             Err(reason) => {
-                *self.stats.dropped.entry(reason.as_str()).or_insert(0) += 1;
-                debug!("dropped a {}-byte packet: {reason}", packet.len());
+                self.count_drop(reason, packet.len());
                 return;
             }
         };
+        self.stats.packets_in += 1;
         match parsed {
             Packet::IcmpEchoRequest {
                 src,

@@ -269,11 +269,14 @@ pub enum DropReason {
     BadIcmpChecksum,
     /// ICMP message is valid but not an echo request (type 8 code 0).
     IcmpNotEchoRequest,
+    /// The virtio-net header of an offload device is malformed or does not
+    /// match its packet (see `device::vnet`).
+    BadVnetHeader,
 }
 
 impl DropReason {
     /// Every variant, e.g. for registering counters.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -288,6 +291,7 @@ impl DropReason {
         DropReason::BadIcmp,
         DropReason::BadIcmpChecksum,
         DropReason::IcmpNotEchoRequest,
+        DropReason::BadVnetHeader,
     ];
 
     /// A short snake_case label, for counters and logs.
@@ -307,6 +311,7 @@ impl DropReason {
             DropReason::BadIcmp => "bad_icmp",
             DropReason::BadIcmpChecksum => "bad_icmp_checksum",
             DropReason::IcmpNotEchoRequest => "icmp_not_echo_request",
+            DropReason::BadVnetHeader => "bad_vnet_header",
         }
     }
 }
@@ -425,6 +430,27 @@ fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u6
     acc + u64::from(len)
 }
 
+/// Writes the full TCP checksum of the IPv4/TCP `packet` into its field
+/// (whatever the field held, e.g. an offload device's partial sum), so the
+/// packet verifies like any other. None if it is not a well-formed enough
+/// IPv4/TCP packet to find the field.
+pub fn complete_tcp_checksum(packet: &mut [u8]) -> Option<()> {
+    let ihl = usize::from(*packet.first()? & 0x0f) * 4;
+    let total = usize::from(be16(packet, 2)?);
+    if *packet.get(9)? != PROTO_TCP || ihl < IPV4_HEADER_LEN || total < ihl + TCP_HEADER_LEN {
+        return None;
+    }
+    let src = addr_at(packet, 12)?;
+    let dst = addr_at(packet, 16)?;
+    let seg = packet.get_mut(ihl..total)?;
+    seg[16] = 0;
+    seg[17] = 0;
+    let len = u16::try_from(seg.len()).ok()?;
+    let sum = !fold(sum_words(pseudo_header_sum(src, dst, PROTO_TCP, len), seg));
+    seg[16..18].copy_from_slice(&sum.to_be_bytes());
+    Some(())
+}
+
 /// True when `data` (which includes its checksum field) sums to all-ones.
 fn checksum_ok(acc: u64) -> bool {
     fold(acc) == 0xffff
@@ -475,6 +501,13 @@ fn is_non_unicast(addr: Ipv4Addr) -> bool {
 ///
 /// Never panics.
 pub fn parse(packet: &[u8]) -> Result<Packet<'_>, DropReason> {
+    parse_with(packet, false)
+}
+
+/// [`parse`], except that with `tcp_csum_partial` the TCP checksum is not
+/// verified: an offload device said the kernel left it partial (it made
+/// the packet in memory; see `device::vnet`). Everything else is checked.
+pub fn parse_with(packet: &[u8], tcp_csum_partial: bool) -> Result<Packet<'_>, DropReason> {
     let first = *packet.first().ok_or(DropReason::Truncated)?;
     if first >> 4 != 4 {
         return Err(DropReason::NotIpv4);
@@ -508,7 +541,7 @@ pub fn parse(packet: &[u8]) -> Result<Packet<'_>, DropReason> {
     let dst = addr_at(header, 16).ok_or(DropReason::Truncated)?;
     let body = packet.get(header_len..).ok_or(DropReason::Truncated)?;
     match protocol {
-        PROTO_TCP => parse_tcp(src, dst, body).map(Packet::Tcp),
+        PROTO_TCP => parse_tcp(src, dst, body, !tcp_csum_partial).map(Packet::Tcp),
         PROTO_ICMP => parse_icmp(src, dst, body),
         _ => Err(DropReason::UnsupportedProtocol),
     }
@@ -516,7 +549,12 @@ pub fn parse(packet: &[u8]) -> Result<Packet<'_>, DropReason> {
 
 /// Validates the TCP segment `seg` (everything after the IPv4 header, up to
 /// the IPv4 total length).
-fn parse_tcp(src: Ipv4Addr, dst: Ipv4Addr, seg: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+fn parse_tcp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: &[u8],
+    verify: bool,
+) -> Result<TcpSegment<'_>, DropReason> {
     if is_non_unicast(src) || is_non_unicast(dst) {
         return Err(DropReason::BadAddress);
     }
@@ -530,8 +568,12 @@ fn parse_tcp(src: Ipv4Addr, dst: Ipv4Addr, seg: &[u8]) -> Result<TcpSegment<'_>,
     }
     // The segment fits in an IPv4 packet, so its length fits in 16 bits.
     let seg_len = u16::try_from(seg.len()).map_err(|_| DropReason::BadTcpHeader)?;
-    let acc = sum_words(pseudo_header_sum(src, dst, PROTO_TCP, seg_len), seg);
-    if !checksum_ok(acc) {
+    if verify
+        && !checksum_ok(sum_words(
+            pseudo_header_sum(src, dst, PROTO_TCP, seg_len),
+            seg,
+        ))
+    {
         return Err(DropReason::BadTcpChecksum);
     }
     let field16 = |at| be16(seg, at).ok_or(DropReason::BadTcpHeader);
@@ -1890,5 +1932,34 @@ mod tests {
         }
         assert!(outcomes.contains(&Ok(())));
         assert!(outcomes.len() > 5, "mutations reached only {outcomes:?}");
+    }
+
+    /// An offload device's partial checksum: `parse` drops the packet,
+    /// `parse_with(.., true)` skips only the TCP checksum (a bad IP
+    /// checksum is still caught), and `complete_tcp_checksum` makes it a
+    /// packet `parse` accepts.
+    #[test]
+    fn partial_tcp_checksum_is_skipped_only_when_told_and_can_be_completed() {
+        let seg = TcpSegment {
+            payload: b"super-packet payload",
+            ..segment(TcpFlags::ACK, TcpOptions::default())
+        };
+        let mut p = emit(&seg, seg.payload);
+        // What the kernel leaves in the field: some partial sum.
+        p[20 + 16] ^= 0x5a;
+        assert_eq!(parse(&p).err(), Some(DropReason::BadTcpChecksum));
+        match parse_with(&p, true) {
+            Ok(Packet::Tcp(t)) => assert_eq!(t.payload, seg.payload),
+            other => panic!("expected TCP, got {other:?}"),
+        }
+        let mut bad_ip = p.clone();
+        bad_ip[10] ^= 1;
+        assert_eq!(
+            parse_with(&bad_ip, true).err(),
+            Some(DropReason::BadIpChecksum)
+        );
+        assert_eq!(complete_tcp_checksum(&mut p), Some(()));
+        assert_eq!(tcp(&p).payload, seg.payload);
+        assert_eq!(complete_tcp_checksum(&mut [0x45u8; 10]), None);
     }
 }

@@ -43,38 +43,7 @@ fn ping_gets_echo_reply() {
 
 #[test]
 fn kernel_nc_sends_seed_message_to_utcp_server() {
-    let ns = Netns::new();
-    let server = ns.spawn_utcp_listening(
-        "utcp server",
-        &["server", "--port", "4399"],
-        Stdio::null(),
-        Capture::Pipe,
-    );
-    let nc = ns.run(
-        "nc",
-        "nc",
-        &["-N", "-w", "5", UTCP_IP, "4399"],
-        SEED_MESSAGE.as_bytes(),
-        SHORT_TIMEOUT,
-    );
-    assert!(
-        nc.status.success(),
-        "nc -> utcp server failed ({}): {}\n{}",
-        nc.status,
-        nc.stderr,
-        server.log()
-    );
-    if let Err(e) = server.wait_for_stdout(&format!("{SEED_MESSAGE}\n"), Duration::from_secs(10)) {
-        panic!("{e}\n{}", server.log());
-    }
-    let out = server.stdout_string();
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines,
-        vec![SEED_MESSAGE],
-        "utcp server should print exactly one line with the message\n{}",
-        server.log()
-    );
+    seed_message_to_utcp_server(&Netns::new(), &[]);
 }
 
 #[test]
@@ -327,59 +296,5 @@ fn connect_to_closed_port_is_refused() {
 
 #[test]
 fn fifty_concurrent_echo_connections() {
-    const CONNS: usize = 50;
-    const LEN: usize = 16 * 1024;
-    let ns = Netns::new();
-    let mut echo = ns.spawn_utcp_listening(
-        "utcp echo",
-        &["echo", "--port", "7"],
-        Stdio::null(),
-        Capture::Pipe,
-    );
-    let server = addr(UTCP_IP, 7);
-
-    let handles: Vec<_> = (0..CONNS)
-        .map(|i| {
-            ns.spawn_thread(move || -> Result<(), String> {
-                let mut payload = random_bytes(LEN, 1000 + i as u64);
-                payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                let mut s = TcpStream::connect_timeout(&server, SHORT_TIMEOUT)
-                    .map_err(|e| format!("conn {i}: connect: {e}"))?;
-                s.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
-                s.set_write_timeout(Some(SHORT_TIMEOUT)).unwrap();
-                s.write_all(&payload)
-                    .map_err(|e| format!("conn {i}: write: {e}"))?;
-                s.shutdown(Shutdown::Write)
-                    .map_err(|e| format!("conn {i}: shutdown: {e}"))?;
-                let mut back = Vec::with_capacity(LEN);
-                s.read_to_end(&mut back)
-                    .map_err(|e| format!("conn {i}: read: {e} (got {} bytes)", back.len()))?;
-                if back != payload {
-                    return Err(format!(
-                        "conn {i}: echo differs: sent {} bytes, got {}",
-                        payload.len(),
-                        back.len()
-                    ));
-                }
-                Ok(())
-            })
-        })
-        .collect();
-
-    let start = Instant::now();
-    let mut errors = Vec::new();
-    for h in handles {
-        let left = BULK_TIMEOUT.saturating_sub(start.elapsed());
-        if let Err(e) = join_bounded(h, left, "echo client thread") {
-            errors.push(e);
-        }
-    }
-    assert!(
-        errors.is_empty(),
-        "{} of {CONNS} connections failed:\n{}\n{}",
-        errors.len(),
-        errors.join("\n"),
-        echo.log()
-    );
-    assert!(echo.is_running(), "utcp echo exited\n{}", echo.log());
+    concurrent_echo(&Netns::new(), 50, 16 * 1024, &[]);
 }

@@ -41,20 +41,6 @@ use utcp::testing::{pattern_fill, random_bytes};
 
 const TWENTY_MB: usize = 20_000_000;
 const FIVE_MB: usize = 5_000_000;
-/// The kernel-side loss rules: 5% of the TCP packets through the TUN device
-/// dropped in each direction, each rule with a counter.
-const NFT_LOSS_RULES: &str = r#"
-table inet utcptest {
-    chain from_utcp {
-        type filter hook input priority 0; policy accept;
-        iifname "utcp0" meta l4proto tcp numgen random mod 100 < 5 counter drop
-    }
-    chain to_utcp {
-        type filter hook output priority 0; policy accept;
-        oifname "utcp0" meta l4proto tcp numgen random mod 100 < 5 counter drop
-    }
-}
-"#;
 
 /// (packets dropped from utcp, packets dropped to utcp) so far.
 fn nft_drops(ns: &Netns) -> (u64, u64) {

@@ -9,15 +9,33 @@ use std::os::fd::RawFd;
 
 pub mod impair;
 pub mod tun;
+pub mod vnet;
+
+/// Where [`Device::recv`] put a packet in the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The packet starts here (after the device's own header, if any).
+    pub start: usize,
+    /// Its length.
+    pub len: usize,
+    /// An offload device's virtio-net header for it (see [`vnet`]).
+    pub vnet: Option<vnet::VnetHeader>,
+}
 
 /// A packet device the runtime can drive.
 pub trait Device: Send + Sync + 'static {
     /// Reads one packet into `buf` without blocking; `WouldBlock` when none waits.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
-    /// Writes one packet.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Received>;
+    /// Writes one packet (checksums complete, at most [`mtu`](Self::mtu)).
     fn send(&self, packet: &[u8]) -> io::Result<()>;
     /// A file descriptor that polls readable when [`recv`](Self::recv) has a packet.
     fn fd(&self) -> RawFd;
     /// The largest packet the device carries.
     fn mtu(&self) -> usize;
+    /// The largest packet [`recv`](Self::recv) may return: the MTU, or
+    /// 64 KB for an offload device (super-packets). The buffer passed to
+    /// `recv` must hold this plus [`vnet::VNET_HDR_LEN`].
+    fn max_packet(&self) -> usize {
+        self.mtu()
+    }
 }

@@ -1,4 +1,9 @@
-//! A Linux TUN device (IFF_TUN | IFF_NO_PI) through the `tun-tap` crate.
+//! A Linux TUN device (IFF_TUN | IFF_NO_PI): through the `tun-tap` crate,
+//! or, with offload ([`TunOptions::offload`]), through our own few ioctls
+//! (`TUNSETIFF` with `IFF_VNET_HDR`, `TUNSETOFFLOAD`): tun-tap cannot pass
+//! these flags, and the ioctls are ten lines, so no other crate is needed
+//! (tun-rs can, but brings async runtimes and a dozen platforms we do not
+//! use). See [`super::vnet`] for what offload changes.
 //!
 //! The device is usually created beforehand by `scripts/setup-tun.sh`
 //! (persistent, with the kernel-side address configured); opening it here
@@ -7,21 +12,40 @@
 //! want, so [`TunDevice::open`] refuses that unless told otherwise.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::Device;
+use super::vnet::{VnetHeader, VNET_HDR_LEN};
+use super::{Device, Received};
+
+/// How to open a [`TunDevice`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunOptions {
+    /// Open with `IFF_VNET_HDR` and enable checksum offload and TSO
+    /// (`TUN_F_CSUM | TUN_F_TSO4`): the kernel may hand over packets with a
+    /// partial checksum and IPv4/TCP super-packets of up to 64 KB.
+    pub offload: bool,
+}
+
+enum Handle {
+    /// A plain device, through tun-tap.
+    Plain(tun_tap::Iface),
+    /// An offload device: our own fd, with virtio-net headers.
+    Vnet(OwnedFd),
+}
 
 /// A TUN device carrying raw IPv4 packets.
 pub struct TunDevice {
-    iface: tun_tap::Iface,
+    handle: Handle,
+    name: String,
     mtu: usize,
 }
 
 impl std::fmt::Debug for TunDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TunDevice")
-            .field("name", &self.iface.name())
+            .field("name", &self.name)
             .field("mtu", &self.mtu)
+            .field("offload", &self.offload())
             .finish()
     }
 }
@@ -29,6 +53,11 @@ impl std::fmt::Debug for TunDevice {
 impl TunDevice {
     /// Attaches to the existing TUN device `name` (see `scripts/setup-tun.sh`).
     pub fn open(name: &str) -> io::Result<TunDevice> {
+        TunDevice::open_with(name, TunOptions::default())
+    }
+
+    /// Attaches to the existing TUN device `name` with `opts`.
+    pub fn open_with(name: &str, opts: TunOptions) -> io::Result<TunDevice> {
         if name.is_empty() || name.len() > 15 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -50,7 +79,7 @@ impl TunDevice {
                 ),
             )
         })?;
-        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tun).map_err(|e| {
+        let attach_error = |e: io::Error| {
             let hint = if e.kind() == io::ErrorKind::PermissionDenied {
                 " (needs root or CAP_NET_ADMIN)"
             } else {
@@ -60,15 +89,87 @@ impl TunDevice {
                 e.kind(),
                 format!("cannot attach to TUN device {name}: {e}{hint}"),
             )
-        })?;
-        iface.set_non_blocking()?;
+        };
+        let handle = if opts.offload {
+            Handle::Vnet(open_vnet(name).map_err(attach_error)?)
+        } else {
+            let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tun)
+                .map_err(attach_error)?;
+            iface.set_non_blocking()?;
+            // A persistent device keeps the offloads of an earlier offload
+            // user; a plain reader would never see the kernel's
+            // super-packets (the kernel drops them), so switch them off.
+            set_offload(iface.as_raw_fd(), 0)?;
+            Handle::Plain(iface)
+        };
         wait_until_running(name);
-        Ok(TunDevice { iface, mtu })
+        Ok(TunDevice {
+            handle,
+            name: name.to_string(),
+            mtu,
+        })
     }
 
     /// The interface name.
     pub fn name(&self) -> &str {
-        self.iface.name()
+        &self.name
+    }
+
+    /// True if opened with offload (virtio-net headers, TSO, checksum offload).
+    pub fn offload(&self) -> bool {
+        matches!(self.handle, Handle::Vnet(_))
+    }
+}
+
+/// Opens /dev/net/tun non-blocking and attaches it to `name` with
+/// `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`, then enables checksum offload and
+/// TSO for IPv4.
+fn open_vnet(name: &str) -> io::Result<OwnedFd> {
+    // SAFETY: open(2) of a constant NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags =
+        (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+    // SAFETY: TUNSETIFF reads our ifreq.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set_offload(fd.as_raw_fd(), libc::TUN_F_CSUM | libc::TUN_F_TSO4)?;
+    Ok(fd)
+}
+
+/// TUNSETOFFLOAD: the offloads the kernel may use towards this device.
+fn set_offload(fd: RawFd, features: libc::c_uint) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes the feature bits by value.
+    if unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, features as libc::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Drop for TunDevice {
+    fn drop(&mut self) {
+        // Leave a persistent device as we found it: no offloads, so the
+        // next (plain) user gets plain packets.
+        if let Handle::Vnet(fd) = &self.handle {
+            if let Err(e) = set_offload(fd.as_raw_fd(), 0) {
+                log::debug!("could not switch the offloads of {} off: {e}", self.name);
+            }
+        }
     }
 }
 
@@ -136,20 +237,81 @@ fn interface_mtu(name: &str) -> io::Result<usize> {
     Ok(usize::try_from(mtu).unwrap_or(1500).clamp(68, 65535))
 }
 
+/// read(2) into `buf`.
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: reading at most buf.len() bytes into buf.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// writev(2) of a virtio-net header and a packet, as one packet.
+fn write_vnet(fd: RawFd, hdr: &[u8; VNET_HDR_LEN], packet: &[u8]) -> io::Result<()> {
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: packet.as_ptr() as *mut libc::c_void,
+            iov_len: packet.len(),
+        },
+    ];
+    // SAFETY: two valid iovecs over live buffers the kernel only reads.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl Device for TunDevice {
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.iface.recv(buf)
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        match &self.handle {
+            Handle::Plain(iface) => iface.recv(buf).map(|len| Received {
+                start: 0,
+                len,
+                vnet: None,
+            }),
+            Handle::Vnet(fd) => {
+                let n = read_fd(fd.as_raw_fd(), buf)?;
+                // A read shorter than the header (the kernel never does
+                // that) gives an empty packet, dropped as truncated.
+                let hdr = VnetHeader::parse(&buf[..n]).unwrap_or_default();
+                Ok(Received {
+                    start: VNET_HDR_LEN.min(n),
+                    len: n.saturating_sub(VNET_HDR_LEN),
+                    vnet: Some(hdr),
+                })
+            }
+        }
     }
 
     fn send(&self, packet: &[u8]) -> io::Result<()> {
-        self.iface.send(packet).map(|_| ())
+        match &self.handle {
+            Handle::Plain(iface) => iface.send(packet).map(|_| ()),
+            // No offload for this packet: an all-zero header.
+            Handle::Vnet(fd) => write_vnet(fd.as_raw_fd(), &[0u8; VNET_HDR_LEN], packet),
+        }
     }
 
     fn fd(&self) -> RawFd {
-        self.iface.as_raw_fd()
+        match &self.handle {
+            Handle::Plain(iface) => iface.as_raw_fd(),
+            Handle::Vnet(fd) => fd.as_raw_fd(),
+        }
     }
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn max_packet(&self) -> usize {
+        match self.handle {
+            Handle::Plain(_) => self.mtu,
+            Handle::Vnet(_) => 65535,
+        }
     }
 }

@@ -31,6 +31,9 @@ use std::time::Duration;
 use log::{debug, error};
 
 use crate::device::impair::Direction;
+use crate::device::vnet::VnetHeader;
+use crate::time::Instant;
+use crate::wire;
 
 use super::runtime::{timed_wait, Core, Shared};
 use super::wake::Source;
@@ -366,16 +369,12 @@ fn read_batch(shared: &Shared, core: &mut Core, rx: &mut [u8]) -> (usize, Option
     let mut got = 0;
     while got < RX_BATCH {
         match shared.device.recv(rx) {
-            Ok(n) => {
+            Ok(r) => {
                 got += 1;
+                let end = (r.start + r.len).min(rx.len());
+                let pkt = &mut rx[r.start.min(end)..end];
                 let now = shared.now();
-                let Core { stack, impair, .. } = core;
-                match impair {
-                    Some(imp) => imp.handle_packet(now, Direction::In, &rx[..n], |p| {
-                        stack.handle_packet(now, p)
-                    }),
-                    None => stack.handle_packet(now, &rx[..n]),
-                }
+                receive(core, now, pkt, r.vnet);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -383,4 +382,25 @@ fn read_batch(shared: &Shared, core: &mut Core, rx: &mut [u8]) -> (usize, Option
         }
     }
     (got, None)
+}
+
+/// One packet from the device into the stack: an offload device's header
+/// checked first ([`VnetHeader::check`]); through the impairer, which holds
+/// plain packets only, with its partial checksum completed.
+fn receive(core: &mut Core, now: Instant, pkt: &mut [u8], vnet: Option<VnetHeader>) {
+    let Core { stack, impair, .. } = core;
+    let partial = match vnet.map_or(Ok(false), |h| h.check(pkt)) {
+        Ok(p) => p,
+        Err(reason) => return stack.count_drop(reason, pkt.len()),
+    };
+    match impair {
+        Some(imp) => {
+            if partial {
+                // Not TCP-shaped enough to complete: the stack drops it.
+                let _ = wire::complete_tcp_checksum(pkt);
+            }
+            imp.handle_packet(now, Direction::In, pkt, |p| stack.handle_packet(now, p))
+        }
+        None => stack.handle_packet_with(now, pkt, partial),
+    }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use log::{debug, error};
 
 use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
-use crate::device::tun::TunDevice;
+use crate::device::tun::{TunDevice, TunOptions};
+use crate::device::vnet::VNET_HDR_LEN;
 use crate::device::Device;
 use crate::stack::{ConnId, Stack, StackConfig, StackStats};
 use crate::state::State;
@@ -285,6 +286,9 @@ pub struct RuntimeOptions {
     /// Who drives the device: a driver thread (the default) or the
     /// application's threads while they wait ([`Driver`]).
     pub driver: Driver,
+    /// [`NetStack::tun_with_options`] opens the TUN device with offload
+    /// (virtio-net headers, checksum offload, TSO; see `device::vnet`).
+    pub offload: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -293,6 +297,7 @@ impl Default for RuntimeOptions {
             impairment: None,
             linger: DEFAULT_LINGER,
             driver: Driver::Thread,
+            offload: false,
         }
     }
 }
@@ -373,7 +378,12 @@ impl NetStack {
         mut cfg: StackConfig,
         opts: RuntimeOptions,
     ) -> io::Result<NetStack> {
-        let dev = TunDevice::open(name)?;
+        let dev = TunDevice::open_with(
+            name,
+            TunOptions {
+                offload: opts.offload,
+            },
+        )?;
         cfg.mtu = dev.mtu();
         NetStack::with_options(dev, cfg, opts)
     }
@@ -398,6 +408,7 @@ impl NetStack {
         // SAFETY: fd is a fresh descriptor nobody else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(fd) };
         let out = vec![0u8; cfg.mtu.max(1500)];
+        let rx = vec![0u8; device.max_packet().max(cfg.mtu) + VNET_HDR_LEN];
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 stack: Stack::new(cfg),
@@ -408,7 +419,7 @@ impl NetStack {
                 waiters: Waiters::default(),
                 idle_waiters: 0,
                 polls: PollTable::default(),
-                rx: vec![0u8; 65536],
+                rx,
                 leader: None,
                 followers: 0,
                 serving: false,

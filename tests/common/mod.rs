@@ -1183,3 +1183,125 @@ pub fn utcp_to_kernel(ns: &Netns, what: &str, data: &[u8], port: u16, global: &[
         utcp_stderr: client.stderr_string(),
     }
 }
+
+// ----------------------------------------------------------------------
+// Scenarios shared by the interop files (plain and --offload)
+// ----------------------------------------------------------------------
+
+/// The seed demo: the kernel's `nc` sends the seed message to `utcp
+/// [GLOBAL...] server`, which prints exactly that line.
+pub fn seed_message_to_utcp_server(ns: &Netns, global: &[&str]) {
+    let args: Vec<&str> = global
+        .iter()
+        .copied()
+        .chain(["server", "--port", "4399"])
+        .collect();
+    let server = ns.spawn_utcp_listening(
+        "utcp server",
+        &args,
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    let nc = ns.run(
+        "nc",
+        "nc",
+        &["-N", "-w", "5", UTCP_IP, "4399"],
+        SEED_MESSAGE.as_bytes(),
+        SHORT_TIMEOUT,
+    );
+    assert!(
+        nc.status.success(),
+        "nc -> utcp server failed ({}): {}\n{}",
+        nc.status,
+        nc.stderr,
+        server.log()
+    );
+    if let Err(e) = server.wait_for_stdout(&format!("{SEED_MESSAGE}\n"), Duration::from_secs(10)) {
+        panic!("{e}\n{}", server.log());
+    }
+    let out = server.stdout_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec![SEED_MESSAGE],
+        "utcp server should print exactly one line with the message\n{}",
+        server.log()
+    );
+}
+
+/// `conns` kernel clients at once, each sending `len` bytes to `utcp
+/// [GLOBAL...] echo` and reading them back byte-exact.
+pub fn concurrent_echo(ns: &Netns, conns: usize, len: usize, global: &[&str]) {
+    let args: Vec<&str> = global
+        .iter()
+        .copied()
+        .chain(["echo", "--port", "7"])
+        .collect();
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &args,
+        std::process::Stdio::null(),
+        Capture::Pipe,
+    );
+    let server: std::net::SocketAddr = (UTCP_IP.parse::<std::net::Ipv4Addr>().unwrap(), 7).into();
+
+    let handles: Vec<_> = (0..conns)
+        .map(|i| {
+            ns.spawn_thread(move || -> Result<(), String> {
+                let mut payload = utcp::testing::random_bytes(len, 1000 + i as u64);
+                payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                let mut s = std::net::TcpStream::connect_timeout(&server, SHORT_TIMEOUT)
+                    .map_err(|e| format!("conn {i}: connect: {e}"))?;
+                s.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
+                s.set_write_timeout(Some(SHORT_TIMEOUT)).unwrap();
+                s.write_all(&payload)
+                    .map_err(|e| format!("conn {i}: write: {e}"))?;
+                s.shutdown(std::net::Shutdown::Write)
+                    .map_err(|e| format!("conn {i}: shutdown: {e}"))?;
+                let mut back = Vec::with_capacity(len);
+                s.read_to_end(&mut back)
+                    .map_err(|e| format!("conn {i}: read: {e} (got {} bytes)", back.len()))?;
+                if back != payload {
+                    return Err(format!(
+                        "conn {i}: echo differs: sent {} bytes, got {}",
+                        payload.len(),
+                        back.len()
+                    ));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+
+    let start = Instant::now();
+    let mut errors = Vec::new();
+    for h in handles {
+        let left = BULK_TIMEOUT.saturating_sub(start.elapsed());
+        if let Err(e) = join_bounded(h, left, "echo client thread") {
+            errors.push(e);
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} of {conns} connections failed:\n{}\n{}",
+        errors.len(),
+        errors.join("\n"),
+        echo.log()
+    );
+    assert!(echo.is_running(), "utcp echo exited\n{}", echo.log());
+}
+
+/// The kernel-side loss rules: 5% of the TCP packets through the TUN device
+/// dropped in each direction, each rule with a counter.
+pub const NFT_LOSS_RULES: &str = r#"
+table inet utcptest {
+    chain from_utcp {
+        type filter hook input priority 0; policy accept;
+        iifname "utcp0" meta l4proto tcp numgen random mod 100 < 5 counter drop
+    }
+    chain to_utcp {
+        type filter hook output priority 0; policy accept;
+        oifname "utcp0" meta l4proto tcp numgen random mod 100 < 5 counter drop
+    }
+}
+"#;

@@ -74,6 +74,14 @@ fn main() {
         std::process::exit(1)
     });
     let fd = device.as_raw_fd();
+    // SAFETY: TUNSETOFFLOAD on our own TUN fd, feature bits by value.
+    if unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+        eprintln!(
+            "smoltcp-server: TUNSETOFFLOAD(0) on {dev}: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1)
+    }
     let mut config = Config::new(HardwareAddress::Ip);
     config.random_seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
