@@ -371,7 +371,7 @@ Every run (in order):
   - utcp: `utcp sink --port 9`, `utcp source --port 5001 --bytes BYTES` (copies zeros
     from a 64 KiB buffer into the stream, like smoltcp's source), `utcp echo --port 7`.
     Default `TcpConfig` (512 KiB receive and send buffers, Nagle on, 40 ms delayed ACK,
-    CUBIC). Each of these servers is one thread serving every connection through `utcp::socket::Poll`.
+    CUBIC). Each of these servers is one thread serving every connection through `utcp::socket::Poll`, driving the device itself (the CLI default `--driver inline`; a fallback thread drives only when that thread has not for 10 ms).
   - smoltcp: `smoltcp-server sink 9`, `source 5001 BYTES` (copies zeros from a 64 KiB
     buffer into the socket), `echo 7 64` (RTT, sequential) and `echo 7 N+50` (concurrent):
     one thread, `iface.poll` then one pass over the sockets then smoltcp::phy::wait for
