@@ -228,17 +228,14 @@ impl Shared {
         self.inline && core.leader.is_none()
     }
 
-    /// Inline mode, outside any wait: drive once without sleeping if
-    /// nobody leads, so a poll loop that always finds something ready
-    /// still reads the device.
-    pub(super) fn drive_now<'a>(&'a self, mut core: MutexGuard<'a, Core>) -> MutexGuard<'a, Core> {
-        if !self.inline || core.leader.is_some() || core.dead.is_some() {
-            return core;
+    /// Inline mode, outside any wait: if nobody leads, serve what the
+    /// device holds without sleeping (the lock is held throughout, so no
+    /// leader role is needed), so a poll loop that always finds something
+    /// ready, or a busy writer, still reads the device.
+    pub(super) fn drive_now(&self, core: &mut Core) {
+        if self.will_lead(core) && core.dead.is_none() {
+            serve_now(self, core);
         }
-        core.leader = Some(Leader::new(WakeOn::Any));
-        serve_now(self, &mut core);
-        self.resign(&mut core);
-        core
     }
 
     /// The leader stops driving; the followers wake so that one of them

@@ -454,9 +454,7 @@ impl Poll {
     /// A (re)registration made `src` a candidate: an inline leader
     /// polling this poll in another thread must look.
     fn candidate_added(&self, core: &mut Core, src: Source) {
-        if let Some(l) = &mut core.leader {
-            l.note(src, Some(self.id));
-        }
+        core.tell_leader(src, Some(self.id));
         self.rt.shared.poke_leader(core);
     }
 
@@ -490,7 +488,7 @@ impl Poll {
                 if !parked {
                     // Inline mode: read the device even when something is
                     // always ready (what arrives shows on the next poll).
-                    drop(shared.drive_now(core));
+                    shared.drive_now(&mut core);
                 }
                 return Ok(());
             }

@@ -18,7 +18,7 @@ use crate::stack::{ConnId, Stack, StackConfig, StackStats};
 use crate::state::State;
 use crate::time::Instant;
 
-use super::driver::{drive, fallback, serve_now, Driver, Leader, WakeOn, TX_PER_RX};
+use super::driver::{drive, fallback, Driver, Leader, WakeOn, TX_PER_RX};
 use super::poll::PollTable;
 use super::wake::{source_of, Source, Waiters};
 
@@ -59,6 +59,14 @@ pub(super) struct Core {
 }
 
 impl Core {
+    /// Tells an inline leader that `src` (registered with `poll`) had
+    /// something happen: it may end the leader's wait.
+    pub(super) fn tell_leader(&mut self, src: Source, poll: Option<u64>) {
+        if let Some(l) = &mut self.leader {
+            l.note(src, poll);
+        }
+    }
+
     /// The earliest moment the driver must act: a TCP timer or a held packet.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let held = self.impair.as_ref().and_then(Impairer::poll_timeout);
@@ -138,14 +146,17 @@ impl Shared {
             None => stack.poll_transmit(now, out, emit),
         }
         self.dispatch(core);
-        if self.inline && !core.serving && core.leader.is_none() && core.sent_unread >= TX_PER_RX {
-            // Inline mode, an application busy writing: read what came in
-            // meanwhile before the device's queue overflows.
-            serve_now(self, core);
+        if core.serving {
+            // The driving thread reads the deadline before it sleeps again.
+            return;
         }
-        if core.serving || (self.inline && core.leader.is_none()) {
-            // Nobody sleeps in ppoll; the driver (or the next leader)
-            // reads the deadline before it does.
+        if self.will_lead(core) {
+            // Inline mode and nobody sleeps in ppoll (the next leader reads
+            // the deadline). An application busy writing reads what came
+            // in meanwhile, before the device's queue overflows.
+            if core.sent_unread >= TX_PER_RX {
+                self.drive_now(core);
+            }
             return;
         }
         let next = core.next_deadline();
@@ -193,15 +204,14 @@ impl Shared {
     fn note_source(&self, core: &mut Core, src: Source) {
         core.waiters.wake(src);
         let poll = core.polls.mark(src);
-        if let Some(l) = &mut core.leader {
-            l.note(src, poll);
-        }
+        core.tell_leader(src, poll);
     }
 
     /// Wakes the inline leader from its ppoll if its wait is over and it
-    /// is another thread.
+    /// is another thread. A thread serving a batch is the leader itself
+    /// (or there is none), so it never needs to look up who it is.
     pub(super) fn poke_leader(&self, core: &Core) {
-        if core.leader.as_ref().is_some_and(Leader::woken_elsewhere) {
+        if !core.serving && core.leader.as_ref().is_some_and(Leader::woken_elsewhere) {
             self.wake_driver();
         }
     }
