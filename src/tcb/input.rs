@@ -526,12 +526,22 @@ impl Tcb {
     }
 
     /// Eighth step: the peer's FIN, in order.
+    ///
+    /// In ESTABLISHED the ACK of the FIN is delayed like an ACK of data
+    /// (RFC 1122 4.2.3.2; Linux does the same on entering CLOSE-WAIT): an
+    /// application that answers the FIN with its own close sends one FIN+ACK
+    /// instead of a pure ACK and then a FIN. Everywhere else our FIN is out
+    /// already and nothing can ride along, so the ACK goes at once.
     pub(super) fn process_fin(&mut self, now: Instant) {
         self.rcv.nxt += 1u32;
         self.rcv.fin_received = true;
-        self.pending.ack = true;
         self.events.raise(ConnEvent::Readable);
         debug!("{} -> {}: FIN received", self.local, self.remote);
+        if self.state == State::Established {
+            self.schedule_ack(now);
+        } else {
+            self.pending.ack = true;
+        }
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),
             State::FinWait1 if self.snd.fin_acked() => self.enter_time_wait(now),

@@ -157,18 +157,70 @@ fn delayed_ack_piggybacked_on_data() {
     assert_eq!(tcb.poll_timeout(), Some(at(110) + RTO));
 }
 
-/// RFC 9293 section 3.10.7.4 (eighth step): a FIN is acked at once even with
-/// delayed ACKs on.
+/// RFC 1122 4.2.3.2 (and Linux on entering CLOSE-WAIT): the ACK of a FIN in
+/// ESTABLISHED is delayed like an ACK of data, and goes when the timer fires.
 #[test]
-fn delayed_ack_fin_acked_at_once() {
+fn delayed_ack_fin_in_established_waits_for_the_timer() {
     let mut tcb = established_cfg(delayed_ack_config());
     seg_in(
         &mut tcb,
         at(100),
         &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &data(10)),
     );
+    assert_eq!(tcb.state(), State::CloseWait);
+    assert_eq!(out(&mut tcb, at(100)), vec![]);
+    assert_eq!(tcb.poll_timeout(), Some(at(140)));
+    tcb.handle_timeout(at(140));
+    assert_eq!(
+        out(&mut tcb, at(140)),
+        vec![ack(ISS + 1, PEER_ISS + 12, WIN - 11)]
+    );
+}
+
+/// The delayed ACK of the peer's FIN rides on our own FIN when the
+/// application closes in time: one FIN+ACK instead of an ACK and a FIN.
+#[test]
+fn delayed_ack_of_fin_rides_on_our_fin() {
+    let mut tcb = established_cfg(delayed_ack_config());
+    seg_in(
+        &mut tcb,
+        at(100),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 1, &data(10)),
+    );
+    assert_eq!(out(&mut tcb, at(100)), vec![]);
+    read_all(&mut tcb);
+    tcb.close();
+    assert_eq!(
+        out(&mut tcb, at(101)),
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 12, WIN, b"")]
+    );
+    assert_eq!(tcb.state(), State::LastAck);
+}
+
+/// Once our FIN is out nothing can ride along: the peer's FIN in FIN-WAIT-2
+/// is acked at once even with delayed ACKs on.
+#[test]
+fn delayed_ack_fin_in_fin_wait_2_acked_at_once() {
+    let mut tcb = established_cfg(delayed_ack_config());
+    tcb.close();
     assert_eq!(
         out(&mut tcb, at(100)),
-        vec![ack(ISS + 1, PEER_ISS + 12, WIN - 11)]
+        vec![seg(FIN | ACK, ISS + 1, PEER_ISS + 1, WIN, b"")]
+    );
+    seg_in(
+        &mut tcb,
+        at(101),
+        &from_peer(ACK, PEER_ISS + 1, ISS + 2, b""),
+    );
+    assert_eq!(tcb.state(), State::FinWait2);
+    seg_in(
+        &mut tcb,
+        at(102),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2, b""),
+    );
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(
+        out(&mut tcb, at(102)),
+        vec![ack(ISS + 2, PEER_ISS + 2, WIN)]
     );
 }
