@@ -4,6 +4,7 @@
 pub mod cc;
 pub mod device;
 pub mod error;
+pub mod gso;
 pub mod isn;
 pub mod reassembly;
 pub mod rtt;

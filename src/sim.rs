@@ -59,10 +59,22 @@
 //! test can demand that the receiving stack's [`StackStats::dropped`]
 //! counters saw exactly [`LinkStats::corrupted`] packets.
 //!
+//! # Super-segments
+//!
+//! A stack configured for TSO ([`TcpConfig::max_super_segment`]) hands the
+//! link packets of up to 64 KB for the device to cut ([`crate::gso`]). With
+//! [`Segmentation::Split`] (the default) the link cuts them as a NIC would,
+//! and every stage above applies to each MSS-sized piece; with
+//! [`Segmentation::Whole`] the super-segment travels as one packet, as it does
+//! through a TUN into the kernel (which loses or keeps it whole), and the
+//! receiving stack takes it as one segment. Partial checksums are completed
+//! either way.
+//!
 //! With [`SimNet::set_trace`] on, every packet a stack emits is also kept in
 //! [`SimNet::trace`], with what became of it.
 //!
 //! [`StackStats::dropped`]: crate::stack::StackStats::dropped
+//! [`TcpConfig::max_super_segment`]: crate::tcb::TcpConfig::max_super_segment
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -71,6 +83,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::gso::{self, TxOffload};
 use crate::stack::{Stack, StackConfig};
 use crate::time::Instant;
 
@@ -99,6 +112,15 @@ pub enum Fate {
     Deliver,
     /// Lose it.
     Drop,
+}
+
+/// How the link carries a super-segment ([`SimNet::set_segmentation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segmentation {
+    /// Cut into MSS-sized packets before the link, as a NIC's TSO does.
+    Split,
+    /// As one packet, as through a TUN into the kernel.
+    Whole,
 }
 
 /// The Gilbert-Elliott two-state burst-loss model.
@@ -362,6 +384,8 @@ pub struct SimNet {
     in_flight: BinaryHeap<Reverse<InFlight>>,
     filter: Filter,
     buf: Vec<u8>,
+    scratch: Vec<u8>,
+    segmentation: Segmentation,
     rng: StdRng,
     dirs: [DirState; 2],
     /// Packet copies delivered so far, per direction (index `Dir as usize`);
@@ -542,7 +566,8 @@ impl SimNet {
     /// Two stacks with the given configurations and a perfect link of
     /// one-way `latency` in both directions ([`LinkConfig::new`]); RNG seed 0.
     pub fn new(a: StackConfig, b: StackConfig, latency: Duration) -> Self {
-        let mtu = a.mtu.max(b.mtu);
+        // Room for a super-segment (TSO, `TcpConfig::max_super_segment`).
+        let buf_len = a.mtu.max(b.mtu).max(65_535);
         SimNet {
             a: Stack::new(a),
             b: Stack::new(b),
@@ -550,7 +575,9 @@ impl SimNet {
             next_id: 0,
             in_flight: BinaryHeap::new(),
             filter: Box::new(|_, _| Fate::Deliver),
-            buf: vec![0; mtu],
+            buf: vec![0; buf_len],
+            scratch: Vec::new(),
+            segmentation: Segmentation::Split,
             rng: StdRng::seed_from_u64(0),
             dirs: [
                 DirState::new(LinkConfig::new(latency)),
@@ -632,16 +659,41 @@ impl SimNet {
         self.now
     }
 
+    /// Chooses how the link carries the super-segments of a stack
+    /// configured for TSO ([`Segmentation`]; [`Segmentation::Split`] unless
+    /// set).
+    pub fn set_segmentation(&mut self, s: Segmentation) {
+        self.segmentation = s;
+    }
+
     /// Collects what both stacks want to send and puts it on the link.
     pub fn flush(&mut self) {
         let now = self.now;
-        let mut out: Vec<(Dir, Vec<u8>)> = Vec::new();
-        self.a
-            .poll_transmit(now, &mut self.buf, |p| out.push((Dir::AtoB, p.to_vec())));
-        self.b
-            .poll_transmit(now, &mut self.buf, |p| out.push((Dir::BtoA, p.to_vec())));
-        for (dir, pkt) in out {
-            self.transmit(now, dir, pkt);
+        let mut out: Vec<(Dir, Vec<u8>, TxOffload)> = Vec::new();
+        self.a.poll_transmit_with(now, &mut self.buf, |p, o| {
+            out.push((Dir::AtoB, p.to_vec(), o))
+        });
+        self.b.poll_transmit_with(now, &mut self.buf, |p, o| {
+            out.push((Dir::BtoA, p.to_vec(), o))
+        });
+        for (dir, pkt, mut offload) in out {
+            if self.segmentation == Segmentation::Whole {
+                offload.segment_size = None;
+            }
+            if offload.is_none() {
+                self.transmit(now, dir, pkt);
+                continue;
+            }
+            // The device's work ([`crate::gso::finish`]); the stack wrote
+            // the packet, so it cannot fail.
+            let mut pieces = Vec::new();
+            let done = gso::finish(&pkt, offload, &mut self.scratch, |p| {
+                pieces.push(p.to_vec())
+            });
+            debug_assert!(done.is_ok(), "the stack wrote a packet gso cannot finish");
+            for piece in pieces {
+                self.transmit(now, dir, piece);
+            }
         }
     }
 

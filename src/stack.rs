@@ -40,6 +40,7 @@ use log::{debug, trace};
 use rand::{Rng, SeedableRng};
 
 use crate::error::Error;
+use crate::gso::TxOffload;
 use crate::isn::IsnGenerator;
 use crate::seq::SeqNum;
 use crate::state::State;
@@ -1035,9 +1036,39 @@ impl Stack {
     /// as when every slot was walked): nothing else can have output, since a
     /// TCB's output changes only through a segment, a timer, an application
     /// call or an earlier `poll_transmit` that stopped at its cap.
+    ///
+    /// Every packet is finished (checksums complete). With
+    /// [`TcpConfig::max_super_segment`](crate::tcb::TcpConfig::max_super_segment)
+    /// set a packet may be a super-segment larger than the MTU, and `buf`
+    /// must hold 64 KB; [`poll_transmit_with`](Self::poll_transmit_with)
+    /// says which packets are.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mut emit: impl FnMut(&[u8])) {
+        self.transmit(now, buf, true, &mut |p, _| emit(p));
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but the packets are left
+    /// for the device to finish as their [`TxOffload`] says (a partial
+    /// checksum, a super-segment to cut; see [`crate::gso`]).
+    pub fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        mut emit: impl FnMut(&[u8], TxOffload),
+    ) {
+        self.transmit(now, buf, false, &mut emit);
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) (`finish`: checksums
+    /// completed here) or [`poll_transmit_with`](Self::poll_transmit_with).
+    fn transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        finish: bool,
+        emit: &mut impl FnMut(&[u8], TxOffload),
+    ) {
         self.sync_touched();
-        self.dispatch_control(buf, &mut emit);
+        self.dispatch_control(buf, emit);
         let mut ids = std::mem::replace(&mut self.changed, std::mem::take(&mut self.scratch_ids));
         ids.sort_unstable_by_key(|id| id.index);
         for &id in &ids {
@@ -1045,7 +1076,7 @@ impl Stack {
                 continue;
             };
             e.changed = false;
-            if self.dispatch_slot(now, id.index as usize, buf, &mut emit) {
+            if self.dispatch_slot(now, id.index as usize, buf, finish, emit) {
                 // Stopped at the cap: more to send next time.
                 if let Some(e) = self.entry_mut(id) {
                     if !std::mem::replace(&mut e.changed, true) {
@@ -1069,18 +1100,42 @@ impl Stack {
         buf: &mut [u8],
         mut emit: impl FnMut(&[u8]),
     ) {
+        self.transmit_conn(now, id, buf, true, &mut |p, _| emit(p));
+    }
+
+    /// [`poll_transmit_conn`](Self::poll_transmit_conn), with the packets
+    /// left for the device to finish, as in
+    /// [`poll_transmit_with`](Self::poll_transmit_with).
+    pub fn poll_transmit_conn_with(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        buf: &mut [u8],
+        mut emit: impl FnMut(&[u8], TxOffload),
+    ) {
+        self.transmit_conn(now, id, buf, false, &mut emit);
+    }
+
+    fn transmit_conn(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        buf: &mut [u8],
+        finish: bool,
+        emit: &mut impl FnMut(&[u8], TxOffload),
+    ) {
         self.sync_touched();
-        self.dispatch_control(buf, &mut emit);
+        self.dispatch_control(buf, emit);
         if self.entry(id).is_some() {
             // It stays on the changed list, if it is there: the next
             // `poll_transmit` finds nothing more to send and lets it go.
-            self.dispatch_slot(now, id.index as usize, buf, &mut emit);
+            self.dispatch_slot(now, id.index as usize, buf, finish, emit);
         }
         self.settle();
     }
 
     /// Sends the queued resets and echo replies.
-    fn dispatch_control(&mut self, buf: &mut [u8], emit: &mut impl FnMut(&[u8])) {
+    fn dispatch_control(&mut self, buf: &mut [u8], emit: &mut impl FnMut(&[u8], TxOffload)) {
         while let Some(c) = self.control.pop_front() {
             let n = match &c {
                 Control::Reset(rst) => wire::emit_tcp(buf, rst, &[]),
@@ -1097,7 +1152,7 @@ impl Stack {
             };
             if let Some(n) = n {
                 self.stats.packets_out += 1;
-                emit(&buf[..n]);
+                emit(&buf[..n], TxOffload::NONE);
             }
         }
     }
@@ -1110,7 +1165,8 @@ impl Stack {
         now: Instant,
         index: usize,
         buf: &mut [u8],
-        emit: &mut impl FnMut(&[u8]),
+        finish: bool,
+        emit: &mut impl FnMut(&[u8], TxOffload),
     ) -> bool {
         let slot = &mut self.slots[index];
         let id = ConnId {
@@ -1123,12 +1179,17 @@ impl Stack {
         // Bounded: a TCB emits at most its window's worth, but keep a cap anyway.
         let mut capped = true;
         for _ in 0..4096 {
-            let Some(n) = e.tcb.poll_transmit(now, buf) else {
+            let Some((n, mut offload)) = e.tcb.poll_transmit_with(now, buf) else {
                 capped = false;
                 break;
             };
+            if finish && offload.partial_checksum {
+                // The TCB wrote this packet itself: it is well formed.
+                let _ = wire::complete_tcp_checksum(&mut buf[..n]);
+                offload.partial_checksum = false;
+            }
             self.stats.packets_out += 1;
-            emit(&buf[..n]);
+            emit(&buf[..n], offload);
         }
         self.refresh(id);
         self.note_events(id);
@@ -1198,7 +1259,7 @@ mod tests {
             let mut buf = vec![0u8; 65_535];
             let mut sent = 0;
             for index in 0..self.slots.len() {
-                self.dispatch_slot(now, index, &mut buf, &mut |_| sent += 1);
+                self.dispatch_slot(now, index, &mut buf, true, &mut |_, _| sent += 1);
             }
             assert_eq!(sent, 0, "output left behind by poll_transmit");
             assert_eq!(self.connection_count(), count, "reap left behind");

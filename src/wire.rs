@@ -785,6 +785,20 @@ fn ipv4_header(
 /// length, or `None` (without writing to `buf`) if `buf` is too small or the
 /// packet would exceed 65535 bytes.
 pub fn emit_tcp(buf: &mut [u8], seg: &TcpSegment<'_>, more: &[u8]) -> Option<usize> {
+    emit_tcp_with(buf, seg, more, false)
+}
+
+/// [`emit_tcp`], but with `partial_checksum` the TCP checksum field holds
+/// only the pseudo-header sum over the whole TCP length (not complemented),
+/// which is what a device that offloads the checksum completes (Linux's
+/// `CHECKSUM_PARTIAL`, virtio's `NEEDS_CSUM`; see [`crate::gso`]). The
+/// payload is then not summed at all.
+pub fn emit_tcp_with(
+    buf: &mut [u8],
+    seg: &TcpSegment<'_>,
+    more: &[u8],
+    partial_checksum: bool,
+) -> Option<usize> {
     let mut options = [0u8; MAX_OPTIONS_LEN];
     let options_len = write_options(&seg.options, &mut options);
     let options = options.get(..options_len)?;
@@ -828,9 +842,13 @@ pub fn emit_tcp(buf: &mut [u8], seg: &TcpSegment<'_>, more: &[u8]) -> Option<usi
     first.copy_from_slice(seg.payload);
     second.copy_from_slice(more);
 
-    // Summed as written, in one pass: `seg.payload` may have an odd length.
     let acc = pseudo_header_sum(src, dst, PROTO_TCP, tcp_len16);
-    let checksum = !fold(sum_words(acc, tcp));
+    let checksum = if partial_checksum {
+        fold(acc)
+    } else {
+        // Summed as written, in one pass: `seg.payload` may have an odd length.
+        !fold(sum_words(acc, tcp))
+    };
     if let Some(field) = tcp.get_mut(16..18) {
         field.copy_from_slice(&checksum.to_be_bytes());
     }

@@ -31,7 +31,9 @@ fn offload_thirty_two_mebibytes_each_way() {
         &["--offload", "--stats"],
     );
     let data = random_bytes(THIRTY_TWO_MIB, 0x0ff1_0002);
+    let written_before = ns.device_counter("rx_packets");
     let u2k = utcp_to_kernel(&ns, "--offload 32 MiB", &data, 5202, OFFLOAD);
+    let written = ns.device_counter("rx_packets") - written_before;
     eprintln!(
         "--offload 32 MiB: kernel->utcp {:.2} s, utcp->kernel {:.2} s",
         k2u.elapsed.as_secs_f64(),
@@ -44,6 +46,13 @@ fn offload_thirty_two_mebibytes_each_way() {
         segs_in < (THIRTY_TWO_MIB / 1448) as u64 / 4,
         "with TSO the kernel should send super-packets; utcp got {segs_in} segments\n{}",
         k2u.utcp_stderr
+    );
+    // And utcp wrote super-segments: far fewer writes than segments.
+    eprintln!("--offload 32 MiB: utcp wrote {written} packets to the TUN");
+    assert!(
+        written < (THIRTY_TWO_MIB / 1448) as u64 / 4,
+        "with TSO utcp should write super-segments; it wrote {written} packets\n{}",
+        u2k.utcp_stderr
     );
 }
 

@@ -7,6 +7,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use crate::gso::{self, TxOffload};
+
 pub mod impair;
 pub mod tun;
 pub mod vnet;
@@ -37,5 +39,20 @@ pub trait Device: Send + Sync + 'static {
     /// `recv` must hold this plus [`vnet::VNET_HDR_LEN`].
     fn max_packet(&self) -> usize {
         self.mtu()
+    }
+    /// True if [`send_offload`](Self::send_offload) hands partial checksums
+    /// and super-segments to hardware (or the kernel) instead of finishing
+    /// them in software; the runtime then lets the stack build them.
+    fn tx_offload(&self) -> bool {
+        false
+    }
+    /// Writes one packet the stack left unfinished as `offload` says (see
+    /// [`crate::gso`]). The default finishes it in software and sends every
+    /// resulting packet with [`send`](Self::send).
+    fn send_offload(&self, packet: &[u8], offload: TxOffload) -> io::Result<()> {
+        if offload.is_none() {
+            return self.send(packet);
+        }
+        gso::finish_and_send(packet, offload, &mut Vec::new(), |p| self.send(p))
     }
 }

@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::vnet::{VnetHeader, VNET_HDR_LEN};
 use super::{Device, Received};
+use crate::gso::{self, TxOffload};
 
 /// How to open a [`TunDevice`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -294,6 +295,20 @@ impl Device for TunDevice {
             Handle::Plain(iface) => iface.send(packet).map(|_| ()),
             // No offload for this packet: an all-zero header.
             Handle::Vnet(fd) => write_vnet(fd.as_raw_fd(), &[0u8; VNET_HDR_LEN], packet),
+        }
+    }
+
+    fn tx_offload(&self) -> bool {
+        self.offload()
+    }
+
+    fn send_offload(&self, packet: &[u8], offload: TxOffload) -> io::Result<()> {
+        let Handle::Vnet(fd) = &self.handle else {
+            return gso::finish_and_send(packet, offload, &mut Vec::new(), |p| self.send(p));
+        };
+        match VnetHeader::for_tx(packet, offload) {
+            Some(hdr) => write_vnet(fd.as_raw_fd(), &hdr.to_bytes(), packet),
+            None => gso::finish_and_send(packet, offload, &mut Vec::new(), |p| self.send(p)),
         }
     }
 

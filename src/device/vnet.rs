@@ -21,10 +21,18 @@
 //! counted as `bad_vnet_header`. A packet without `NEEDS_CSUM` is verified
 //! in full as on a plain device, so a wrong full checksum is still dropped.
 //!
-//! What we hand back: every packet we write carries a header too; a
-//! normal packet has an all-zero one (no offload, checksums complete).
+//! What we hand back: every packet we write carries a header too
+//! ([`VnetHeader::for_tx`]). A finished packet has an all-zero one. A packet
+//! with a partial checksum ([`crate::gso`]) has `NEEDS_CSUM` with
+//! `csum_start` 20 and `csum_offset` 16, and the kernel sums the TCP header
+//! and payload into the field. A super-segment also has `GSO_TCPV4`,
+//! `gso_size` = the MSS and `hdr_len` = its IPv4 + TCP header length; the
+//! kernel cuts it (or hands it whole to its own receive path, which takes
+//! super-packets as they are: GRO in reverse). A super-segment always goes
+//! with a partial checksum, as the kernel requires.
 
-use crate::wire::DropReason;
+use crate::gso::{self, TxOffload};
+use crate::wire::{DropReason, IPV4_HEADER_LEN};
 
 /// Length of `struct virtio_net_hdr` (without `num_buffers`; the TUN
 /// default, `TUNSETVNETHDRSZ` not used).
@@ -86,6 +94,28 @@ impl VnetHeader {
         b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
         b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
         b
+    }
+
+    /// The header for a packet the stack wrote with `offload` (see the
+    /// module docs); `None` if the device cannot take it as it is (a
+    /// super-segment without a partial checksum, or headers that are not the
+    /// stack's own), so it must be finished in software.
+    pub fn for_tx(packet: &[u8], offload: TxOffload) -> Option<VnetHeader> {
+        let mut h = VnetHeader::default();
+        if offload.partial_checksum {
+            h.flags = F_NEEDS_CSUM;
+            h.csum_start = IPV4_HEADER_LEN as u16;
+            h.csum_offset = TCP_CSUM_OFFSET;
+        }
+        if let Some(size) = offload.segment_size {
+            if !offload.partial_checksum || size == 0 {
+                return None;
+            }
+            h.gso_type = GSO_TCPV4;
+            h.gso_size = size;
+            h.hdr_len = u16::try_from(gso::headers_len(packet)?).ok()?;
+        }
+        Some(h)
     }
 
     /// Checks the header against the IPv4 `packet` it came with (see the
@@ -151,6 +181,41 @@ mod tests {
             gso_size,
             ..partial()
         }
+    }
+
+    /// The headers we hand back are ones our own receive path accepts as
+    /// the kernel's, for finished, partial and super-segment packets alike.
+    #[test]
+    fn transmit_headers_say_what_the_kernel_must_finish() {
+        let p = packet(3000);
+        assert_eq!(
+            VnetHeader::for_tx(&p, TxOffload::NONE),
+            Some(VnetHeader::default())
+        );
+        let csum = TxOffload {
+            partial_checksum: true,
+            segment_size: None,
+        };
+        assert_eq!(VnetHeader::for_tx(&p, csum), Some(partial()));
+        let gso = TxOffload {
+            segment_size: Some(1448),
+            ..csum
+        };
+        let h = VnetHeader::for_tx(&p, gso).unwrap();
+        assert_eq!(h, tso(1448));
+        assert_eq!(h.check(&p), Ok(true));
+        // A super-segment the kernel cannot take: finish it in software.
+        let full = TxOffload {
+            partial_checksum: false,
+            ..gso
+        };
+        assert_eq!(VnetHeader::for_tx(&p, full), None);
+        let zero = TxOffload {
+            segment_size: Some(0),
+            ..gso
+        };
+        assert_eq!(VnetHeader::for_tx(&p, zero), None);
+        assert_eq!(VnetHeader::for_tx(&p[..50], gso), None);
     }
 
     #[test]

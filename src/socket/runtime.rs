@@ -14,6 +14,7 @@ use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::vnet::VNET_HDR_LEN;
 use crate::device::Device;
+use crate::gso::{self, TxOffload};
 use crate::stack::{ConnId, Stack, StackConfig, StackStats};
 use crate::state::State;
 use crate::time::Instant;
@@ -26,9 +27,17 @@ use super::wake::{source_of, Source, Waiters};
 /// to finish closing (our FINs acknowledged) before stopping the driver.
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(3);
 
+/// The largest IPv4 packet, and so the largest super-segment a device
+/// takes.
+const MAX_SUPER_PACKET: usize = 65_535;
+
 pub(super) struct Core {
     pub(super) stack: Stack,
+    /// Where the stack writes packets: one MTU, or a super-segment's
+    /// 64 KB when the device offloads.
     pub(super) out: Vec<u8>,
+    /// Where packets are finished in software for the impairer.
+    pub(super) tx_scratch: Vec<u8>,
     /// When the driver plans to wake next (None: only on I/O).
     pub(super) driver_deadline: Option<Instant>,
     /// The device failed; every call reports this.
@@ -132,18 +141,28 @@ impl Shared {
             out,
             impair,
             sent_unread,
+            tx_scratch,
             ..
         } = core;
-        let emit = |pkt: &[u8]| {
+        let emit = |pkt: &[u8], offload: TxOffload| {
             *sent_unread += 1;
             match impair {
-                Some(imp) => imp.handle_packet(now, Direction::Out, pkt, |p| self.send(p)),
-                None => self.send(pkt),
+                // The impairer works on the packets of the wire: finish
+                // them here (the stack wrote them, so they are well formed).
+                Some(imp) => {
+                    let r = gso::finish(pkt, offload, tx_scratch, |p| {
+                        imp.handle_packet(now, Direction::Out, p, |q| self.send(q))
+                    });
+                    if let Err(e) = r {
+                        debug!("cannot finish an outgoing packet: {e}");
+                    }
+                }
+                None => self.send_offload(pkt, offload),
             }
         };
         match id {
-            Some(id) => stack.poll_transmit_conn(now, id, out, emit),
-            None => stack.poll_transmit(now, out, emit),
+            Some(id) => stack.poll_transmit_conn_with(now, id, out, emit),
+            None => stack.poll_transmit_with(now, out, emit),
         }
         self.dispatch(core);
         if core.serving {
@@ -170,6 +189,14 @@ impl Shared {
 
     pub(super) fn send(&self, pkt: &[u8]) {
         if let Err(e) = self.device.send(pkt) {
+            debug!("device send failed: {e}");
+        }
+    }
+
+    /// Writes a packet the device finishes (a partial checksum, a
+    /// super-segment; [`crate::gso`]).
+    fn send_offload(&self, pkt: &[u8], offload: TxOffload) {
+        if let Err(e) = self.device.send_offload(pkt, offload) {
             debug!("device send failed: {e}");
         }
     }
@@ -417,12 +444,25 @@ impl NetStack {
         }
         // SAFETY: fd is a fresh descriptor nobody else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(fd) };
-        let out = vec![0u8; cfg.mtu.max(1500)];
+        if device.tx_offload() {
+            // The device completes checksums and cuts super-segments.
+            cfg.tcp.checksum_offload = true;
+            if cfg.tcp.max_super_segment == 0 {
+                cfg.tcp.max_super_segment = MAX_SUPER_PACKET;
+            }
+        }
+        let out_len = if cfg.tcp.max_super_segment > cfg.mtu {
+            MAX_SUPER_PACKET
+        } else {
+            cfg.mtu.max(1500)
+        };
+        let out = vec![0u8; out_len];
         let rx = vec![0u8; device.max_packet().max(cfg.mtu) + VNET_HDR_LEN];
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 stack: Stack::new(cfg),
                 out,
+                tx_scratch: Vec::new(),
                 driver_deadline: None,
                 dead: None,
                 impair: opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new),

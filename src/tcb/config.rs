@@ -44,6 +44,15 @@ pub struct TcpConfig {
     /// of the RTT, before the first loss. Only CUBIC implements it (NewReno
     /// ignores the flag). Off by default.
     pub hystart: bool,
+    /// Leave the TCP checksum to the device: packets carry a partial
+    /// checksum ([`crate::gso`]). Off by default; the runtime turns it on
+    /// for a device that offloads (`Device::tx_offload`).
+    pub checksum_offload: bool,
+    /// The largest payload of one super-segment, which the device cuts into
+    /// MSS-sized segments (TSO, [`crate::gso`]); one MSS or less (the
+    /// default, 0) sends plain segments only. The runtime sets it for a
+    /// device that offloads.
+    pub max_super_segment: usize,
 }
 
 impl Default for TcpConfig {
@@ -65,6 +74,8 @@ impl Default for TcpConfig {
             tail_loss_probe: true,
             congestion: Algorithm::default(),
             hystart: false,
+            checksum_offload: false,
+            max_super_segment: 0,
         }
     }
 }

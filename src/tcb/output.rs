@@ -12,10 +12,15 @@ use log::{debug, trace};
 
 use super::timer::Timer;
 use super::Tcb;
+use crate::gso::TxOffload;
 use crate::seq::SeqNum;
 use crate::state::State;
 use crate::time::Instant;
 use crate::wire::{self, TcpFlags, TcpOptions, TcpSegment};
+
+/// The most payload one super-segment carries: an IPv4 packet is at most
+/// 65,535 bytes, headers (20 + up to 60) included.
+const MAX_SUPER_SEGMENT: usize = 65_535 - 80;
 
 /// What the connection owes the peer, beyond what its sequence variables say.
 #[derive(Debug, Default)]
@@ -77,7 +82,26 @@ impl Tcb {
     /// Writes the next segment this connection wants to send into `buf` (a
     /// whole IPv4 packet) and returns its length, or `None` when there is
     /// nothing to send now. Call it until it returns `None`.
+    ///
+    /// The packet is always finished (full checksum); with
+    /// [`TcpConfig::max_super_segment`](super::TcpConfig::max_super_segment)
+    /// set it may be a super-segment larger than the MTU.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let (n, offload) = self.poll_transmit_with(now, buf)?;
+        if offload.partial_checksum {
+            wire::complete_tcp_checksum(&mut buf[..n])?;
+        }
+        Some(n)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but leaves to the caller
+    /// (the device) what [`TxOffload`] says: a partial checksum to complete,
+    /// a super-segment to cut ([`crate::gso`]).
+    pub fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<(usize, TxOffload)> {
         let mut plan = self.choose()?;
         if plan == Plan::ArmPersist {
             // Arming the timer writes nothing: an ACK may still be owed.
@@ -211,12 +235,16 @@ impl Tcb {
         let unsent = self.snd.buf.len().checked_sub(off)?;
         let in_flight = off;
         let mss = self.payload_mss();
-        let mut len = unsent.min(self.send_allowance(in_flight)).min(mss);
+        let mut len = unsent.min(self.send_allowance(in_flight));
         if self.snd.nxt.lt(self.snd.max) {
-            // Retransmitting: stop at the next SACKed range.
+            // Retransmitting (go-back-N), one MSS at a time: stop at the
+            // next SACKed range.
+            len = len.min(mss);
             if let Some(next) = self.rec.scoreboard.next_sacked(self.snd.nxt) {
                 len = len.min(next - self.snd.nxt);
             }
+        } else {
+            len = self.super_segment_len(len, unsent);
         }
         // Our FIN goes right after the last byte, unless it is already acked.
         let fin = self.snd.fin_queued && !self.snd.fin_acked() && len == unsent;
@@ -272,13 +300,37 @@ impl Tcb {
         rwnd_room.min(cwnd_room)
     }
 
+    /// How much new data goes into one segment, of the `allowed` bytes the
+    /// windows let out (of `unsent` waiting): one MSS, or with TSO
+    /// ([`crate::gso`]) a super-segment of whole MSS-sized segments, with the
+    /// small tail of the data only where it would go out on its own right
+    /// after them: it ends the data, and Nagle (in Minshall's form, see
+    /// [`may_send`](Self::may_send); data is in flight by then) does not
+    /// hold it.
+    fn super_segment_len(&self, allowed: usize, unsent: usize) -> usize {
+        let mss = self.payload_mss();
+        let max = self.cfg.max_super_segment.min(MAX_SUPER_SEGMENT);
+        if allowed <= mss || max < 2 * mss {
+            return allowed.min(mss);
+        }
+        let len = allowed.min(max);
+        let whole = len - len % mss;
+        let tail_goes = len == unsent
+            && (self.snd.fin_queued || !self.snd.nagle || !self.snd.small_segment_unacked());
+        if tail_goes {
+            len
+        } else {
+            whole
+        }
+    }
+
     /// Whether a segment of `len` bytes (of `unsent` waiting) goes out now.
     fn may_send(&self, len: usize, unsent: usize, in_flight: usize, fin: bool) -> bool {
         if len == 0 {
             // Only a FIN, if it is due.
             return fin;
         }
-        if len == self.payload_mss() || fin {
+        if len >= self.payload_mss() || fin {
             return true;
         }
         if len < unsent {
@@ -306,7 +358,7 @@ impl Tcb {
     }
 
     /// Writes `plan` into `buf` and does what sending it implies.
-    fn build(&mut self, now: Instant, buf: &mut [u8], plan: Plan) -> Option<usize> {
+    fn build(&mut self, now: Instant, buf: &mut [u8], plan: Plan) -> Option<(usize, TxOffload)> {
         match plan {
             Plan::Reset => {
                 self.pending.rst = false;
@@ -355,7 +407,7 @@ impl Tcb {
     }
 
     /// Our SYN or SYN-ACK (RFC 9293 section 3.10.1 and 3.10.7.2).
-    fn build_syn(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    fn build_syn(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, TxOffload)> {
         let syn_ack = self.state == State::SynReceived;
         let (flags, ack) = if syn_ack {
             (TcpFlags::SYN | TcpFlags::ACK, self.rcv.nxt)
@@ -385,7 +437,7 @@ impl Tcb {
         len: usize,
         fin: bool,
         why: Why,
-    ) -> Option<usize> {
+    ) -> Option<(usize, TxOffload)> {
         let off = seq - self.snd.una;
         let mut flags = TcpFlags::ACK;
         if len > 0 && off + len == self.snd.buf.len() {
@@ -404,7 +456,8 @@ impl Tcb {
         };
         self.account_retransmission(now, seq, len, fin, why, retransmission);
         let end = seq + len + usize::from(fin);
-        if len > 0 && len < self.payload_mss() {
+        if len % self.payload_mss() != 0 {
+            // A small segment, or a super-segment that ends in one.
             self.snd.last_small_end = Some(end.max(self.snd.last_small_end.unwrap_or(end)));
         }
         if fin {
@@ -554,18 +607,25 @@ impl Tcb {
         seg: &TcpSegment<'_>,
         off: usize,
         len: usize,
-    ) -> Option<usize> {
+    ) -> Option<(usize, TxOffload)> {
         // The send buffer's two halves go out as they are, without a copy.
         let (first, second) = self.snd.slices(off, len);
         let out = TcpSegment {
             payload: first,
             ..*seg
         };
-        let Some(written) = wire::emit_tcp(buf, &out, second) else {
+        let partial = self.cfg.checksum_offload;
+        let Some(written) = wire::emit_tcp_with(buf, &out, second, partial) else {
             debug!("{} -> {}: output buffer too small", self.local, self.remote);
             return None;
         };
-        self.stats.segs_out += 1;
+        let mss = self.payload_mss();
+        let offload = TxOffload {
+            partial_checksum: partial,
+            // `mss` is at most the u16 MSS option.
+            segment_size: (len > mss).then_some(mss as u16),
+        };
+        self.stats.segs_out += len.div_ceil(mss).max(1) as u64;
         self.stats.bytes_out += len as u64;
         if seg.flags.contains(TcpFlags::ACK) {
             self.opts.last_ack_sent = seg.ack;
@@ -584,6 +644,6 @@ impl Tcb {
             seg.window,
             len
         );
-        Some(written)
+        Some((written, offload))
     }
 }

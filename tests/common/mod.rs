@@ -789,6 +789,19 @@ impl Netns {
         );
     }
 
+    /// A counter of the TUN device in this namespace, from
+    /// /sys/class/net/DEV/statistics (`rx_packets`: packets utcp wrote,
+    /// one per write even for a super-segment; `tx_packets`: packets the
+    /// kernel handed utcp).
+    pub fn device_counter(&self, counter: &str) -> u64 {
+        let path = format!("/sys/class/net/{DEV}/statistics/{counter}");
+        let r = self.run("cat", "cat", &[&path], b"", Duration::from_secs(10));
+        let text = r.stdout_string();
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{path} in {}: {e}: {text:?} {}", self.name, r.stderr))
+    }
+
     /// Like [`Netns::spawn`], but hands the child's stdout pipe to the caller
     /// (instead of collecting it), so a test can read it at its own pace.
     /// stderr is captured as usual; the process is killed when the guard or

@@ -32,6 +32,7 @@ mod recovery;
 mod reset;
 mod sack;
 mod timestamps;
+mod tso;
 
 // ----------------------------------------------------------------------
 // Harness
