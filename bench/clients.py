@@ -13,6 +13,9 @@ Definitions, identical for both stacks:
                              Time: from before connect() to that EOF.
   bulk-out HOST PORT BYTES   connect to the source, read until EOF, check that
                              BYTES arrived, close. Time: before connect() to EOF.
+  pbulk-in HOST PORT BYTES P like bulk-in over P connections at once (one
+                             thread each, BYTES/P bytes each). Time: from
+                             before the first connect() to the last EOF.
   rtt HOST PORT N            one connection (TCP_NODELAY), 100 warm-up rounds,
                              then N rounds: send 64 B, read 64 B back; p50/p99 µs.
   seqconn HOST PORT N        N times: connect, send 64 B, read the 64 B echo,
@@ -92,6 +95,40 @@ def bulk_out(host, port, nbytes, timeout):
         die(f"bulk-out: got {got} bytes, expected {nbytes}")
     dt = t1 - t0
     out({"bytes": got, "seconds": dt, "MBps": got / dt / 1e6})
+
+
+def pbulk_in(host, port, nbytes, p, timeout):
+    import threading
+    each = nbytes // p
+    errors = []
+
+    def one():
+        chunk = memoryview(bytearray(1 << 20))
+        try:
+            s = socket.create_connection((host, port), timeout=timeout)
+            left = each
+            while left > 0:
+                k = min(left, len(chunk))
+                s.sendall(chunk[:k])
+                left -= k
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+            s.close()
+        except OSError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=one) for _ in range(p)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    dt = time.perf_counter() - t0
+    if errors or any(t.is_alive() for t in threads):
+        die(f"pbulk-in: {errors[:1] or 'a connection did not finish'}")
+    total = each * p
+    out({"bytes": total, "flows": p, "seconds": dt, "MBps": total / dt / 1e6})
 
 
 def pct(sorted_vals, p):
@@ -254,6 +291,8 @@ def main():
             bulk_in(rest[0], int(rest[1]), int(rest[2]), timeout)
         elif cmd == "bulk-out":
             bulk_out(rest[0], int(rest[1]), int(rest[2]), timeout)
+        elif cmd == "pbulk-in":
+            pbulk_in(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), timeout)
         elif cmd == "rtt":
             rtt(rest[0], int(rest[1]), int(rest[2]), timeout)
         elif cmd == "seqconn":

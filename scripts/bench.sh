@@ -16,6 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=5
 BULK_MIB=1024
 CONC=10000
+PAR_FLOWS=8
 RTT_N=20000
 SEQ_N=5000
 QUICK=0
@@ -38,7 +39,8 @@ device in a private network namespace, alternating, and print medians.
   --quick        smoke run: 1 rep, 64 MiB bulk, 2000 RTT rounds, 500
                  connections, 1000 concurrent; writes no report unless --out
   --only FIGS    only these figures, comma-separated among bulk_in, bulk_out,
-                 bulk_in_offload, bulk_out_offload, rtt, seqconn, conc;
+                 bulk_in_offload, bulk_out_offload, par_in, par_in_mq1, par_in_mq,
+                 rtt, seqconn, conc;
                  writes no report unless --out
   --out FILE     where to write the report (default docs/BENCHMARKS.md)
   -h, --help     this help
@@ -77,11 +79,11 @@ fi
 for v in REPS BULK_MIB CONC; do
     [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
-FIGS=(bulk_in bulk_out bulk_in_offload bulk_out_offload rtt seqconn conc)
+FIGS=(bulk_in bulk_out bulk_in_offload bulk_out_offload par_in par_in_mq1 par_in_mq rtt seqconn conc)
 if [[ -n $ONLY ]]; then
     IFS=, read -r -a FIGS <<<"$ONLY"
     for f in "${FIGS[@]}"; do
-        [[ " bulk_in bulk_out bulk_in_offload bulk_out_offload rtt seqconn conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
+        [[ " bulk_in bulk_out bulk_in_offload bulk_out_offload par_in par_in_mq1 par_in_mq rtt seqconn conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
     done
 fi
 if [[ $OUT_SET -eq 0 && $QUICK -eq 0 && -z $ONLY ]]; then
@@ -133,6 +135,10 @@ SMOL=$ROOT/bench/smoltcp-server/target/release/smoltcp-server
 CLIENTS=$ROOT/bench/clients.py
 
 "$ROOT/scripts/setup-tun.sh" --netns "$NS" --dev "$DEV" >/dev/null
+# A second, multi-queue device for utcp --queues 2 (figure par_in_mq).
+MQDEV=utcpq
+"$ROOT/scripts/setup-tun.sh" --netns "$NS" --dev "$MQDEV" --addr 10.78.0.1/24 --multi-queue >/dev/null
+MQHOST=10.78.0.2
 # Many short connections from one address: a wide port range, and reuse of
 # TIME-WAIT ports for new connections (both per namespace).
 ip netns exec "$NS" sysctl -q -w net.ipv4.ip_local_port_range="1024 65000" \
@@ -148,8 +154,13 @@ start_server() {
         utcp/bulk_out) taskset -c 0 ip netns exec "$NS" "$UTCP" source --port 5001 --bytes "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
         utcp/bulk_in_offload) taskset -c 0 ip netns exec "$NS" "$UTCP" --offload sink --port 9 </dev/null >"$log" 2>&1 & ;;
         utcp/bulk_out_offload) taskset -c 0 ip netns exec "$NS" "$UTCP" --offload source --port 5001 --bytes "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
+        utcp/par_in) taskset -c 0 ip netns exec "$NS" "$UTCP" sink --port 9 </dev/null >"$log" 2>&1 & ;;
+        # Shards not pinned: on 2 CPUs they share them with the client.
+        utcp/par_in_mq1) ip netns exec "$NS" "$UTCP" --dev "$MQDEV" --addr "$MQHOST" --queues 1 sink --port 9 </dev/null >"$log" 2>&1 & ;;
+        utcp/par_in_mq) ip netns exec "$NS" "$UTCP" --dev "$MQDEV" --addr "$MQHOST" --queues 2 sink --port 9 </dev/null >"$log" 2>&1 & ;;
         utcp/rtt | utcp/seqconn | utcp/conc) taskset -c 0 ip netns exec "$NS" "$UTCP" echo --port 7 </dev/null >"$log" 2>&1 & ;;
         smoltcp/bulk_in | smoltcp/bulk_in_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 </dev/null >"$log" 2>&1 & ;;
+        smoltcp/par_in | smoltcp/par_in_mq1 | smoltcp/par_in_mq) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 $((PAR_FLOWS + 4)) </dev/null >"$log" 2>&1 & ;;
         smoltcp/bulk_out | smoltcp/bulk_out_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" source 5001 "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
         smoltcp/rtt | smoltcp/seqconn) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 64 </dev/null >"$log" 2>&1 & ;;
         smoltcp/conc) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 $((CONC + 50)) </dev/null >"$log" 2>&1 & ;;
@@ -173,6 +184,11 @@ run_client() {
     case $fig in
         bulk_in | bulk_in_offload) cmd=(bulk-in "$HOST" 9 "$BULK_BYTES"); limit=120 ;;
         bulk_out | bulk_out_offload) cmd=(bulk-out "$HOST" 5001 "$BULK_BYTES"); limit=120 ;;
+        par_in) cmd=(pbulk-in "$HOST" 9 "$BULK_BYTES" "$PAR_FLOWS"); limit=120 ;;
+        par_in_mq1 | par_in_mq)
+            local host=$HOST
+            [[ $stack == utcp ]] && host=$MQHOST
+            cmd=(pbulk-in "$host" 9 "$BULK_BYTES" "$PAR_FLOWS"); limit=120 ;;
         rtt) cmd=(rtt "$HOST" 7 "$RTT_N"); limit=60 ;;
         seqconn) cmd=(seqconn "$HOST" 7 "$SEQ_N"); limit=60 ;;
         conc) cmd=(conc "$HOST" 7 "$CONC"); limit=$((CONC_CONNECT_TIMEOUT + CONC_TIMEOUT + 60)) ;;
@@ -215,7 +231,7 @@ CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 SMOLV=$(awk '/^name = "smoltcp"$/ {getline; gsub(/version = |"/, ""); print}' \
     "$ROOT/bench/smoltcp-server/Cargo.lock")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-export REPS BULK_MIB CONC RTT_N SEQ_N QUICK START CPU SMOLV LOAD_START LOAD_END QLEN
+export REPS BULK_MIB CONC PAR_FLOWS RTT_N SEQ_N QUICK START CPU SMOLV LOAD_START LOAD_END QLEN
 export CONC_TIMEOUT CONC_CONNECT_TIMEOUT
 export FIGS_RUN="${FIGS[*]}"
 export NPROC=$(nproc) KERNEL=$(uname -r) RUSTC=$(rustc --version)
@@ -244,6 +260,9 @@ ROWS = [
     (f"bulk stack -> kernel, {E['BULK_MIB']} MiB", "bulk_out", "MBps", "MB/s", "{:,.0f}", False),
     (f"bulk kernel -> stack, {E['BULK_MIB']} MiB, utcp --offload (smoltcp plain)", "bulk_in_offload", "MBps", "MB/s", "{:,.0f}", False),
     (f"bulk stack -> kernel, {E['BULK_MIB']} MiB, utcp --offload (smoltcp plain)", "bulk_out_offload", "MBps", "MB/s", "{:,.0f}", False),
+    (f"{E['PAR_FLOWS']} flows kernel -> stack, {E['BULK_MIB']} MiB in all", "par_in", "MBps", "MB/s", "{:,.0f}", False),
+    (f"{E['PAR_FLOWS']} flows kernel -> stack, utcp --queues 1 on a multi-queue TUN, not pinned (smoltcp plain)", "par_in_mq1", "MBps", "MB/s", "{:,.0f}", False),
+    (f"{E['PAR_FLOWS']} flows kernel -> stack, utcp --queues 2 on a multi-queue TUN, not pinned (smoltcp plain)", "par_in_mq", "MBps", "MB/s", "{:,.0f}", False),
     ("64-byte echo RTT p50", "rtt", "p50_us", "µs", "{:.1f}", False),
     ("64-byte echo RTT p99", "rtt", "p99_us", "µs", "{:.1f}", False),
     ("sequential connections (connect, 64 B echo, close)", "seqconn", "per_s", "/s", "{:,.0f}", False),
@@ -299,7 +318,7 @@ for fig in RUN:
     for stack in ("smoltcp", "utcp"):
         vals = load(fig, stack)
         keys = {"bulk_in": ["MBps"], "bulk_out": ["MBps"], "bulk_in_offload": ["MBps"],
-                "bulk_out_offload": ["MBps"], "rtt": ["p50_us", "p99_us"],
+                "bulk_out_offload": ["MBps"], "par_in": ["MBps"], "par_in_mq1": ["MBps"], "par_in_mq": ["MBps"], "rtt": ["p50_us", "p99_us"],
                 "seqconn": ["per_s"], "conc": ["open", "connect_seconds", "kib_total_per_conn",
                                                 "round_seconds", "tx_dropped"]}[fig]
         runs = []
@@ -365,6 +384,11 @@ Every run (in order):
     allocated before the first sample, so its per-connection cost shows in the row
     "server RSS, all open, / connections" instead.
 - Servers:
+  - The flows rows: {E['PAR_FLOWS']} connections at once (`bench/clients.py pbulk-in`, one
+    thread each) to the sink. `--queues 1` and `--queues 2`: a second TUN device `utcpq` made with
+    `setup-tun.sh --multi-queue` (10.78.0.1/24), utcp with one stack shard per queue and
+    not pinned (each shard's thread may use either CPU, shared with the client on CPU1);
+    smoltcp as in the plain row.
   - The `--offload` rows: utcp opens the TUN with offload (`utcp --offload sink` /
     `source`: virtio-net headers, checksum offload, TSO; the kernel sends 64 KB
     super-packets), smoltcp runs as in the plain rows (it has no offload).

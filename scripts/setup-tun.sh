@@ -13,7 +13,7 @@ PROG=${0##*/}
 
 usage() {
     cat <<EOF
-Usage: $PROG [--dev NAME] [--addr CIDR] [--mtu N] [--netns NAME] [--down]
+Usage: $PROG [--dev NAME] [--addr CIDR] [--mtu N] [--netns NAME] [--multi-queue] [--down]
 
 Create and configure a persistent TUN device for utcp.
 
@@ -23,6 +23,9 @@ Options:
   --mtu N        MTU of the device (default: 1500)
   --netns NAME   put the device in network namespace NAME (created if missing,
                  with its loopback brought up)
+  --multi-queue  create a multi-queue device (IFF_MULTI_QUEUE), for
+                 utcp --queues N (one stack shard per queue); utcp without
+                 --queues cannot attach to it
   --down         remove the device instead; with --netns also delete the
                  namespace
   -h, --help     show this help
@@ -45,6 +48,7 @@ ADDR=10.77.0.1/24
 MTU=1500
 NETNS=
 DOWN=0
+MQ=0
 
 need_arg() {
     # $1 = option name, $2 = number of remaining args (including the option)
@@ -89,6 +93,10 @@ while [[ $# -gt 0 ]]; do
             ;;
         --netns=*)
             NETNS=${1#*=}
+            shift
+            ;;
+        --multi-queue)
+            MQ=1
             shift
             ;;
         --down)
@@ -185,8 +193,22 @@ if dev_exists; then
     if ! "${IP[@]}" -d link show dev "$DEV" | grep -q 'tun type tun'; then
         die "device '$DEV' exists but is not a TUN (mode tun) device"
     fi
+    # The kernel refuses a multi-queue attach to a single-queue device and
+    # the other way round: say so now rather than when utcp starts.
+    has_mq=0
+    if "${IP[@]}" -d link show dev "$DEV" | grep -q ' multi_queue '; then
+        has_mq=1
+    fi
+    if [[ $has_mq -ne $MQ ]]; then
+        want=$([[ $MQ -eq 1 ]] && echo "multi-queue" || echo "single-queue")
+        die "device '$DEV' exists but is not $want; remove it first ($PROG --dev $DEV${NETNS:+ --netns $NETNS} --down)"
+    fi
 else
-    "${IP[@]}" tuntap add dev "$DEV" mode tun ||
+    MQ_ARG=()
+    if [[ $MQ -eq 1 ]]; then
+        MQ_ARG=(multi_queue)
+    fi
+    "${IP[@]}" tuntap add dev "$DEV" mode tun "${MQ_ARG[@]}" ||
         die "could not create TUN device '$DEV' (is /dev/net/tun usable?)"
 fi
 
@@ -194,4 +216,5 @@ fi
 "${IP[@]}" link set "$DEV" mtu "$MTU" up || die "could not set mtu $MTU / bring up $DEV"
 
 where=${NETNS:+ in namespace $NETNS}
-echo "$PROG: $DEV is up$where: kernel side $ADDR, mtu $MTU"
+kind=$([[ $MQ -eq 1 ]] && echo ", multi-queue" || true)
+echo "$PROG: $DEV is up$where: kernel side $ADDR, mtu $MTU$kind"

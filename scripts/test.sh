@@ -4,7 +4,7 @@
 # private network namespaces).
 #
 # Usage: sudo scripts/test.sh [args for `cargo test --release` instead of the default:
-#        the whole workspace, then the TUN tests api, interop, interop_loss, interop_offload by name]
+#        the whole workspace, then the TUN tests api, interop, interop_loss, interop_offload, interop_mq by name]
 #   e.g. sudo scripts/test.sh --test interop -- --nocapture
 #
 # The interop tests need root, /dev/net/tun and netcat-openbsd; they fail (they
@@ -57,10 +57,10 @@ cargo fmt --all -- --check
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-# The TUN tests (api, interop, interop_loss, interop_offload) are `test = false` in Cargo.toml,
+# The TUN tests (api, interop, interop_loss, interop_offload, interop_mq) are `test = false` in Cargo.toml,
 # so that a plain `cargo test` runs the sans-IO suite as a normal user: name
 # them here. With arguments, they choose what runs.
-TUN_TESTS=(--test api --test interop --test interop_loss --test interop_offload)
+TUN_TESTS=(--test api --test interop --test interop_loss --test interop_offload --test interop_mq)
 if [[ $# -gt 0 ]]; then
     echo "==> cargo test --release --workspace $*"
     cargo test --release --workspace "$@"

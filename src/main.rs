@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use utcp::cc::Algorithm;
 use utcp::device::impair::Impairment;
-use utcp::socket::{Driver, NetStack, RuntimeOptions, TcpListener, TcpStream};
+use utcp::socket::{Driver, NetStack, RuntimeOptions, Shards, TcpListener, TcpStream};
 use utcp::stack::StackConfig;
 
 mod cli;
@@ -64,11 +64,18 @@ struct Cli {
     /// offload and TSO, so the kernel may hand over 64 KB super-packets.
     #[arg(long, global = true)]
     offload: bool,
+
+    /// Attach N queues of a multi-queue TUN device (created with
+    /// scripts/setup-tun.sh --multi-queue) and run one stack shard on each,
+    /// with its own thread: servers listen on every shard; clients connect
+    /// from the first.
+    #[arg(long, global = true, value_name = "N")]
+    queues: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum Command {
     /// The seed demo server: a thread per connection reads up to 256 bytes
     /// and prints the client's message.
@@ -152,9 +159,24 @@ fn run(cli: Cli) -> io::Result<()> {
     cfg.tcp.congestion = cli.congestion;
     cfg.tcp.hystart = cli.hystart;
     log::debug!("congestion control: {}", cli.congestion);
-    let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
     PRINT_STATS.store(cli.stats, std::sync::atomic::Ordering::Relaxed);
-    let result = run_command(&net, cli.command);
+    let Some(queues) = cli.queues else {
+        let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
+        let result = run_command(&net, cli.command);
+        print_impair_stats(&net);
+        return result;
+    };
+    let shards = Shards::tun(&cli.dev, cfg, opts, queues)?;
+    log::info!("{} shards on {}", shards.len(), cli.dev);
+    let result = run_sharded(&shards, cli.command);
+    for net in shards.stacks() {
+        print_impair_stats(net);
+    }
+    result
+}
+
+/// With --impair, what the impairment did.
+fn print_impair_stats(net: &NetStack) {
     if let Some(st) = net.impair_stats() {
         eprintln!(
             "utcp: impairment: dropped {} in / {} out, duplicated {} / {}, reordered {} / {}",
@@ -166,7 +188,66 @@ fn run(cli: Cli) -> io::Result<()> {
             st.reordered[1]
         );
     }
-    result
+}
+
+/// Runs `command` over shards: a server on every shard, each from its own
+/// thread (the first on this one); a client from the first shard.
+fn run_sharded(shards: &Shards, command: Command) -> io::Result<()> {
+    let stacks = shards.stacks();
+    let Some(port) = server_port(&command) else {
+        return match command {
+            Command::Listen { port } => listen_any(stacks, port),
+            _ => run_command(&stacks[0], command),
+        };
+    };
+    // Bind everywhere first, so no shard refuses a connection while
+    // another is still starting.
+    let mut listeners = bind_all(stacks, port)?.into_iter();
+    let first = listeners
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no shards"))?;
+    for (i, (net, listener)) in (1..).zip(stacks[1..].iter().zip(listeners)) {
+        let (net, command) = (net.clone(), command.clone());
+        thread::Builder::new()
+            .name(format!("shard-{i}"))
+            .spawn(move || {
+                if let Err(e) = serve_listener(&net, listener, command) {
+                    eprintln!("utcp: shard {i}: {e}");
+                }
+            })?;
+    }
+    serve_listener(&stacks[0], first, command)
+}
+
+/// The port of a server command (one that serves many connections).
+fn server_port(command: &Command) -> Option<u16> {
+    match *command {
+        Command::Server { port }
+        | Command::Echo { port }
+        | Command::Sink { port }
+        | Command::Source { port, .. } => Some(port),
+        _ => None,
+    }
+}
+
+/// `listen` over shards: the first connection on any shard.
+fn listen_any(stacks: &[NetStack], port: u16) -> io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for listener in bind_all(stacks, port)? {
+        let tx = tx.clone();
+        thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                // The others stay blocked in accept until the process ends.
+                let _ = tx.send(listener.accept());
+            })?;
+    }
+    drop(tx);
+    let (stream, peer) = rx
+        .recv()
+        .map_err(|_| io::Error::other("every shard's accept ended"))??;
+    eprintln!("utcp: connection from {peer}");
+    pipe_stdio(stream)
 }
 
 static PRINT_STATS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -181,27 +262,52 @@ fn report(stream: &TcpStream) {
 }
 
 fn run_command(net: &NetStack, command: Command) -> io::Result<()> {
-    let net = net.clone();
+    if let Some(port) = server_port(&command) {
+        return serve_listener(net, bind(net, port)?, command);
+    }
     match command {
-        Command::Server { port } => serve(&net, port, seed_connection),
-        Command::Echo { port } => polled::serve(&net, bind(&net, port)?, Mode::Echo, report),
-        Command::Sink { port } => polled::serve(&net, bind(&net, port)?, Mode::Sink, report),
-        Command::Source { port, bytes } => {
-            polled::serve(&net, bind(&net, port)?, Mode::Source(bytes), report)
-        }
-        Command::Client { target, message } => client(&net, target, &message),
+        Command::Client { target, message } => client(net, target, &message),
         Command::Connect { target } => {
-            let stream = TcpStream::connect(&net, target)?;
+            let stream = TcpStream::connect(net, target)?;
             pipe_stdio(stream)
         }
         Command::Listen { port } => {
-            let listener = bind(&net, port)?;
+            let listener = bind(net, port)?;
             let (stream, peer) = listener.accept()?;
             eprintln!("utcp: connection from {peer}");
             drop(listener);
             pipe_stdio(stream)
         }
+        _ => Err(io::Error::other("not a client command")),
     }
+}
+
+/// Runs a server command on `listener`, for ever.
+fn serve_listener(net: &NetStack, listener: TcpListener, command: Command) -> io::Result<()> {
+    match command {
+        Command::Server { .. } => serve(listener, seed_connection),
+        Command::Echo { .. } => polled::serve(net, listener, Mode::Echo, report),
+        Command::Sink { .. } => polled::serve(net, listener, Mode::Sink, report),
+        Command::Source { bytes, .. } => polled::serve(net, listener, Mode::Source(bytes), report),
+        _ => Err(io::Error::other("not a server command")),
+    }
+}
+
+/// Listens on `port` on every shard, then says so once: a client that
+/// saw the line finds every shard listening.
+fn bind_all(stacks: &[NetStack], port: u16) -> io::Result<Vec<TcpListener>> {
+    let listeners = stacks
+        .iter()
+        .map(|net| TcpListener::bind(net, port))
+        .collect::<io::Result<Vec<_>>>()?;
+    if let Some(l) = listeners.first() {
+        eprintln!(
+            "utcp: listening on {} ({} shards)",
+            l.local_addr()?,
+            listeners.len()
+        );
+    }
+    Ok(listeners)
 }
 
 fn bind(net: &NetStack, port: u16) -> io::Result<TcpListener> {
@@ -211,8 +317,7 @@ fn bind(net: &NetStack, port: u16) -> io::Result<TcpListener> {
 }
 
 /// Accepts forever, one thread per connection, like the seed's goroutines.
-fn serve(net: &NetStack, port: u16, handler: fn(TcpStream) -> io::Result<()>) -> io::Result<()> {
-    let listener = bind(net, port)?;
+fn serve(listener: TcpListener, handler: fn(TcpStream) -> io::Result<()>) -> io::Result<()> {
     loop {
         let (stream, peer) = listener.accept()?;
         log::info!("connection from {peer}");

@@ -59,6 +59,41 @@ pub struct StackConfig {
     pub tcp: TcpConfig,
     /// Seed for the ISN secret and port choice; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// Which share of the ephemeral ports this stack picks from, when it is
+    /// one of several shards on one address (a multi-queue TUN device).
+    pub shard: Shard,
+}
+
+/// One stack among `count` shards that answer for the same address (one per
+/// queue of a multi-queue TUN device, [`crate::device::shard`]): shard
+/// `index` picks its ephemeral ports only among those with
+/// `(port - 49152) % count == index`, so the shards never pick the same
+/// 4-tuple and a packet for an active open can be steered to the shard that
+/// made it by its destination port alone ([`Shard::owner_of_port`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This stack's number, `0..count`.
+    pub index: u16,
+    /// How many shards there are (at least 1).
+    pub count: u16,
+}
+
+impl Shard {
+    /// The only stack on its address: every ephemeral port is its own.
+    pub const SOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// The shard whose active opens use local port `port`, if it is an
+    /// ephemeral port (RFC 6335 section 6: 49152-65535); `None` for the
+    /// other ports (listeners are on every shard).
+    pub fn owner_of_port(count: u16, port: u16) -> Option<u16> {
+        (port >= EPHEMERAL_FIRST && count > 1).then(|| (port - EPHEMERAL_FIRST) % count)
+    }
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard::SOLE
+    }
 }
 
 impl StackConfig {
@@ -69,6 +104,7 @@ impl StackConfig {
             mtu: 1500,
             tcp: TcpConfig::default(),
             seed: None,
+            shard: Shard::SOLE,
         }
     }
 }
@@ -519,11 +555,18 @@ impl Stack {
         id
     }
 
+    /// A free ephemeral port towards `remote`, from a random start, among
+    /// this shard's share ([`Shard`]).
     fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Option<u16> {
-        let span = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
+        let Shard { index, count } = self.cfg.shard;
+        let count = u32::from(count.max(1));
+        let index = u32::from(index) % count;
+        let all = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
+        // Ports FIRST + index + k * count for k in 0..span.
+        let span = (all - index).div_ceil(count);
         let start = self.rng.random_range(0..span);
         (0..span)
-            .map(|i| EPHEMERAL_FIRST + ((start + i) % span) as u16)
+            .map(|i| EPHEMERAL_FIRST + (index + ((start + i) % span) * count) as u16)
             .find(|&port| {
                 !self.listeners.contains_key(&port)
                     && !self

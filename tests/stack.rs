@@ -568,3 +568,60 @@ fn poll_timeout_follows_application_calls_through_tcb_mut() {
     s.tcb_mut(b).unwrap().abort();
     assert_eq!(s.poll_timeout(), None);
 }
+
+/// Shards of one address ([`utcp::stack::Shard`], a multi-queue TUN) pick
+/// ephemeral ports only from their own share, and `owner_of_port` names the
+/// shard that picked a port: the steering rule of `device::shard`.
+#[test]
+fn shards_pick_ephemeral_ports_from_their_own_share() {
+    use utcp::stack::Shard;
+    init_logger();
+    for (index, count) in [(0u16, 3u16), (1, 3), (2, 3), (1, 2), (0, 1)] {
+        let mut cfg = StackConfig::new(US);
+        cfg.seed = Some(u64::from(index) + 11);
+        cfg.shard = Shard { index, count };
+        let mut s = Stack::new(cfg);
+        let remote = SocketAddrV4::new(PEER, 80);
+        for _ in 0..300 {
+            let id = s.connect(NOW, remote).expect("a free port");
+            let port = s.tcb(id).expect("the new connection").local().port();
+            assert!(port >= 49152, "port {port} is ephemeral");
+            if count > 1 {
+                assert_eq!(
+                    Shard::owner_of_port(count, port),
+                    Some(index),
+                    "port {port}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        Shard::owner_of_port(3, 4399),
+        None,
+        "a listener's port is every shard's"
+    );
+    assert_eq!(
+        Shard::owner_of_port(1, 50000),
+        None,
+        "one shard steers nothing"
+    );
+}
+
+/// A shard runs out of ports at its share: 16,384 / 4 connections to one
+/// destination, then `NoEphemeralPort`.
+#[test]
+fn a_shard_runs_out_at_its_share_of_ports() {
+    use utcp::stack::Shard;
+    let mut cfg = StackConfig::new(US);
+    cfg.seed = Some(5);
+    cfg.shard = Shard { index: 3, count: 4 };
+    let mut s = Stack::new(cfg);
+    let remote = SocketAddrV4::new(PEER, 80);
+    for _ in 0..4096 {
+        s.connect(NOW, remote).expect("a free port");
+    }
+    assert!(matches!(
+        s.connect(NOW, remote),
+        Err(Error::NoEphemeralPort)
+    ));
+}

@@ -3,7 +3,9 @@
 //! (`TUNSETIFF` with `IFF_VNET_HDR`, `TUNSETOFFLOAD`): tun-tap cannot pass
 //! these flags, and the ioctls are ten lines, so no other crate is needed
 //! (tun-rs can, but brings async runtimes and a dozen platforms we do not
-//! use). See [`super::vnet`] for what offload changes.
+//! use). See [`super::vnet`] for what offload changes. A multi-queue
+//! device (`IFF_MULTI_QUEUE`, [`TunDevice::open_queues`]) is attached the
+//! same way, once per queue: tun-tap cannot pass that flag either.
 //!
 //! The device is usually created beforehand by `scripts/setup-tun.sh`
 //! (persistent, with the kernel-side address configured); opening it here
@@ -25,13 +27,26 @@ pub struct TunOptions {
     /// (`TUN_F_CSUM | TUN_F_TSO4`): the kernel may hand over packets with a
     /// partial checksum and IPv4/TCP super-packets of up to 64 KB.
     pub offload: bool,
+    /// Attach as one queue of a multi-queue device (`IFF_MULTI_QUEUE`;
+    /// `scripts/setup-tun.sh --multi-queue`). [`TunDevice::open_queues`]
+    /// sets it.
+    pub multi_queue: bool,
 }
+
+/// The most queues [`TunDevice::open_queues`] attaches (the kernel allows
+/// 256; more than there are CPUs buys nothing).
+pub const MAX_QUEUES: usize = 64;
 
 enum Handle {
     /// A plain device, through tun-tap.
     Plain(tun_tap::Iface),
-    /// An offload device: our own fd, with virtio-net headers.
-    Vnet(OwnedFd),
+    /// Our own fd: an offload device (virtio-net headers) and/or one queue
+    /// of a multi-queue device.
+    Own {
+        fd: OwnedFd,
+        /// Every packet carries a virtio-net header.
+        vnet: bool,
+    },
 }
 
 /// A TUN device carrying raw IPv4 packets.
@@ -91,8 +106,16 @@ impl TunDevice {
                 format!("cannot attach to TUN device {name}: {e}{hint}"),
             )
         };
-        let handle = if opts.offload {
-            Handle::Vnet(open_vnet(name).map_err(attach_error)?)
+        let handle = if opts.offload || opts.multi_queue {
+            let fd = open_own(name, opts).map_err(|e| attach_error_own(name, e, opts))?;
+            if !opts.offload {
+                // As below: a plain reader switches earlier offloads off.
+                set_offload(fd.as_raw_fd(), 0)?;
+            }
+            Handle::Own {
+                fd,
+                vnet: opts.offload,
+            }
         } else {
             let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tun)
                 .map_err(attach_error)?;
@@ -118,14 +141,51 @@ impl TunDevice {
 
     /// True if opened with offload (virtio-net headers, TSO, checksum offload).
     pub fn offload(&self) -> bool {
-        matches!(self.handle, Handle::Vnet(_))
+        matches!(self.handle, Handle::Own { vnet: true, .. })
+    }
+
+    /// Attaches `queues` queues (1 to [`MAX_QUEUES`]) of the multi-queue
+    /// TUN device `name`, each a device of its own: the kernel steers every
+    /// flow to one queue (by a hash of its addresses and ports, and to the
+    /// queue that last sent a packet of the flow). Run one stack per queue
+    /// ([`crate::socket::Shards::tun`]).
+    pub fn open_queues(name: &str, opts: TunOptions, queues: usize) -> io::Result<Vec<TunDevice>> {
+        if queues == 0 || queues > MAX_QUEUES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot attach {queues} queues: 1 to {MAX_QUEUES}"),
+            ));
+        }
+        let opts = TunOptions {
+            multi_queue: true,
+            ..opts
+        };
+        (0..queues)
+            .map(|_| TunDevice::open_with(name, opts))
+            .collect()
     }
 }
 
+/// The error of attaching our own fd, with a hint for the usual mistake:
+/// the kernel refuses (EINVAL) a multi-queue attach to a single-queue device
+/// and the other way round.
+fn attach_error_own(name: &str, e: io::Error, opts: TunOptions) -> io::Error {
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return e;
+    }
+    let hint = if opts.multi_queue {
+        "was it created without multi_queue? (scripts/setup-tun.sh --multi-queue)"
+    } else {
+        "was it created with multi_queue? (then use --queues N)"
+    };
+    io::Error::new(e.kind(), format!("{name}: {e}; {hint}"))
+}
+
 /// Opens /dev/net/tun non-blocking and attaches it to `name` with
-/// `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`, then enables checksum offload and
-/// TSO for IPv4.
-fn open_vnet(name: &str) -> io::Result<OwnedFd> {
+/// `IFF_TUN | IFF_NO_PI`, plus `IFF_VNET_HDR` with offload (then enables
+/// checksum offload and TSO for IPv4) and `IFF_MULTI_QUEUE` for a queue of a
+/// multi-queue device.
+fn open_own(name: &str, opts: TunOptions) -> io::Result<OwnedFd> {
     // SAFETY: open(2) of a constant NUL-terminated path.
     let fd = unsafe {
         libc::open(
@@ -143,13 +203,21 @@ fn open_vnet(name: &str) -> io::Result<OwnedFd> {
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags =
-        (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+    let mut flags = libc::IFF_TUN | libc::IFF_NO_PI;
+    if opts.offload {
+        flags |= libc::IFF_VNET_HDR;
+    }
+    if opts.multi_queue {
+        flags |= libc::IFF_MULTI_QUEUE;
+    }
+    req.ifr_ifru.ifru_flags = flags as libc::c_short;
     // SAFETY: TUNSETIFF reads our ifreq.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    set_offload(fd.as_raw_fd(), libc::TUN_F_CSUM | libc::TUN_F_TSO4)?;
+    if opts.offload {
+        set_offload(fd.as_raw_fd(), libc::TUN_F_CSUM | libc::TUN_F_TSO4)?;
+    }
     Ok(fd)
 }
 
@@ -166,7 +234,7 @@ impl Drop for TunDevice {
     fn drop(&mut self) {
         // Leave a persistent device as we found it: no offloads, so the
         // next (plain) user gets plain packets.
-        if let Handle::Vnet(fd) = &self.handle {
+        if let Handle::Own { fd, vnet: true } = &self.handle {
             if let Err(e) = set_offload(fd.as_raw_fd(), 0) {
                 log::debug!("could not switch the offloads of {} off: {e}", self.name);
             }
@@ -248,6 +316,16 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// write(2) of one packet.
+fn write_fd(fd: RawFd, packet: &[u8]) -> io::Result<()> {
+    // SAFETY: the kernel reads packet.len() bytes from packet.
+    let n = unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// writev(2) of a virtio-net header and a packet, as one packet.
 fn write_vnet(fd: RawFd, hdr: &[u8; VNET_HDR_LEN], packet: &[u8]) -> io::Result<()> {
     let iov = [
@@ -276,7 +354,12 @@ impl Device for TunDevice {
                 len,
                 vnet: None,
             }),
-            Handle::Vnet(fd) => {
+            Handle::Own { fd, vnet: false } => read_fd(fd.as_raw_fd(), buf).map(|len| Received {
+                start: 0,
+                len,
+                vnet: None,
+            }),
+            Handle::Own { fd, vnet: true } => {
                 let n = read_fd(fd.as_raw_fd(), buf)?;
                 // A read shorter than the header (the kernel never does
                 // that) gives an empty packet, dropped as truncated.
@@ -293,8 +376,11 @@ impl Device for TunDevice {
     fn send(&self, packet: &[u8]) -> io::Result<()> {
         match &self.handle {
             Handle::Plain(iface) => iface.send(packet).map(|_| ()),
+            Handle::Own { fd, vnet: false } => write_fd(fd.as_raw_fd(), packet),
             // No offload for this packet: an all-zero header.
-            Handle::Vnet(fd) => write_vnet(fd.as_raw_fd(), &[0u8; VNET_HDR_LEN], packet),
+            Handle::Own { fd, vnet: true } => {
+                write_vnet(fd.as_raw_fd(), &[0u8; VNET_HDR_LEN], packet)
+            }
         }
     }
 
@@ -303,7 +389,7 @@ impl Device for TunDevice {
     }
 
     fn send_offload(&self, packet: &[u8], offload: TxOffload) -> io::Result<()> {
-        let Handle::Vnet(fd) = &self.handle else {
+        let Handle::Own { fd, vnet: true } = &self.handle else {
             return gso::finish_and_send(packet, offload, &mut Vec::new(), |p| self.send(p));
         };
         match VnetHeader::for_tx(packet, offload) {
@@ -315,7 +401,7 @@ impl Device for TunDevice {
     fn fd(&self) -> RawFd {
         match &self.handle {
             Handle::Plain(iface) => iface.as_raw_fd(),
-            Handle::Vnet(fd) => fd.as_raw_fd(),
+            Handle::Own { fd, .. } => fd.as_raw_fd(),
         }
     }
 
@@ -324,9 +410,10 @@ impl Device for TunDevice {
     }
 
     fn max_packet(&self) -> usize {
-        match self.handle {
-            Handle::Plain(_) => self.mtu,
-            Handle::Vnet(_) => 65535,
+        if self.offload() {
+            65535
+        } else {
+            self.mtu
         }
     }
 }

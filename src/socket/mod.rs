@@ -14,6 +14,7 @@ mod errors;
 mod listener;
 mod poll;
 mod runtime;
+mod shards;
 mod stream;
 mod wake;
 
@@ -22,4 +23,5 @@ pub use errors::io_kind;
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
 pub use poll::{Event, Events, Interest, Poll, Pollable, Token};
 pub use runtime::{NetStack, RuntimeOptions, DEFAULT_LINGER};
+pub use shards::Shards;
 pub use stream::TcpStream;

@@ -419,6 +419,7 @@ impl NetStack {
             name,
             TunOptions {
                 offload: opts.offload,
+                ..TunOptions::default()
             },
         )?;
         cfg.mtu = dev.mtu();

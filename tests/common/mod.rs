@@ -145,6 +145,16 @@ impl Netns {
     }
 
     pub fn with_mtu(mtu: u32) -> Netns {
+        Self::with_setup(mtu, &[])
+    }
+
+    /// Like [`Netns::new`], with a multi-queue device (`utcp --queues N`).
+    pub fn multi_queue() -> Netns {
+        Self::with_setup(1500, &["--multi-queue"])
+    }
+
+    /// A namespace set up by `scripts/setup-tun.sh` with `extra` options.
+    fn with_setup(mtu: u32, extra: &[&str]) -> Netns {
         require_root_and_tun();
         STALE_CLEANUP.call_once(cleanup_stale_namespaces);
 
@@ -159,7 +169,8 @@ impl Netns {
         cmd.arg(&script)
             .args(["--netns", &ns.name, "--dev", DEV])
             .args(["--addr", &format!("{KERNEL_IP}/24")])
-            .args(["--mtu", &mtu.to_string()]);
+            .args(["--mtu", &mtu.to_string()])
+            .args(extra);
         let (status, stdout, stderr) = run_bounded(cmd, Duration::from_secs(30));
         assert!(
             status.success(),

@@ -3,7 +3,8 @@
 //! It opens the TUN device by name (default utcp0, medium IP) and answers for
 //! 10.77.0.2/24, like utcp. Modes:
 //!
-//!   sink PORT               read and discard; prints "PEER N bytes" per connection
+//!   sink PORT [POOL]        read and discard; prints "PEER N bytes" per connection;
+//!                           POOL listening sockets (default 4)
 //!   source PORT BYTES       send BYTES to each connection, then close
 //!   echo PORT [POOL]        echo every byte back; POOL listening sockets (default 64)
 //!
@@ -42,7 +43,7 @@ struct Slot {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: smoltcp-server [--dev NAME] sink PORT | source PORT BYTES | echo PORT [POOL]"
+        "usage: smoltcp-server [--dev NAME] sink PORT [POOL] | source PORT BYTES | echo PORT [POOL]"
     );
     std::process::exit(2)
 }
@@ -60,7 +61,10 @@ fn main() {
             .unwrap_or_else(|| usage())
     };
     let (mode, port, pool, buf) = match args.first().map(String::as_str) {
-        Some("sink") => (Mode::Sink, num(1) as u16, 4, 256 * 1024),
+        Some("sink") => {
+            let pool = if args.len() > 2 { num(2) as usize } else { 4 };
+            (Mode::Sink, num(1) as u16, pool, 256 * 1024)
+        }
         Some("source") => (Mode::Source(num(2)), num(1) as u16, 4, 256 * 1024),
         Some("echo") => {
             let pool = if args.len() > 2 { num(2) as usize } else { 64 };
