@@ -40,7 +40,7 @@ device in a private network namespace, alternating, and print medians.
                  connections, 1000 concurrent; writes no report unless --out
   --only FIGS    only these figures, comma-separated among bulk_in, bulk_out,
                  bulk_in_offload, bulk_out_offload, par_in, par_in_mq1, par_in_mq,
-                 rtt, seqconn, conc;
+                 rtt, rtt_offload, seqconn, seqconn_offload, conc;
                  writes no report unless --out
   --out FILE     where to write the report (default docs/BENCHMARKS.md)
   -h, --help     this help
@@ -79,11 +79,11 @@ fi
 for v in REPS BULK_MIB CONC; do
     [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
-FIGS=(bulk_in bulk_out bulk_in_offload bulk_out_offload par_in par_in_mq1 par_in_mq rtt seqconn conc)
+FIGS=(bulk_in bulk_out bulk_in_offload bulk_out_offload par_in par_in_mq1 par_in_mq rtt rtt_offload seqconn seqconn_offload conc)
 if [[ -n $ONLY ]]; then
     IFS=, read -r -a FIGS <<<"$ONLY"
     for f in "${FIGS[@]}"; do
-        [[ " bulk_in bulk_out bulk_in_offload bulk_out_offload par_in par_in_mq1 par_in_mq rtt seqconn conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
+        [[ " bulk_in bulk_out bulk_in_offload bulk_out_offload par_in par_in_mq1 par_in_mq rtt rtt_offload seqconn seqconn_offload conc " == *" $f "* ]] || die "unknown figure '$f' in --only"
     done
 fi
 if [[ $OUT_SET -eq 0 && $QUICK -eq 0 && -z $ONLY ]]; then
@@ -158,11 +158,12 @@ start_server() {
         # Shards not pinned: on 2 CPUs they share them with the client.
         utcp/par_in_mq1) ip netns exec "$NS" "$UTCP" --dev "$MQDEV" --addr "$MQHOST" --queues 1 sink --port 9 </dev/null >"$log" 2>&1 & ;;
         utcp/par_in_mq) ip netns exec "$NS" "$UTCP" --dev "$MQDEV" --addr "$MQHOST" --queues 2 sink --port 9 </dev/null >"$log" 2>&1 & ;;
+        utcp/rtt_offload | utcp/seqconn_offload) taskset -c 0 ip netns exec "$NS" "$UTCP" --offload echo --port 7 </dev/null >"$log" 2>&1 & ;;
         utcp/rtt | utcp/seqconn | utcp/conc) taskset -c 0 ip netns exec "$NS" "$UTCP" echo --port 7 </dev/null >"$log" 2>&1 & ;;
         smoltcp/bulk_in | smoltcp/bulk_in_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 </dev/null >"$log" 2>&1 & ;;
         smoltcp/par_in | smoltcp/par_in_mq1 | smoltcp/par_in_mq) taskset -c 0 ip netns exec "$NS" "$SMOL" sink 9 $((PAR_FLOWS + 4)) </dev/null >"$log" 2>&1 & ;;
         smoltcp/bulk_out | smoltcp/bulk_out_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" source 5001 "$BULK_BYTES" </dev/null >"$log" 2>&1 & ;;
-        smoltcp/rtt | smoltcp/seqconn) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 64 </dev/null >"$log" 2>&1 & ;;
+        smoltcp/rtt | smoltcp/seqconn | smoltcp/rtt_offload | smoltcp/seqconn_offload) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 64 </dev/null >"$log" 2>&1 & ;;
         smoltcp/conc) taskset -c 0 ip netns exec "$NS" "$SMOL" echo 7 $((CONC + 50)) </dev/null >"$log" 2>&1 & ;;
         *) die "no server for $stack/$fig" ;;
     esac
@@ -189,8 +190,8 @@ run_client() {
             local host=$HOST
             [[ $stack == utcp ]] && host=$MQHOST
             cmd=(pbulk-in "$host" 9 "$BULK_BYTES" "$PAR_FLOWS"); limit=120 ;;
-        rtt) cmd=(rtt "$HOST" 7 "$RTT_N"); limit=60 ;;
-        seqconn) cmd=(seqconn "$HOST" 7 "$SEQ_N"); limit=60 ;;
+        rtt | rtt_offload) cmd=(rtt "$HOST" 7 "$RTT_N"); limit=60 ;;
+        seqconn | seqconn_offload) cmd=(seqconn "$HOST" 7 "$SEQ_N"); limit=60 ;;
         conc) cmd=(conc "$HOST" 7 "$CONC"); limit=$((CONC_CONNECT_TIMEOUT + CONC_TIMEOUT + 60)) ;;
     esac
     if ! start_server "$stack" "$fig"; then
@@ -265,7 +266,9 @@ ROWS = [
     (f"{E['PAR_FLOWS']} flows kernel -> stack, utcp --queues 2 on a multi-queue TUN, not pinned (smoltcp plain)", "par_in_mq", "MBps", "MB/s", "{:,.0f}", False),
     ("64-byte echo RTT p50", "rtt", "p50_us", "µs", "{:.1f}", False),
     ("64-byte echo RTT p99", "rtt", "p99_us", "µs", "{:.1f}", False),
+    ("64-byte echo RTT p50, utcp --offload (smoltcp plain)", "rtt_offload", "p50_us", "µs", "{:.1f}", False),
     ("sequential connections (connect, 64 B echo, close)", "seqconn", "per_s", "/s", "{:,.0f}", False),
+    ("sequential connections, utcp --offload (smoltcp plain)", "seqconn_offload", "per_s", "/s", "{:,.0f}", False),
     (f"{C} concurrent: connections opened", "conc", "open", "", "{:,.0f}", True),
     (f"{C} concurrent: time to open them, one after another", "conc", "connect_seconds", "s", "{:.2f}", False),
     (f"{C} concurrent: RSS growth per idle connection", "conc", "kib_per_conn", "KiB", "{:.1f}", True),
@@ -318,8 +321,8 @@ for fig in RUN:
     for stack in ("smoltcp", "utcp"):
         vals = load(fig, stack)
         keys = {"bulk_in": ["MBps"], "bulk_out": ["MBps"], "bulk_in_offload": ["MBps"],
-                "bulk_out_offload": ["MBps"], "par_in": ["MBps"], "par_in_mq1": ["MBps"], "par_in_mq": ["MBps"], "rtt": ["p50_us", "p99_us"],
-                "seqconn": ["per_s"], "conc": ["open", "connect_seconds", "kib_total_per_conn",
+                "bulk_out_offload": ["MBps"], "par_in": ["MBps"], "par_in_mq1": ["MBps"], "par_in_mq": ["MBps"], "rtt": ["p50_us", "p99_us"], "rtt_offload": ["p50_us", "p99_us"],
+                "seqconn": ["per_s"], "seqconn_offload": ["per_s"], "conc": ["open", "connect_seconds", "kib_total_per_conn",
                                                 "round_seconds", "tx_dropped"]}[fig]
         runs = []
         for v in vals:
