@@ -147,9 +147,16 @@ pub(super) fn fallback(shared: &Shared) {
     while !shared.stop.load(Ordering::SeqCst) && core.dead.is_none() {
         let idle = core.last_served.elapsed();
         if core.leader.is_some() || idle < FALLBACK_AFTER {
-            let wait = FALLBACK_AFTER
-                .saturating_sub(idle)
-                .max(Duration::from_millis(1));
+            // A leader drives (it may sleep in ppoll for long while the
+            // device is quiet): look again a full period later, not every
+            // millisecond of its sleep.
+            let wait = if core.leader.is_some() {
+                FALLBACK_AFTER
+            } else {
+                FALLBACK_AFTER
+                    .saturating_sub(idle)
+                    .max(Duration::from_millis(1))
+            };
             core = shared
                 .fallback_cond
                 .wait_timeout(core, wait)
