@@ -25,15 +25,15 @@
 //!   [`Stack::tcb_mut`], an open, a release). Only they can have output,
 //!   events to report, or become reapable, so `poll_transmit` visits only
 //!   them.
-//! - **Half-open counters**: each listener counts its embryonic
-//!   connections, so a SYN costs O(1) whatever the number of half-open ones.
+//! - **Half-open sets**: each listener keeps the ids of its embryonic
+//!   connections, so a SYN's backlog check costs O(1) whatever the number
+//!   of half-open ones, and [`Stack::unlisten`] resets the listener's
+//!   connections (half-open and queued) without walking the slab.
 //!
-//! Demultiplexing was already O(1) (a hash map of 4-tuples). `unlisten` still
-//! walks the slab: it is rare and does the work of resetting every
-//! connection of the listener anyway.
+//! Demultiplexing is O(1) (a hash map of 4-tuples).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use log::{debug, trace};
@@ -250,9 +250,10 @@ struct Listener {
     backlog: usize,
     queue: VecDeque<ConnId>,
     /// Connections of this listener still in their handshake
-    /// ([`Owner::Embryonic`]), counted so that a SYN need not scan the slab:
-    /// kept by [`Stack::set_owner`] and [`Stack::reap`].
-    embryonic: usize,
+    /// ([`Owner::Embryonic`]), kept so that neither a SYN (the backlog
+    /// check) nor [`Stack::unlisten`] need scan the slab: kept by
+    /// [`Stack::set_owner`] (which [`Stack::reap`] goes through).
+    embryonic: HashSet<ConnId>,
     /// Settings for the connections this listener accepts.
     tcp: TcpConfig,
 }
@@ -428,7 +429,7 @@ impl Stack {
             Listener {
                 backlog: backlog.max(1),
                 queue: VecDeque::new(),
-                embryonic: 0,
+                embryonic: HashSet::new(),
                 tcp,
             },
         );
@@ -438,20 +439,13 @@ impl Stack {
     /// Stops listening on `port`; connections not yet accepted are reset.
     pub fn unlisten(&mut self, port: u16) {
         self.sync_touched();
-        if self.listeners.remove(&port).is_none() {
+        let Some(l) = self.listeners.remove(&port) else {
             return;
-        }
+        };
         debug!("no longer listening on {}:{port}", self.cfg.addr);
-        let doomed: Vec<ConnId> = self
-            .iter_ids()
-            .filter(|id| {
-                matches!(
-                    self.entry(*id).map(|e| e.owner),
-                    Some(Owner::Embryonic(p) | Owner::Queued(p)) if p == port
-                )
-            })
-            .collect();
-        for id in doomed {
+        // Its connections: the half-open ones and the accept queue, no
+        // scan of the slab.
+        for id in l.embryonic.into_iter().chain(l.queue) {
             if let Some(e) = self.entry_mut(id) {
                 e.tcb.abort();
                 // The listener and its counter are gone already.
@@ -631,12 +625,12 @@ impl Stack {
         }
         if let Owner::Embryonic(port) = old {
             if let Some(l) = self.listeners.get_mut(&port) {
-                l.embryonic = l.embryonic.saturating_sub(1);
+                l.embryonic.remove(&id);
             }
         }
         if let Owner::Embryonic(port) = owner {
             if let Some(l) = self.listeners.get_mut(&port) {
-                l.embryonic += 1;
+                l.embryonic.insert(id);
             }
         }
     }
@@ -876,7 +870,7 @@ impl Stack {
         let (backlog, queued, embryonic) = self
             .listeners
             .get(&port)
-            .map_or((0, 0, 0), |l| (l.backlog, l.queue.len(), l.embryonic));
+            .map_or((0, 0, 0), |l| (l.backlog, l.queue.len(), l.embryonic.len()));
         if queued + embryonic >= backlog {
             // Like Linux, drop the SYN; the peer will retry.
             self.stats.syn_backlog_full += 1;
@@ -1284,12 +1278,14 @@ mod tests {
                 .min();
             assert_eq!(self.poll_timeout(), brute);
             for (&port, l) in &self.listeners {
-                let scan = self
-                    .slots
-                    .iter()
-                    .filter(|s| matches!(&s.entry, Some(e) if e.owner == Owner::Embryonic(port)))
-                    .count();
-                assert_eq!(l.embryonic, scan, "half-open count of port {port}");
+                let scan: HashSet<ConnId> = self
+                    .iter_ids()
+                    .filter(|&id| self.entry(id).unwrap().owner == Owner::Embryonic(port))
+                    .collect();
+                assert_eq!(l.embryonic, scan, "half-open set of port {port}");
+                for &id in &l.queue {
+                    assert_eq!(self.entry(id).map(|e| e.owner), Some(Owner::Queued(port)));
+                }
             }
         }
 

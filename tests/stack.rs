@@ -442,7 +442,7 @@ fn listener_settings_reach_accepted_connections() {
     assert!(s.tcp_config().mss < 9000);
 }
 
-/// The half-open count of a listener (kept as a counter, not a scan of the
+/// The half-open count of a listener (kept as a set, not a scan of the
 /// connections) through a SYN flood: SYNs beyond the backlog are dropped and
 /// counted; a RST, a completed handshake taken by `accept`, and SYN-ACK
 /// retransmissions that give up each free their slot.
