@@ -1,0 +1,224 @@
+//! The socket layer's calls into the [`Stack`]: listeners, active opens,
+//! access to a connection and its release.
+
+use super::*;
+
+impl Stack {
+    /// Starts listening on `port` with an accept queue of `backlog` connections.
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<(), Error> {
+        let tcp = self.cfg.tcp.clone();
+        self.listen_with(port, backlog, tcp)
+    }
+
+    /// The TCP settings new connections get unless told otherwise (the MSS
+    /// already follows the device MTU). Change a copy and pass it to
+    /// [`listen_with`](Self::listen_with) or [`connect_with`](Self::connect_with)
+    /// for per-socket options such as buffer sizes.
+    pub fn tcp_config(&self) -> &TcpConfig {
+        &self.cfg.tcp
+    }
+
+    /// Like [`listen`](Self::listen), with the settings accepted connections
+    /// get. The MSS is capped by the device's.
+    pub fn listen_with(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        mut tcp: TcpConfig,
+    ) -> Result<(), Error> {
+        tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
+        if port == 0 {
+            return Err(Error::PortZero);
+        }
+        if self.listeners.contains_key(&port) {
+            return Err(Error::PortInUse(port));
+        }
+        debug!("listening on {}:{port}", self.cfg.addr);
+        self.listeners.insert(
+            port,
+            Listener {
+                backlog: backlog.max(1),
+                queue: VecDeque::new(),
+                embryonic: HashSet::new(),
+                tcp,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops listening on `port`; connections not yet accepted are reset.
+    pub fn unlisten(&mut self, port: u16) {
+        self.sync_touched();
+        let Some(l) = self.listeners.remove(&port) else {
+            return;
+        };
+        debug!("no longer listening on {}:{port}", self.cfg.addr);
+        // Its connections: the half-open ones and the accept queue, no
+        // scan of the slab.
+        for id in l.embryonic.into_iter().chain(l.queue) {
+            if let Some(e) = self.entry_mut(id) {
+                e.tcb.abort();
+                // The listener and its counter are gone already.
+                e.owner = Owner::Orphan;
+                self.touch(id);
+            }
+        }
+        self.settle();
+    }
+
+    /// True if a listener is bound to `port`.
+    pub fn is_listening(&self, port: u16) -> bool {
+        self.listeners.contains_key(&port)
+    }
+
+    /// Takes the next established connection from `port`'s accept queue.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        self.sync_touched();
+        let id = self.listeners.get_mut(&port)?.queue.pop_front()?;
+        self.set_owner(id, Owner::App);
+        Some(id)
+    }
+
+    /// Opens a connection to `remote` (active open). The returned connection
+    /// is in SYN-SENT; wait for it to leave that state.
+    pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> Result<ConnId, Error> {
+        let tcp = self.cfg.tcp.clone();
+        self.connect_with(now, remote, None, tcp)
+    }
+
+    /// The general active open: from `local_port` (an ephemeral port if
+    /// `None`) with the given settings (the MSS is capped by the device's).
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        local_port: Option<u16>,
+        mut tcp: TcpConfig,
+    ) -> Result<ConnId, Error> {
+        self.sync_touched();
+        Self::check_remote(self.cfg.addr, remote)?;
+        tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
+        let port = match local_port {
+            Some(0) => return Err(Error::PortZero),
+            Some(port) => {
+                let local = SocketAddrV4::new(self.cfg.addr, port);
+                if self.tuples.contains_key(&(local, remote)) {
+                    return Err(Error::TupleInUse(local, remote));
+                }
+                port
+            }
+            None => self.ephemeral_port(remote).ok_or(Error::NoEphemeralPort)?,
+        };
+        Ok(self.open(now, port, remote, tcp))
+    }
+
+    /// Opens a connection to `remote` from the fixed `local_port` instead of
+    /// an ephemeral one (like `bind` before `connect`). This is what a
+    /// simultaneous open needs (RFC 9293 section 3.5, Figure 8): both ends
+    /// must know each other's port in advance.
+    ///
+    /// `InvalidInput` for the addresses [`connect`](Self::connect) refuses
+    /// and for port 0; `AddrInUse` if this 4-tuple already has a connection.
+    pub fn connect_from(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, Error> {
+        let tcp = self.cfg.tcp.clone();
+        self.connect_with(now, remote, Some(local_port), tcp)
+    }
+
+    /// Refuses destinations no connection may have.
+    pub(super) fn check_remote(us: Ipv4Addr, remote: SocketAddrV4) -> Result<(), Error> {
+        let ip = *remote.ip();
+        if remote.port() == 0
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip == us
+        {
+            return Err(Error::BadRemote(remote));
+        }
+        Ok(())
+    }
+
+    /// Creates the SYN-SENT TCB for `local_port` -> `remote`.
+    pub(super) fn open(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        remote: SocketAddrV4,
+        tcp: TcpConfig,
+    ) -> ConnId {
+        let local = SocketAddrV4::new(self.cfg.addr, local_port);
+        let iss = self.isn.isn(now, local, remote);
+        let tcb = Tcb::connect(local, remote, iss, tcp);
+        let id = self.insert(tcb, Owner::App);
+        self.settle();
+        id
+    }
+
+    /// A free ephemeral port towards `remote`, from a random start, among
+    /// this shard's share ([`Shard`]).
+    pub(super) fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Option<u16> {
+        let Shard { index, count } = self.cfg.shard;
+        let count = u32::from(count.max(1));
+        let index = u32::from(index) % count;
+        let all = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
+        // Ports FIRST + index + k * count for k in 0..span.
+        let span = (all - index).div_ceil(count);
+        let start = self.rng.random_range(0..span);
+        (0..span)
+            .map(|i| EPHEMERAL_FIRST + (index + ((start + i) % span) * count) as u16)
+            .find(|&port| {
+                !self.listeners.contains_key(&port)
+                    && !self
+                        .tuples
+                        .contains_key(&(SocketAddrV4::new(self.cfg.addr, port), remote))
+            })
+    }
+
+    /// The connection's TCB, if it still exists.
+    pub fn tcb(&self, id: ConnId) -> Option<&Tcb> {
+        self.entry(id).map(|e| &e.tcb)
+    }
+
+    /// The connection's TCB, mutably (for send, recv, close...).
+    ///
+    /// The caller may change anything, the deadline included, after this
+    /// returns: the connection joins the changed list, its timer-index entry
+    /// is retired and it becomes the `touched` one, whose deadline
+    /// [`poll_timeout`](Self::poll_timeout) reads from the TCB itself until
+    /// the next call of the stack re-indexes it (see `Timers` in the source).
+    pub fn tcb_mut(&mut self, id: ConnId) -> Option<&mut Tcb> {
+        self.sync_touched();
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let e = slot.entry.as_mut()?;
+        if e.deadline.take().is_some() {
+            slot.timer_stamp = slot.timer_stamp.wrapping_add(1);
+        }
+        if !std::mem::replace(&mut e.changed, true) {
+            self.changed.push(id);
+        }
+        self.touched = Some(id);
+        self.timers.settle(&self.slots, self.tuples.len());
+        self.entry_mut(id).map(|e| &mut e.tcb)
+    }
+
+    /// The application let go of `id`: close it gracefully (if it still
+    /// needs closing); the stack forgets it once it reaches CLOSED.
+    pub fn release(&mut self, id: ConnId) {
+        self.sync_touched();
+        if let Some(e) = self.entry_mut(id) {
+            e.tcb.close();
+            self.set_owner(id, Owner::Orphan);
+            self.touch(id);
+        }
+        self.reap(id);
+        self.settle();
+    }
+}

@@ -1,0 +1,229 @@
+//! Packets into the [`Stack`]: validation, demultiplexing by 4-tuple,
+//! listeners (SYNs), resets for segments nobody wants (RFC 9293 section
+//! 3.10.7.1), ICMP echo, and the events a segment leaves behind.
+
+use super::*;
+
+impl Stack {
+    /// Processes one raw IPv4 packet from the device.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_with(now, packet, false);
+    }
+
+    /// [`handle_packet`](Self::handle_packet) for a packet from an offload
+    /// device: with `tcp_csum_partial` its TCP checksum is partial and not
+    /// verified ([`wire::parse_with`]); it may be a super-packet of up to
+    /// 64 KB, which enters its connection as one segment.
+    pub fn handle_packet_with(&mut self, now: Instant, packet: &[u8], tcp_csum_partial: bool) {
+        self.sync_touched();
+        self.handle_packet_inner(now, packet, tcp_csum_partial);
+        self.settle();
+    }
+
+    /// A packet the runtime dropped before it reached the stack (a bad
+    /// virtio-net header): counted with the others.
+    pub fn count_drop(&mut self, reason: wire::DropReason, len: usize) {
+        self.stats.packets_in += 1;
+        *self.stats.dropped.entry(reason.as_str()).or_insert(0) += 1;
+        debug!("dropped a {len}-byte packet: {reason}");
+    }
+
+    pub(super) fn handle_packet_inner(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        tcp_csum_partial: bool,
+    ) {
+        let parsed = match wire::parse_with(packet, tcp_csum_partial) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.count_drop(reason, packet.len());
+                return;
+            }
+        };
+        self.stats.packets_in += 1;
+        match parsed {
+            Packet::IcmpEchoRequest {
+                src,
+                dst,
+                ident,
+                seq,
+                payload,
+            } => {
+                if dst != self.cfg.addr {
+                    self.stats.not_for_us += 1;
+                    return;
+                }
+                trace!("echo request from {src} seq {seq}");
+                self.push_control(Control::EchoReply {
+                    src: dst,
+                    dst: src,
+                    ident,
+                    seq,
+                    payload: payload.to_vec(),
+                });
+            }
+            Packet::Tcp(seg) => {
+                if *seg.dst.ip() != self.cfg.addr {
+                    self.stats.not_for_us += 1;
+                    return;
+                }
+                self.stats.tcp_in += 1;
+                self.handle_segment(now, &seg);
+            }
+        }
+    }
+
+    pub(super) fn handle_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        if let Some(&id) = self.tuples.get(&(seg.dst, seg.src)) {
+            let Some(e) = self.entry_mut(id) else { return };
+            let verdict = e.tcb.handle_segment(now, seg);
+            if verdict == Verdict::SendReset {
+                self.reset_for(seg);
+            }
+            self.after_event(id);
+            return;
+        }
+        if self.listeners.contains_key(&seg.dst.port()) {
+            self.handle_listen(now, seg);
+            return;
+        }
+        // RFC 9293 section 3.10.7.1: CLOSED. Answer anything but a RST with a RST.
+        trace!("segment for {} from {}: no connection", seg.dst, seg.src);
+        self.reset_for(seg);
+    }
+
+    /// RFC 9293 section 3.10.7.2: a segment for a listening port.
+    pub(super) fn handle_listen(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        if seg.flags.contains(TcpFlags::ACK) {
+            self.reset_for(seg);
+            return;
+        }
+        if !seg.flags.contains(TcpFlags::SYN) {
+            return;
+        }
+        let port = seg.dst.port();
+        let (backlog, queued, embryonic) = self
+            .listeners
+            .get(&port)
+            .map_or((0, 0, 0), |l| (l.backlog, l.queue.len(), l.embryonic.len()));
+        if queued + embryonic >= backlog {
+            // Like Linux, drop the SYN; the peer will retry.
+            self.stats.syn_backlog_full += 1;
+            debug!("backlog of port {port} full, dropping SYN from {}", seg.src);
+            return;
+        }
+        let iss = self.isn.isn(now, seg.dst, seg.src);
+        let tcp = self
+            .listeners
+            .get(&port)
+            .map_or_else(|| self.cfg.tcp.clone(), |l| l.tcp.clone());
+        let tcb = Tcb::accept(seg, iss, tcp);
+        debug!("{} -> {}: SYN received on a listener", seg.dst, seg.src);
+        self.insert(tcb, Owner::Embryonic(port));
+    }
+
+    /// Queues the reset RFC 9293 section 3.10.7.1 prescribes for `seg`.
+    pub(super) fn reset_for(&mut self, seg: &TcpSegment<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let rst = if seg.flags.contains(TcpFlags::ACK) {
+            TcpSegment {
+                src: seg.dst,
+                dst: seg.src,
+                seq: seg.ack,
+                ack: SeqNum(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+                payload: &[],
+            }
+        } else {
+            TcpSegment {
+                src: seg.dst,
+                dst: seg.src,
+                seq: SeqNum(0),
+                ack: seg.seq + seg.seg_len(),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                options: TcpOptions::default(),
+                payload: &[],
+            }
+        };
+        debug!("{} -> {}: sending RST", seg.dst, seg.src);
+        self.stats.resets_sent += 1;
+        self.push_control(Control::Reset(rst));
+    }
+
+    pub(super) fn push_control(&mut self, c: Control) {
+        if self.control.len() < CONTROL_QUEUE_MAX {
+            self.control.push_back(c);
+        }
+    }
+
+    /// Moves connections between owners after they changed state.
+    pub(super) fn after_event(&mut self, id: ConnId) {
+        let Some(e) = self.entry_mut(id) else { return };
+        if let Owner::Embryonic(port) = e.owner {
+            if e.tcb.state().is_synchronized() {
+                e.accepted = true;
+                self.set_owner(id, Owner::Queued(port));
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.queue.push_back(id);
+                }
+            }
+        }
+        self.touch(id);
+        self.note_events(id);
+        self.reap(id);
+    }
+
+    /// Puts `id` in the event queue if it has events to report. Nobody is
+    /// told about connections the application let go or that are still in
+    /// a listener's handshake: their events are dropped.
+    pub(super) fn note_events(&mut self, id: ConnId) {
+        let Some(e) = self.entry_mut(id) else { return };
+        if matches!(e.owner, Owner::Orphan | Owner::Embryonic(_)) {
+            while e.tcb.poll_event().is_some() {}
+            return;
+        }
+        if e.in_event_queue || !(e.accepted || e.tcb.has_events()) {
+            return;
+        }
+        e.in_event_queue = true;
+        self.event_queue.push_back(id);
+    }
+
+    /// The next thing that happened: a connection accepted on a listener,
+    /// or an event of a connection ([`ConnEvent`]: established, readable,
+    /// writable, closed with its reason). Events of one connection are
+    /// coalesced (one `Readable` however many segments arrived) and come in
+    /// the order their connections first had one. Call it after
+    /// [`handle_packet`](Self::handle_packet),
+    /// [`handle_timeout`](Self::handle_timeout) or
+    /// [`poll_transmit`](Self::poll_transmit) until it returns `None`; the
+    /// queue holds each connection at most once, so it stays bounded if
+    /// nobody asks.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.sync_touched();
+        while let Some(&conn) = self.event_queue.front() {
+            if let Some(e) = self.entry_mut(conn) {
+                if std::mem::take(&mut e.accepted) {
+                    if let Owner::Queued(port) = e.owner {
+                        return Some(Event::Accepted { port, conn });
+                    }
+                }
+                if let Some(event) = e.tcb.poll_event() {
+                    return Some(Event::Conn { conn, event });
+                }
+                e.in_event_queue = false;
+            }
+            self.event_queue.pop_front();
+        }
+        None
+    }
+}
