@@ -53,6 +53,11 @@ pub struct TcpConfig {
     /// default, 0) sends plain segments only. The runtime sets it for a
     /// device that offloads.
     pub max_super_segment: usize,
+    /// RFC 1337: a RST that arrives in TIME-WAIT is ignored instead of
+    /// ending TIME-WAIT early ("TIME-WAIT assassination", which lets an old
+    /// duplicate of the closed connection reach a new incarnation). On by
+    /// default; Linux's default (`net.ipv4.tcp_rfc1337` = 0) lets the RST in.
+    pub rfc1337: bool,
 }
 
 impl Default for TcpConfig {
@@ -76,6 +81,7 @@ impl Default for TcpConfig {
             hystart: false,
             checksum_offload: false,
             max_super_segment: 0,
+            rfc1337: true,
         }
     }
 }

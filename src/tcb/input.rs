@@ -133,6 +133,10 @@ impl Tcb {
         if self.state == State::SynReceived && !self.syn_received_syn(&mut s) {
             return Verdict::Done;
         }
+        if self.timestamp_missing(seg) {
+            self.stats.unacceptable += 1;
+            return Verdict::Done;
+        }
         if self.paws_rejects(seg, s.has(TcpFlags::RST)) {
             self.stats.unacceptable += 1;
             self.pending.ack = true;
@@ -278,6 +282,14 @@ impl Tcb {
                 // stack forgets it); from a simultaneous open, connect fails.
                 debug!("{} -> {}: RST in SYN-RECEIVED", self.local, self.remote);
                 self.enter_closed(Some(TcpError::Refused));
+            }
+            State::TimeWait if self.cfg.rfc1337 => {
+                // RFC 1337 (TIME-WAIT assassination hazards): keep waiting.
+                debug!(
+                    "{} -> {}: RST in TIME-WAIT ignored (RFC 1337)",
+                    self.local, self.remote
+                );
+                return Verdict::Done;
             }
             State::Closing | State::LastAck | State::TimeWait => self.enter_closed(None),
             _ => {

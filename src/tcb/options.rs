@@ -7,7 +7,7 @@ use log::trace;
 use super::{Tcb, DEFAULT_MSS};
 use crate::seq::SeqNum;
 use crate::time::Instant;
-use crate::wire::{TcpOptions, TcpSegment};
+use crate::wire::{TcpFlags, TcpOptions, TcpSegment};
 
 /// What the handshake agreed on, and the timestamp state.
 #[derive(Debug, Default)]
@@ -68,6 +68,23 @@ impl Tcb {
                 self.opts.wscale = false;
             }
         }
+    }
+
+    /// RFC 7323 section 3.2: once timestamps are negotiated, a segment
+    /// without the option is dropped silently -- a RST excepted (it may come
+    /// from a stack that lost the connection's state).
+    pub(super) fn timestamp_missing(&self, seg: &TcpSegment<'_>) -> bool {
+        let missing = self.opts.ts
+            && seg.options.timestamp.is_none()
+            && !seg.flags.contains(TcpFlags::RST);
+        if missing {
+            trace!(
+                "{} -> {}: no timestamp option after negotiating it (RFC 7323 section 3.2): dropped",
+                self.local,
+                self.remote
+            );
+        }
+        missing
     }
 
     /// PAWS (RFC 7323 section 5.3, R1): true when the segment carries a

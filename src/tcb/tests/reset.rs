@@ -88,10 +88,33 @@ fn last_ack_rst() {
     assert_rst_closes(last_ack(), PEER_ISS + 2, None);
 }
 
-/// RFC 9293 section 3.10.7.4 (second check), TIME-WAIT: CLOSED, no error.
+/// RFC 9293 section 3.10.7.4 (second check), TIME-WAIT, with RFC 1337's
+/// protection off (`TcpConfig::rfc1337`, as Linux by default): CLOSED, no
+/// error.
 #[test]
-fn time_wait_rst() {
-    assert_rst_closes(time_wait(), PEER_ISS + 2, None);
+fn time_wait_rst_without_rfc1337() {
+    let mut tcb = time_wait();
+    tcb.cfg.rfc1337 = false;
+    assert_rst_closes(tcb, PEER_ISS + 2, None);
+}
+
+/// RFC 1337 (the default): a RST in TIME-WAIT is ignored; TIME-WAIT runs
+/// its 2*MSL, and a retransmitted FIN is still acknowledged.
+#[test]
+fn time_wait_ignores_rst_rfc1337() {
+    let mut tcb = time_wait();
+    let deadline = tcb.poll_timeout();
+    let v = seg_in(&mut tcb, at(50), &from_peer(RST, PEER_ISS + 2, 0, &[]));
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.state(), State::TimeWait);
+    assert_eq!(out(&mut tcb, at(50)), vec![]);
+    assert_eq!(tcb.poll_timeout(), deadline, "the 2*MSL timer is untouched");
+    seg_in(
+        &mut tcb,
+        at(60),
+        &from_peer(FIN | ACK, PEER_ISS + 1, ISS + 2, &[]),
+    );
+    assert_eq!(out(&mut tcb, at(60)), vec![ack(ISS + 2, PEER_ISS + 2, WIN)]);
 }
 
 /// RFC 5961 section 3.2: a RST inside the window but not at RCV.NXT gets a

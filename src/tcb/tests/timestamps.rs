@@ -283,3 +283,22 @@ fn ts_karn_fresh_echo_gives_sample_rfc7323_4_1() {
     // SRTT was 0 (the handshake): 7/8 * 0 + 1/8 * 50 ms.
     assert_eq!(tcb.rtt().srtt(), Some(Duration::from_micros(6250)));
 }
+
+/// RFC 7323 section 3.2: once timestamps are negotiated, a segment without
+/// TSopt is dropped silently (no data taken, no ACK); a RST without one is
+/// still processed.
+#[test]
+fn ts_segment_without_timestamp_dropped_rfc7323_3_2() {
+    let mut tcb = ts_established();
+    let before = tcb.rcv_nxt();
+    let v = seg_in(
+        &mut tcb,
+        at(20),
+        &from_peer(ACK | PSH, PEER_ISS + 1, ISS + 1, b"no ts"),
+    );
+    assert_eq!(v, Verdict::Done);
+    assert_eq!(tcb.rcv_nxt(), before, "the data was not taken");
+    assert_eq!(out(&mut tcb, at(20)), vec![], "dropped silently");
+    seg_in(&mut tcb, at(30), &from_peer(RST, PEER_ISS + 1, 0, &[]));
+    assert_eq!(tcb.state(), State::Closed, "a RST needs no timestamp");
+}
