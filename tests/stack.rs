@@ -625,3 +625,32 @@ fn a_shard_runs_out_at_its_share_of_ports() {
         Err(Error::NoEphemeralPort)
     ));
 }
+
+/// A connection reset by its peer while it waits in the accept queue frees
+/// its backlog slot at once (and is counted); `accept` never returns it.
+#[test]
+fn reset_in_the_accept_queue_frees_the_slot() {
+    let mut s = stack();
+    s.listen(80, 1).unwrap();
+    s.handle_packet(NOW, &tcp_in(5000, 80, 1000, 0, TcpFlags::SYN));
+    let iss = Seg::parse(&output(&mut s)[0]).seq;
+    s.handle_packet(
+        NOW,
+        &tcp_in(5000, 80, 1001, iss.wrapping_add(1), TcpFlags::ACK),
+    );
+    assert!(output(&mut s).is_empty());
+    // The backlog (1) is full with the queued connection.
+    s.handle_packet(NOW, &tcp_in(5001, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(s.stats().syn_backlog_full, 1);
+    assert!(output(&mut s).is_empty());
+    // The peer resets it before anyone accepts.
+    s.handle_packet(NOW, &tcp_in(5000, 80, 1001, 0, TcpFlags::RST));
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.stats().closed_before_accept, 1);
+    assert_eq!(s.connection_count(), 0, "forgotten");
+    assert_eq!(s.accept(80), None, "accept never returns it");
+    // Its slot is free: the next SYN is answered.
+    s.handle_packet(NOW, &tcp_in(5002, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(output(&mut s).len(), 1, "a SYN-ACK");
+    assert_eq!(s.stats().syn_backlog_full, 1);
+}

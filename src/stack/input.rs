@@ -177,9 +177,31 @@ impl Stack {
                 }
             }
         }
+        self.drop_if_closed_in_queue(id);
         self.touch(id);
         self.note_events(id);
         self.reap(id);
+    }
+
+    /// A connection that ends (a RST, a timeout) while it waits in an
+    /// accept queue leaves it at once, so it holds no slot of the backlog
+    /// and `accept` never hands out a dead connection.
+    fn drop_if_closed_in_queue(&mut self, id: ConnId) {
+        let Some(e) = self.entry(id) else { return };
+        let Owner::Queued(port) = e.owner else { return };
+        if e.tcb.state() != State::Closed {
+            return;
+        }
+        debug!(
+            "{} -> {}: closed in the accept queue of port {port}; slot freed",
+            e.tcb.local(),
+            e.tcb.remote()
+        );
+        if let Some(l) = self.listeners.get_mut(&port) {
+            l.queue.retain(|&q| q != id);
+        }
+        self.stats.closed_before_accept += 1;
+        self.set_owner(id, Owner::Orphan);
     }
 
     /// Puts `id` in the event queue if it has events to report. Nobody is

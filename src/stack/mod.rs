@@ -279,6 +279,10 @@ pub struct StackStats {
     pub echo_replies: u64,
     /// Connections created (both directions).
     pub connections: u64,
+    /// Connections that ended (reset by the peer, or timed out) while
+    /// waiting in an accept queue: their slot was freed, `accept` never
+    /// returns them.
+    pub closed_before_accept: u64,
 }
 
 /// The sans-IO TCP/IPv4 stack.
