@@ -654,3 +654,48 @@ fn reset_in_the_accept_queue_frees_the_slot() {
     assert_eq!(output(&mut s).len(), 1, "a SYN-ACK");
     assert_eq!(s.stats().syn_backlog_full, 1);
 }
+
+/// RFC 5961 section 7: challenge ACKs are rate-limited stack-wide. 3,000
+/// in-window RSTs (not at RCV.NXT) in one second draw at most 1.5 times
+/// `challenge_ack_limit` (1,000) ACKs, the rest counted; the next second
+/// has a fresh budget. With the limit at 0 every one is answered.
+#[test]
+fn challenge_acks_are_rate_limited_per_second() {
+    for limit in [1000u32, 0] {
+        init_logger();
+        let mut cfg = StackConfig::new(US);
+        cfg.seed = Some(3);
+        cfg.challenge_ack_limit = limit;
+        let mut s = Stack::new(cfg);
+        s.listen(80, 8).unwrap();
+        s.handle_packet(NOW, &tcp_in(5000, 80, 1000, 0, TcpFlags::SYN));
+        let iss = Seg::parse(&output(&mut s)[0]).seq;
+        s.handle_packet(NOW, &tcp_in(5000, 80, 1001, iss + 1, TcpFlags::ACK));
+        assert!(output(&mut s).is_empty());
+        let blind_rsts = |s: &mut Stack, at: Instant| {
+            (0..3000)
+                .map(|i| {
+                    s.handle_packet(at, &tcp_in(5000, 80, 1101 + i, 0, TcpFlags::RST));
+                    stack_output(s, at).len()
+                })
+                .sum::<usize>()
+        };
+        let acks = blind_rsts(&mut s, NOW);
+        let limited = s.stats().challenge_acks_limited as usize;
+        if limit == 0 {
+            assert_eq!((acks, limited), (3000, 0), "no limit");
+            continue;
+        }
+        assert!(
+            (500..1500).contains(&acks),
+            "{acks} challenge ACKs in one second"
+        );
+        assert_eq!(acks + limited, 3000);
+        let later = blind_rsts(&mut s, Instant::from_millis(1000));
+        assert!(
+            (500..1500).contains(&later),
+            "a new second, a new budget: {later}"
+        );
+        assert_eq!(s.connection_count(), 1, "no blind RST reset the connection");
+    }
+}

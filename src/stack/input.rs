@@ -78,6 +78,12 @@ impl Stack {
         if let Some(&id) = self.tuples.get(&(seg.dst, seg.src)) {
             let Some(e) = self.entry_mut(id) else { return };
             let verdict = e.tcb.handle_segment(now, seg);
+            let challenge = e.tcb.challenge_pending();
+            if challenge && !self.spend_challenge(now) {
+                if let Some(e) = self.entry_mut(id) {
+                    e.tcb.cancel_challenge();
+                }
+            }
             if verdict == Verdict::SendReset {
                 self.reset_for(seg);
             }
@@ -91,6 +97,29 @@ impl Stack {
         // RFC 9293 section 3.10.7.1: CLOSED. Answer anything but a RST with a RST.
         trace!("segment for {} from {}: no connection", seg.dst, seg.src);
         self.reset_for(seg);
+    }
+
+    /// RFC 5961 section 7: takes one challenge ACK from this second's
+    /// stack-wide budget; false when it is spent (counted).
+    fn spend_challenge(&mut self, now: Instant) -> bool {
+        let limit = self.cfg.challenge_ack_limit;
+        if limit == 0 {
+            return true;
+        }
+        let b = &mut self.challenges;
+        if b.since
+            .is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            b.since = Some(now);
+            b.left = limit / 2 + self.rng.random_range(0..limit.max(1));
+        }
+        if b.left == 0 {
+            self.stats.challenge_acks_limited += 1;
+            trace!("challenge ACK budget spent for this second");
+            return false;
+        }
+        b.left -= 1;
+        true
     }
 
     /// RFC 9293 section 3.10.7.2: a segment for a listening port.

@@ -62,6 +62,11 @@ pub struct StackConfig {
     /// Which share of the ephemeral ports this stack picks from, when it is
     /// one of several shards on one address (a multi-queue TUN device).
     pub shard: Shard,
+    /// Challenge ACKs (RFC 5961) the whole stack sends per second, about:
+    /// each second's budget is drawn at random between half and 1.5 times
+    /// this (as Linux does, so the budget itself reveals nothing to a blind
+    /// attacker; RFC 5961 section 7). 0: no limit.
+    pub challenge_ack_limit: u32,
 }
 
 /// One stack among `count` shards that answer for the same address (one per
@@ -105,6 +110,7 @@ impl StackConfig {
             tcp: TcpConfig::default(),
             seed: None,
             shard: Shard::SOLE,
+            challenge_ack_limit: 1000,
         }
     }
 }
@@ -283,6 +289,9 @@ pub struct StackStats {
     /// waiting in an accept queue: their slot was freed, `accept` never
     /// returns them.
     pub closed_before_accept: u64,
+    /// Challenge ACKs not sent: over the second's budget
+    /// ([`StackConfig::challenge_ack_limit`]).
+    pub challenge_acks_limited: u64,
 }
 
 /// The sans-IO TCP/IPv4 stack.
@@ -314,7 +323,17 @@ pub struct Stack {
     /// and of `changed` while `poll_transmit` walks it (kept for its capacity).
     scratch: Vec<u32>,
     scratch_ids: Vec<ConnId>,
+    /// This second's challenge ACK budget (RFC 5961 section 7).
+    challenges: ChallengeBudget,
     stats: StackStats,
+}
+
+/// What is left of the current second's challenge ACKs.
+#[derive(Debug, Default)]
+struct ChallengeBudget {
+    /// When the current second began.
+    since: Option<Instant>,
+    left: u32,
 }
 
 #[derive(Debug)]
@@ -361,6 +380,7 @@ impl Stack {
             changed: Vec::new(),
             scratch: Vec::new(),
             scratch_ids: Vec::new(),
+            challenges: ChallengeBudget::default(),
             stats: StackStats::default(),
             cfg,
         }

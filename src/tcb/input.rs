@@ -156,7 +156,7 @@ impl Tcb {
                 "{} -> {}: SYN in {}, challenge ACK",
                 self.local, self.remote, self.state
             );
-            self.pending.ack = true;
+            self.challenge_ack();
             return Verdict::Done;
         }
         if !s.has(TcpFlags::ACK) {
@@ -273,7 +273,7 @@ impl Tcb {
                 "{} -> {}: RST not at RCV.NXT, challenge ACK",
                 self.local, self.remote
             );
-            self.pending.ack = true;
+            self.challenge_ack();
             return Verdict::Done;
         }
         match self.state {
@@ -366,7 +366,7 @@ impl Tcb {
         // RFC 5961 section 5.2: an ACK too far in the past is rejected with a challenge ACK.
         let max_window = self.snd.max_wnd.max(65535) as usize;
         if ack.lt(self.snd.una) && (self.snd.una - ack) > max_window {
-            self.pending.ack = true;
+            self.challenge_ack();
             return Some(Verdict::Done);
         }
         let window = self.seg_window(seg);

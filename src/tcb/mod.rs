@@ -350,6 +350,24 @@ impl Tcb {
         self.pending.rst
     }
 
+    /// True while a challenge ACK (RFC 5961) is owed and may still be
+    /// cancelled by a rate limit ([`cancel_challenge`](Self::cancel_challenge)).
+    pub fn challenge_pending(&self) -> bool {
+        self.pending.challenge
+    }
+
+    /// Withdraws the owed challenge ACK: the stack-wide budget of RFC 5961
+    /// section 7 is spent. Other ACKs owed are not affected.
+    pub fn cancel_challenge(&mut self) {
+        self.pending.challenge = false;
+    }
+
+    /// Owes the peer a challenge ACK (RFC 5961 sections 3.2, 4.2, 5.2).
+    fn challenge_ack(&mut self) {
+        self.pending.challenge = true;
+        self.stats.challenge_acks += 1;
+    }
+
     /// True once our FIN was sent and acknowledged.
     pub fn fin_acked(&self) -> bool {
         self.snd.fin_acked()

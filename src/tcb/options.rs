@@ -74,9 +74,8 @@ impl Tcb {
     /// without the option is dropped silently -- a RST excepted (it may come
     /// from a stack that lost the connection's state).
     pub(super) fn timestamp_missing(&self, seg: &TcpSegment<'_>) -> bool {
-        let missing = self.opts.ts
-            && seg.options.timestamp.is_none()
-            && !seg.flags.contains(TcpFlags::RST);
+        let missing =
+            self.opts.ts && seg.options.timestamp.is_none() && !seg.flags.contains(TcpFlags::RST);
         if missing {
             trace!(
                 "{} -> {}: no timestamp option after negotiating it (RFC 7323 section 3.2): dropped",

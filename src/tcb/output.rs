@@ -29,6 +29,9 @@ pub(super) struct Pending {
     pub(super) rst: bool,
     /// An ACK, now (not delayed).
     pub(super) ack: bool,
+    /// A challenge ACK (RFC 5961 sections 3.2, 4.2, 5.2): an ACK the
+    /// stack's rate limit may still cancel ([`Tcb::cancel_challenge`]).
+    pub(super) challenge: bool,
     /// The application freed enough buffer to announce a larger window;
     /// kept apart from `ack` because a duplicate ACK (which must repeat the
     /// old window) does not announce it.
@@ -354,7 +357,7 @@ impl Tcb {
             return Some(Plan::WindowProbe);
         }
         let p = &self.pending;
-        (p.ack || p.dup_acks_owed > 0 || p.window_update).then_some(Plan::Ack)
+        (p.ack || p.challenge || p.dup_acks_owed > 0 || p.window_update).then_some(Plan::Ack)
     }
 
     /// Writes `plan` into `buf` and does what sending it implies.
@@ -630,6 +633,7 @@ impl Tcb {
         if seg.flags.contains(TcpFlags::ACK) {
             self.opts.last_ack_sent = seg.ack;
             self.pending.ack = false;
+            self.pending.challenge = false;
             self.pending.dup_acks_owed = self.pending.dup_acks_owed.saturating_sub(1);
             self.timers.stop(Timer::DelayedAck);
             self.rcv.unacked_bytes = 0;

@@ -37,6 +37,8 @@ pub struct ConnStats {
     pub spurious_retransmits: u64,
     /// Segments that failed the acceptability test (RFC 9293 section 3.10.7.4).
     pub unacceptable: u64,
+    /// Challenge ACKs owed (RFC 5961), before the stack's rate limit.
+    pub challenge_acks: u64,
     /// Out-of-order segments queued for reassembly.
     pub out_of_order: u64,
 }
