@@ -699,3 +699,72 @@ fn challenge_acks_are_rate_limited_per_second() {
         assert_eq!(s.connection_count(), 1, "no blind RST reset the connection");
     }
 }
+
+/// `n` connections accepted on port 80 from ports 6000.., the peer
+/// announcing `window`; their ids.
+fn accepted(s: &mut Stack, n: u16, window: u16) -> Vec<utcp::stack::ConnId> {
+    (0..n)
+        .map(|i| {
+            s.handle_packet(NOW, &tcp_in(6000 + i, 80, 1000, 0, TcpFlags::SYN));
+            let iss = Seg::parse(&output(s)[0]).seq;
+            let mut ack = segment(
+                SocketAddrV4::new(PEER, 6000 + i),
+                SocketAddrV4::new(US, 80),
+                TcpFlags::ACK,
+                1001,
+                iss.wrapping_add(1),
+                &[],
+            );
+            ack.window = window;
+            s.handle_packet(NOW, &encode(&ack));
+            s.accept(80).expect("handshake done")
+        })
+        .collect()
+}
+
+/// Orphans are bounded in number: past `max_orphans` the oldest is reset
+/// (and counted); the newest ones live on.
+#[test]
+fn too_many_orphans_reset_the_oldest() {
+    let mut cfg = StackConfig::new(US);
+    cfg.seed = Some(9);
+    cfg.max_orphans = 10;
+    let mut s = Stack::new(cfg);
+    s.listen(80, 64).unwrap();
+    let ids = accepted(&mut s, 30, 65535);
+    for &id in &ids {
+        // Our FIN goes out and is never acknowledged: FIN-WAIT-1 for a while.
+        s.release(id);
+    }
+    let out = output(&mut s);
+    let rsts: Vec<u16> = out
+        .iter()
+        .map(|p| Seg::parse(p))
+        .filter(|g| g.flags.contains(TcpFlags::RST))
+        .map(|g| g.dst.port())
+        .collect();
+    assert_eq!(s.stats().orphans_reset, 20);
+    assert_eq!(rsts, (6000..6020).collect::<Vec<_>>(), "the oldest 20");
+    assert_eq!(s.connection_count(), 10);
+}
+
+/// Orphans are bounded in the data they hold: orphans behind a zero window
+/// with 5,000 bytes each, `max_orphan_bytes` 20,000: the oldest are reset
+/// until what is left fits.
+#[test]
+fn orphans_holding_too_much_data_reset_the_oldest() {
+    let mut cfg = StackConfig::new(US);
+    cfg.seed = Some(10);
+    cfg.max_orphan_bytes = 20_000;
+    let mut s = Stack::new(cfg);
+    s.listen(80, 128).unwrap();
+    let ids = accepted(&mut s, 64, 0);
+    for &id in &ids {
+        let tcb = s.tcb_mut(id).expect("live");
+        assert_eq!(tcb.send(&[7u8; 5000]).expect("room"), 5000);
+        s.release(id);
+    }
+    assert_eq!(s.stats().orphans_reset, 60, "4 x 5,000 bytes fit");
+    let _ = output(&mut s);
+    assert_eq!(s.connection_count(), 4);
+}

@@ -60,6 +60,7 @@ impl Stack {
                 e.tcb.abort();
                 // The listener and its counter are gone already.
                 e.owner = Owner::Orphan;
+                self.orphan_count += 1;
                 self.touch(id);
             }
         }
@@ -215,10 +216,66 @@ impl Stack {
         self.sync_touched();
         if let Some(e) = self.entry_mut(id) {
             e.tcb.close();
+            e.tcb.set_orphaned();
             self.set_owner(id, Owner::Orphan);
             self.touch(id);
+            self.orphans.push_back(id);
         }
         self.reap(id);
+        self.bound_orphans();
         self.settle();
+    }
+
+    /// Resets the oldest orphans while there are more than
+    /// `max_orphans` of them (an exact count, kept by `set_owner`), or --
+    /// looked at every [`ORPHAN_BYTES_EVERY`] releases, an O(orphans) sum --
+    /// they hold more than `max_orphan_bytes` in their send buffers.
+    /// Amortized O(1) per release otherwise.
+    fn bound_orphans(&mut self) {
+        self.prune_orphans();
+        self.orphan_releases = self.orphan_releases.wrapping_add(1);
+        let mut bytes = 0;
+        if self.orphan_releases % ORPHAN_BYTES_EVERY == 0 {
+            bytes = self
+                .orphans
+                .iter()
+                .filter_map(|&id| self.entry(id).filter(|e| e.owner == Owner::Orphan))
+                .map(|e| e.tcb.send_queued())
+                .sum();
+        }
+        while self.orphan_count > self.cfg.max_orphans || bytes > self.cfg.max_orphan_bytes {
+            let Some(id) = self.orphans.pop_front() else {
+                break;
+            };
+            let Some(e) = self.entry_mut(id).filter(|e| e.owner == Owner::Orphan) else {
+                continue;
+            };
+            bytes = bytes.saturating_sub(e.tcb.send_queued());
+            debug!(
+                "{} -> {}: too many orphans (or too much data in them): reset",
+                e.tcb.local(),
+                e.tcb.remote()
+            );
+            e.tcb.abort();
+            self.set_owner(id, Owner::Dying);
+            self.stats.orphans_reset += 1;
+            self.touch(id);
+        }
+    }
+
+    /// Drops ids of connections that are no longer orphans from the front
+    /// of the list, and compacts it when such ids make up most of it.
+    fn prune_orphans(&mut self) {
+        let live = |s: &Self, id: ConnId| s.entry(id).is_some_and(|e| e.owner == Owner::Orphan);
+        while let Some(&id) = self.orphans.front() {
+            if live(self, id) {
+                break;
+            }
+            self.orphans.pop_front();
+        }
+        if self.orphans.len() > 2 * self.orphan_count + 64 {
+            let ids = std::mem::take(&mut self.orphans);
+            self.orphans = ids.into_iter().filter(|&id| live(self, id)).collect();
+        }
     }
 }

@@ -238,7 +238,7 @@ impl Stack {
     /// a listener's handshake: their events are dropped.
     pub(super) fn note_events(&mut self, id: ConnId) {
         let Some(e) = self.entry_mut(id) else { return };
-        if matches!(e.owner, Owner::Orphan | Owner::Embryonic(_)) {
+        if matches!(e.owner, Owner::Orphan | Owner::Dying | Owner::Embryonic(_)) {
             while e.tcb.poll_event().is_some() {}
             return;
         }

@@ -67,6 +67,12 @@ pub struct StackConfig {
     /// this (as Linux does, so the budget itself reveals nothing to a blind
     /// attacker; RFC 5961 section 7). 0: no limit.
     pub challenge_ack_limit: u32,
+    /// At most this many orphans (connections the application let go of,
+    /// still closing) and at most `max_orphan_bytes` of data queued in
+    /// their send buffers; past either, the oldest orphan is reset.
+    pub max_orphans: usize,
+    /// See [`max_orphans`](Self::max_orphans).
+    pub max_orphan_bytes: usize,
 }
 
 /// One stack among `count` shards that answer for the same address (one per
@@ -111,6 +117,8 @@ impl StackConfig {
             seed: None,
             shard: Shard::SOLE,
             challenge_ack_limit: 1000,
+            max_orphans: 4096,
+            max_orphan_bytes: 64 << 20,
         }
     }
 }
@@ -133,6 +141,9 @@ enum Owner {
     App,
     /// The application let go; the TCB lives on until CLOSED.
     Orphan,
+    /// An orphan reset to bound the orphans ([`StackConfig::max_orphans`]);
+    /// forgotten once its RST is out. Not counted as an orphan any more.
+    Dying,
 }
 
 #[derive(Debug)]
@@ -292,6 +303,9 @@ pub struct StackStats {
     /// Challenge ACKs not sent: over the second's budget
     /// ([`StackConfig::challenge_ack_limit`]).
     pub challenge_acks_limited: u64,
+    /// Orphans reset because there were too many, or they held too much
+    /// data ([`StackConfig::max_orphans`]).
+    pub orphans_reset: u64,
 }
 
 /// The sans-IO TCP/IPv4 stack.
@@ -323,6 +337,13 @@ pub struct Stack {
     /// and of `changed` while `poll_transmit` walks it (kept for its capacity).
     scratch: Vec<u32>,
     scratch_ids: Vec<ConnId>,
+    /// Orphans, oldest first ([`Stack::release`] order); ids of connections
+    /// gone since are skipped and pruned lazily.
+    orphans: VecDeque<ConnId>,
+    /// How many connections are [`Owner::Orphan`] now.
+    orphan_count: usize,
+    /// Releases so far (the orphan byte check runs every few).
+    orphan_releases: u64,
     /// This second's challenge ACK budget (RFC 5961 section 7).
     challenges: ChallengeBudget,
     stats: StackStats,
@@ -351,6 +372,8 @@ enum Control {
 
 /// At most this many resets and echo replies wait for dispatch; more are dropped.
 const CONTROL_QUEUE_MAX: usize = 1024;
+/// Every this many releases the stack adds up what its orphans hold.
+const ORPHAN_BYTES_EVERY: u64 = 64;
 /// First port of the ephemeral range (RFC 6335 section 6).
 const EPHEMERAL_FIRST: u16 = 49152;
 
@@ -381,6 +404,9 @@ impl Stack {
             scratch: Vec::new(),
             scratch_ids: Vec::new(),
             challenges: ChallengeBudget::default(),
+            orphans: VecDeque::new(),
+            orphan_count: 0,
+            orphan_releases: 0,
             stats: StackStats::default(),
             cfg,
         }

@@ -12,6 +12,12 @@ impl Stack {
         if old == owner {
             return;
         }
+        if old == Owner::Orphan {
+            self.orphan_count -= 1;
+        }
+        if owner == Owner::Orphan {
+            self.orphan_count += 1;
+        }
         if let Owner::Embryonic(port) = old {
             if let Some(l) = self.listeners.get_mut(&port) {
                 l.embryonic.remove(&id);
@@ -150,6 +156,8 @@ impl Stack {
         if self.tuples.get(&key) == Some(&id) {
             self.tuples.remove(&key);
         }
+        // It was an orphan (just above); now it is gone.
+        self.orphan_count -= 1;
         let slot = &mut self.slots[id.index as usize];
         slot.entry = None;
         slot.generation = slot.generation.wrapping_add(1);

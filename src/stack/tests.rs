@@ -44,6 +44,11 @@ impl Stack {
                 .filter(|&id| self.entry(id).unwrap().owner == Owner::Embryonic(port))
                 .collect();
             assert_eq!(l.embryonic, scan, "half-open set of port {port}");
+            let orphans = self
+                .iter_ids()
+                .filter(|&id| self.entry(id).unwrap().owner == Owner::Orphan)
+                .count();
+            assert_eq!(self.orphan_count, orphans, "orphan count");
             for &id in &l.queue {
                 assert_eq!(self.entry(id).map(|e| e.owner), Some(Owner::Queued(port)));
             }

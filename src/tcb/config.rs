@@ -58,6 +58,15 @@ pub struct TcpConfig {
     /// duplicate of the closed connection reach a new incarnation). On by
     /// default; Linux's default (`net.ipv4.tcp_rfc1337` = 0) lets the RST in.
     pub rfc1337: bool,
+    /// How long a connection the application let go of (an orphan) waits
+    /// in FIN-WAIT-2 for the peer's FIN before it is reset; `None` waits
+    /// for ever. Linux's `net.ipv4.tcp_fin_timeout` is the same 60 s. A
+    /// half-closed connection the application still holds waits for ever.
+    pub orphan_fin_wait_2: Option<Duration>,
+    /// Zero-window probes an orphan sends without the window opening before
+    /// it is reset (Linux: `tcp_orphan_retries`, 8 when left at 0); a
+    /// connection the application holds probes for ever.
+    pub orphan_probes: u32,
 }
 
 impl Default for TcpConfig {
@@ -82,6 +91,8 @@ impl Default for TcpConfig {
             checksum_offload: false,
             max_super_segment: 0,
             rfc1337: true,
+            orphan_fin_wait_2: Some(Duration::from_secs(60)),
+            orphan_probes: 8,
         }
     }
 }

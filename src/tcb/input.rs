@@ -430,7 +430,11 @@ impl Tcb {
             return None;
         }
         match self.state {
-            State::FinWait1 => self.set_state(State::FinWait2),
+            State::FinWait1 => {
+                self.set_state(State::FinWait2);
+                self.fin_wait_2_since = Some(now);
+                self.arm_orphan_fin_wait_2();
+            }
             State::Closing => self.enter_time_wait(now),
             State::LastAck => {
                 self.enter_closed(None);

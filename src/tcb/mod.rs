@@ -99,6 +99,11 @@ pub struct Tcb {
     /// What happened that the application has not been told yet.
     events: Events,
     stats: ConnStats,
+    /// The application let go ([`set_orphaned`](Self::set_orphaned)): the
+    /// orphan limits of [`TcpConfig`] apply.
+    orphaned: bool,
+    /// When FIN-WAIT-2 began (the orphan timeout counts from there).
+    fin_wait_2_since: Option<Instant>,
 }
 
 impl Tcb {
@@ -129,6 +134,8 @@ impl Tcb {
             error: None,
             events: Events::default(),
             stats: ConnStats::default(),
+            orphaned: false,
+            fin_wait_2_since: None,
             cfg,
         }
     }
@@ -368,6 +375,42 @@ impl Tcb {
         self.stats.challenge_acks += 1;
     }
 
+    /// The application let go of the connection (the stack calls this on
+    /// release): from now on the orphan limits of [`TcpConfig`] apply
+    /// (`orphan_fin_wait_2`, `orphan_probes`).
+    pub fn set_orphaned(&mut self) {
+        self.orphaned = true;
+        self.arm_orphan_fin_wait_2();
+    }
+
+    /// An orphan in FIN-WAIT-2 waits `orphan_fin_wait_2` from the start of
+    /// FIN-WAIT-2 for the peer's FIN (a half-closed connection the
+    /// application still holds arms nothing).
+    fn arm_orphan_fin_wait_2(&mut self) {
+        if let (true, State::FinWait2, Some(since), Some(period)) = (
+            self.orphaned,
+            self.state,
+            self.fin_wait_2_since,
+            self.cfg.orphan_fin_wait_2,
+        ) {
+            self.timers.set(Timer::FinWait2, since + period);
+        }
+    }
+
+    /// FIN-WAIT-2's timer: the orphan waited `orphan_fin_wait_2` for the
+    /// peer's FIN; it is reset (as Linux does after `tcp_fin_timeout`).
+    fn on_fin_wait_2_timeout(&mut self) {
+        if self.state != State::FinWait2 {
+            return;
+        }
+        let period = self.cfg.orphan_fin_wait_2.unwrap_or_default();
+        debug!(
+            "{} -> {}: orphan in FIN-WAIT-2 for {period:?} without the peer's FIN: reset",
+            self.local, self.remote
+        );
+        self.abort();
+    }
+
     /// True once our FIN was sent and acknowledged.
     pub fn fin_acked(&self) -> bool {
         self.snd.fin_acked()
@@ -536,10 +579,24 @@ impl Tcb {
             self.enter_closed(None);
             return;
         }
+        if self.timers.take_expired(Timer::FinWait2, now) {
+            self.on_fin_wait_2_timeout();
+            if self.state == State::Closed {
+                return;
+            }
+        }
         if self.timers.take_expired(Timer::DelayedAck, now) {
             self.pending.ack = true;
         }
         if self.timers.take_expired(Timer::Persist, now) {
+            if self.orphaned && self.snd.persist_backoff >= self.cfg.orphan_probes {
+                debug!(
+                    "{} -> {}: orphan behind a zero window after {} probes: reset",
+                    self.local, self.remote, self.snd.persist_backoff
+                );
+                self.abort();
+                return;
+            }
             self.pending.probe = true;
             self.snd.persist_backoff = self.snd.persist_backoff.saturating_add(1);
         }

@@ -21,12 +21,16 @@ pub enum Timer {
     DelayedAck,
     /// 2*MSL in TIME-WAIT (RFC 9293 section 3.4.2).
     TimeWait,
+    /// How long an orphaned connection may wait in FIN-WAIT-2 for the
+    /// peer's FIN ([`TcpConfig::orphan_fin_wait_2`](super::TcpConfig::orphan_fin_wait_2)).
+    FinWait2,
 }
 
 impl Timer {
     /// Every timer, in the order [`Tcb::handle_timeout`](super::Tcb::handle_timeout) serves them.
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 6] = [
         Timer::TimeWait,
+        Timer::FinWait2,
         Timer::DelayedAck,
         Timer::Persist,
         Timer::TailLossProbe,
@@ -40,6 +44,7 @@ impl Timer {
             Timer::Persist => 2,
             Timer::TailLossProbe => 3,
             Timer::Retransmit => 4,
+            Timer::FinWait2 => 5,
         }
     }
 }
@@ -47,7 +52,7 @@ impl Timer {
 /// One optional deadline per [`Timer`].
 #[derive(Clone, Debug, Default)]
 pub struct TimerTable {
-    deadlines: [Option<Instant>; 5],
+    deadlines: [Option<Instant>; 6],
 }
 
 impl TimerTable {
@@ -71,7 +76,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub fn stop_all(&mut self) {
-        self.deadlines = [None; 5];
+        self.deadlines = [None; 6];
     }
 
     /// When `timer` fires, if it is armed.

@@ -302,3 +302,87 @@ fn send_after_close_stays_broken_pipe() {
         io::ErrorKind::ConnectionReset
     );
 }
+
+// ----------------------------------------------------------------------
+// Orphans: connections the application let go of
+// ----------------------------------------------------------------------
+
+/// An orphan in FIN-WAIT-2 whose peer never sends its FIN is reset
+/// `orphan_fin_wait_2` (60 s) after FIN-WAIT-2 began, as Linux does after
+/// `tcp_fin_timeout`; without the limit it would wait for ever.
+#[test]
+fn orphan_fin_wait_2_times_out() {
+    let mut tcb = fin_wait_2();
+    assert_eq!(
+        tcb.poll_timeout(),
+        None,
+        "held by the application: no limit"
+    );
+    tcb.set_orphaned();
+    let limit = T0 + Duration::from_secs(60);
+    assert_eq!(tcb.poll_timeout(), Some(limit));
+    tcb.handle_timeout(Instant::from_micros(limit.total_micros() - 1));
+    assert_eq!(tcb.state(), State::FinWait2);
+    tcb.handle_timeout(limit);
+    assert_eq!(tcb.state(), State::Closed);
+    let segs = out(&mut tcb, limit);
+    assert_eq!(segs.len(), 1);
+    assert!(
+        segs[0].flags.contains(RST),
+        "the peer is told: {:?}",
+        segs[0]
+    );
+}
+
+/// Let go of long after FIN-WAIT-2 began, the orphan's time is already up.
+#[test]
+fn orphan_released_late_in_fin_wait_2_goes_at_once() {
+    let mut tcb = fin_wait_2();
+    let now = T0 + Duration::from_secs(100);
+    tcb.set_orphaned();
+    assert!(tcb.poll_timeout().is_some_and(|t| t <= now));
+    tcb.handle_timeout(now);
+    assert_eq!(tcb.state(), State::Closed);
+}
+
+/// Runs `tcb`'s timers for at most `rounds` deadlines; returns how many
+/// segments it sent and whether one was a RST.
+fn run_timers(tcb: &mut Tcb, rounds: usize) -> (usize, bool) {
+    let (mut sent, mut rst) = (0, false);
+    for _ in 0..rounds {
+        let Some(t) = tcb.poll_timeout() else { break };
+        tcb.handle_timeout(t);
+        for s in out(tcb, t) {
+            sent += 1;
+            rst |= s.flags.contains(RST);
+        }
+    }
+    (sent, rst)
+}
+
+/// An orphan behind a zero window gives up after `orphan_probes` (8)
+/// unanswered-by-a-window probes and is reset; a connection the application
+/// holds keeps probing.
+#[test]
+fn orphan_behind_a_zero_window_gives_up_after_its_probes() {
+    for orphan in [true, false] {
+        let mut tcb = established();
+        seg_in(&mut tcb, T0, &from_peer_win(ACK, PEER_ISS + 1, ISS + 1, 0));
+        tcb.send(&data(1000)).unwrap();
+        assert_eq!(out(&mut tcb, at(1)), vec![], "the window is shut");
+        tcb.close();
+        if orphan {
+            tcb.set_orphaned();
+        }
+        let (sent, rst) = run_timers(&mut tcb, 40);
+        if orphan {
+            assert_eq!(tcb.state(), State::Closed);
+            assert!(rst, "reset at the end");
+            assert_eq!(sent, 8 + 1, "8 probes, then the RST");
+        } else {
+            assert_eq!(tcb.state(), State::FinWait1, "still probing");
+            assert!(!rst);
+            assert_eq!(sent, 40);
+        }
+    }
+}
