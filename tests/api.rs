@@ -1398,3 +1398,55 @@ fn cli_source_sends_each_connection_its_bytes_then_eof() {
     assert!(source.is_running(), "{}", source.log());
     source.kill();
 }
+
+/// Keepalive against the kernel: the kernel answers the probes, so the
+/// connection lives; once nftables drops everything the kernel sends, the
+/// unanswered probes end it and a blocked `read` returns `TimedOut`.
+#[test]
+fn keepalive_ends_a_connection_to_a_silent_peer() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let l = kernel_listener(&ctx, 7100);
+        let mut s = TcpStream::connect(&net, kernel_addr(7100)).expect("connect");
+        let _k = kernel_accept(&l, IO_TIMEOUT);
+        let ka = utcp::tcb::Keepalive {
+            idle: Duration::from_millis(500),
+            interval: Duration::from_millis(300),
+            count: 3,
+        };
+        assert_eq!(
+            s.set_keepalive(Some(utcp::tcb::Keepalive { count: 0, ..ka }))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidInput
+        );
+        s.set_keepalive(Some(ka)).expect("keepalive on");
+        assert_eq!(s.keepalive().unwrap(), Some(ka));
+        thread::sleep(Duration::from_millis(2000));
+        assert_eq!(s.state().unwrap(), State::Established, "the kernel answers");
+        let answered = s.stats().unwrap().keepalive_probes;
+        assert!(answered >= 2, "probes went out: {answered}");
+        // The kernel goes silent.
+        let mut nft = std::process::Command::new("ip")
+            .args(["netns", "exec", ctx.name(), "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft");
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"table inet utcptest {\n  chain to_utcp {\n    type filter hook output priority 0; policy accept;\n    oifname \"utcp0\" counter drop\n  }\n}\n",
+            )
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "nft rule");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        let mut buf = [0u8; 16];
+        let e = s.read(&mut buf).expect_err("the peer is gone");
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(5), "ended after {took:?}");
+        eprintln!("keepalive: {answered} probes answered; silent peer given up after {took:?}");
+    });
+}

@@ -285,6 +285,65 @@ impl TcpStream {
         self.with_tcb(|t| !t.nagle())
     }
 
+    /// Turns keepalive on with `keepalive`'s idle time, interval and probe
+    /// count, or off with `None` (the default): a peer that stays silent
+    /// through all probes ends the connection with `TimedOut` (see
+    /// [`crate::tcb::Keepalive`]). A zero idle time or interval, or a zero
+    /// count, is `InvalidInput`.
+    pub fn set_keepalive(&self, keepalive: Option<crate::tcb::Keepalive>) -> io::Result<()> {
+        if let Some(ka) = keepalive {
+            if ka.idle.is_zero() || ka.interval.is_zero() || ka.count == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "keepalive idle time, interval and count must not be zero",
+                ));
+            }
+        }
+        self.change_timers(|t, now| t.set_keepalive(now, keepalive))
+    }
+
+    /// The keepalive settings, if on.
+    pub fn keepalive(&self) -> io::Result<Option<crate::tcb::Keepalive>> {
+        self.with_tcb(|t| t.keepalive())
+    }
+
+    /// Sets the user timeout (RFC 5482, Linux's `TCP_USER_TIMEOUT`): sent
+    /// data unacknowledged for this long ends the connection with
+    /// `TimedOut`; `None` (the default) leaves it to the retransmission
+    /// count. Zero is `InvalidInput`.
+    pub fn set_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the user timeout must not be zero (use None to turn it off)",
+            ));
+        }
+        self.change_timers(|t, _| t.set_user_timeout(timeout))
+    }
+
+    /// The user timeout, if set.
+    pub fn user_timeout(&self) -> io::Result<Option<Duration>> {
+        self.with_tcb(|t| t.user_timeout())
+    }
+
+    /// Applies `f` to the connection and lets the driver know its timers
+    /// may have moved.
+    fn change_timers(
+        &self,
+        f: impl FnOnce(&mut crate::tcb::Tcb, crate::time::Instant),
+    ) -> io::Result<()> {
+        let shared = &self.inner.rt.shared;
+        let now = shared.now();
+        let mut core = shared.lock();
+        let tcb = core
+            .stack
+            .tcb_mut(self.inner.id)
+            .ok_or_else(not_connected)?;
+        f(tcb, now);
+        shared.flush_conn(&mut core, self.inner.id);
+        Ok(())
+    }
+
     /// In non-blocking mode (true) `read` and `write` return `WouldBlock`
     /// instead of waiting (for all handles of the connection).
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {

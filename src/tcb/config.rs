@@ -67,6 +67,40 @@ pub struct TcpConfig {
     /// it is reset (Linux: `tcp_orphan_retries`, 8 when left at 0); a
     /// connection the application holds probes for ever.
     pub orphan_probes: u32,
+    /// Keepalive (RFC 9293 section 3.8.4, RFC 1122 4.2.3.6): probe a peer
+    /// that sent nothing for a while, and give up (`TimedOut`, with a RST)
+    /// when it does not answer. Off (`None`) by default, as in every stack.
+    pub keepalive: Option<Keepalive>,
+    /// RFC 5482's user timeout, as Linux's `TCP_USER_TIMEOUT`: the longest
+    /// that sent data may stay unacknowledged before the connection ends
+    /// with `TimedOut`. It replaces `max_retries` once the connection is
+    /// synchronized, and is checked each time the retransmission timer
+    /// fires, so the connection ends at the first timeout at or after it.
+    /// `None` (the default): `max_retries` decides.
+    pub user_timeout: Option<Duration>,
+}
+
+/// When keepalive probes go out ([`TcpConfig::keepalive`]); the defaults are
+/// Linux's (`tcp_keepalive_time`, `_intvl`, `_probes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How long the connection may be idle (nothing received) before the
+    /// first probe. RFC 1122 4.2.3.6: no less than two hours by default.
+    pub idle: Duration,
+    /// Between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is given up.
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
 }
 
 impl Default for TcpConfig {
@@ -93,6 +127,8 @@ impl Default for TcpConfig {
             rfc1337: true,
             orphan_fin_wait_2: Some(Duration::from_secs(60)),
             orphan_probes: 8,
+            keepalive: None,
+            user_timeout: None,
         }
     }
 }

@@ -56,11 +56,13 @@ impl Tcb {
             seg.payload.len(),
             self.state
         );
-        match self.state {
+        let verdict = match self.state {
             State::Closed | State::Listen => Verdict::SendReset,
             State::SynSent => self.on_segment_syn_sent(now, seg),
             _ => self.on_segment_synchronized(now, seg),
-        }
+        };
+        self.heard_from_peer(now);
+        verdict
     }
 
     /// RFC 9293 section 3.10.7.3: SYN-SENT.
@@ -460,6 +462,8 @@ impl Tcb {
         }
         self.check_spurious(ack, tsecr);
         self.snd.una = ack;
+        // The user timeout counts again from here for what is left.
+        self.unacked_since = self.snd.has_flight().then_some(now);
         if self.snd.nxt.lt(ack) {
             self.snd.nxt = ack;
         }

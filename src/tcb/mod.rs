@@ -37,6 +37,7 @@ mod config;
 mod error;
 mod events;
 mod input;
+mod keepalive;
 mod options;
 mod output;
 mod recovery;
@@ -45,7 +46,7 @@ mod send;
 mod stats;
 mod timer;
 
-pub use config::TcpConfig;
+pub use config::{Keepalive, TcpConfig};
 pub use error::TcpError;
 pub use events::ConnEvent;
 pub use stats::{ConnInfo, ConnStats};
@@ -104,6 +105,13 @@ pub struct Tcb {
     orphaned: bool,
     /// When FIN-WAIT-2 began (the orphan timeout counts from there).
     fin_wait_2_since: Option<Instant>,
+    /// When the last segment arrived (keepalive's idle time counts from it).
+    last_rx: Instant,
+    /// Keepalive probes sent since the peer last said something.
+    keepalive_probes_out: u32,
+    /// Since when SND.UNA's data waits for its ACK (the user timeout
+    /// counts from it).
+    unacked_since: Option<Instant>,
 }
 
 impl Tcb {
@@ -136,6 +144,9 @@ impl Tcb {
             stats: ConnStats::default(),
             orphaned: false,
             fin_wait_2_since: None,
+            last_rx: Instant::ZERO,
+            keepalive_probes_out: 0,
+            unacked_since: None,
             cfg,
         }
     }
@@ -523,6 +534,16 @@ impl Tcb {
     /// Aborts the connection (RFC 9293 section 3.10.5, ABORT call): sends a
     /// RST if the peer knows about us, and goes to CLOSED.
     pub fn abort(&mut self) {
+        self.abort_inner(None);
+    }
+
+    /// Aborts (with a RST, as [`abort`](Self::abort)) and reports `why` to
+    /// the application.
+    pub(super) fn abort_with(&mut self, why: TcpError) {
+        self.abort_inner(Some(why));
+    }
+
+    fn abort_inner(&mut self, why: Option<TcpError>) {
         if matches!(
             self.state,
             State::SynReceived
@@ -534,7 +555,7 @@ impl Tcb {
             self.pending.rst = true;
         }
         self.snd.buf.clear();
-        self.enter_closed(None);
+        self.enter_closed(why);
     }
 
     fn enter_closed(&mut self, error: Option<TcpError>) {
@@ -581,6 +602,12 @@ impl Tcb {
         }
         if self.timers.take_expired(Timer::FinWait2, now) {
             self.on_fin_wait_2_timeout();
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.timers.take_expired(Timer::Keepalive, now) {
+            self.on_keepalive_timeout(now);
             if self.state == State::Closed {
                 return;
             }

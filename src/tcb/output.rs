@@ -43,6 +43,8 @@ pub(super) struct Pending {
     pub(super) retransmit_una: bool,
     /// The persist timer fired: probe the peer's zero window.
     pub(super) probe: bool,
+    /// The keepalive timer fired: probe an idle peer (RFC 1122 4.2.3.6).
+    pub(super) keepalive: bool,
 }
 
 /// Why a data segment is sent.
@@ -74,6 +76,8 @@ pub(super) enum Plan {
     },
     /// A zero-window probe at SND.UNA - 1 (RFC 9293 section 3.8.6.1).
     WindowProbe,
+    /// A keepalive probe: the same segment (RFC 1122 4.2.3.6).
+    KeepaliveProbe,
     /// A pure ACK (possibly a duplicate, possibly a window update).
     Ack,
     /// Nothing may be sent, but a zero window holds data back: arm the
@@ -356,8 +360,26 @@ impl Tcb {
         if std::mem::take(&mut self.pending.probe) && self.snd.wnd == 0 {
             return Some(Plan::WindowProbe);
         }
+        if std::mem::take(&mut self.pending.keepalive) {
+            return Some(Plan::KeepaliveProbe);
+        }
         let p = &self.pending;
         (p.ack || p.challenge || p.dup_acks_owed > 0 || p.window_update).then_some(Plan::Ack)
+    }
+
+    /// A segment at SND.UNA - 1 without data: the peer, which has that
+    /// byte already, answers with an ACK (zero-window and keepalive probes).
+    fn build_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, TxOffload)> {
+        let window = self.advertise(false);
+        let opts = self.seg_options(now, false);
+        let seg = self.header(
+            self.snd.una + 1u32.wrapping_neg(),
+            self.rcv.nxt,
+            TcpFlags::ACK,
+            window,
+            opts,
+        );
+        self.write(buf, &seg, 0, 0)
     }
 
     /// Writes `plan` into `buf` and does what sending it implies.
@@ -381,16 +403,12 @@ impl Tcb {
             Plan::WindowProbe => {
                 self.stats.zero_window_probes += 1;
                 trace!("{} -> {}: zero-window probe", self.local, self.remote);
-                let window = self.advertise(false);
-                let opts = self.seg_options(now, false);
-                let seg = self.header(
-                    self.snd.una + 1u32.wrapping_neg(),
-                    self.rcv.nxt,
-                    TcpFlags::ACK,
-                    window,
-                    opts,
-                );
-                self.write(buf, &seg, 0, 0)
+                self.build_probe(now, buf)
+            }
+            Plan::KeepaliveProbe => {
+                self.stats.keepalive_probes += 1;
+                trace!("{} -> {}: keepalive probe", self.local, self.remote);
+                self.build_probe(now, buf)
             }
             Plan::Ack => {
                 let window = self.advertise(false);
@@ -458,6 +476,9 @@ impl Tcb {
             Why::Data | Why::TailLossProbe => seq.lt(self.snd.max),
         };
         self.account_retransmission(now, seq, len, fin, why, retransmission);
+        if self.unacked_since.is_none() {
+            self.unacked_since = Some(now);
+        }
         let end = seq + len + usize::from(fin);
         if len % self.payload_mss() != 0 {
             // A small segment, or a super-segment that ends in one.

@@ -131,7 +131,12 @@ impl Tcb {
             self.pending.probe = true;
             return;
         }
-        if self.rec.retries >= limit {
+        if self.user_timeout_passed(now) {
+            self.enter_closed(Some(TcpError::TimedOut));
+            return;
+        }
+        let by_user_timeout = self.cfg.user_timeout.is_some() && self.state.is_synchronized();
+        if self.rec.retries >= limit && !by_user_timeout {
             debug!(
                 "{} -> {}: giving up after {} retransmissions",
                 self.local, self.remote, self.rec.retries

@@ -26,6 +26,8 @@ pub struct ConnStats {
     pub dup_acks: u64,
     /// Zero-window probes sent.
     pub zero_window_probes: u64,
+    /// Keepalive probes sent (RFC 1122 4.2.3.6).
+    pub keepalive_probes: u64,
     /// Holes retransmitted during SACK-based recovery (RFC 6675).
     pub sack_retransmits: u64,
     /// Tail loss probes sent (RFC 8985 section 7).

@@ -24,13 +24,17 @@ pub enum Timer {
     /// How long an orphaned connection may wait in FIN-WAIT-2 for the
     /// peer's FIN ([`TcpConfig::orphan_fin_wait_2`](super::TcpConfig::orphan_fin_wait_2)).
     FinWait2,
+    /// Keepalive (RFC 1122 4.2.3.6): the idle time before a probe, then the
+    /// time between probes ([`TcpConfig::keepalive`](super::TcpConfig::keepalive)).
+    Keepalive,
 }
 
 impl Timer {
     /// Every timer, in the order [`Tcb::handle_timeout`](super::Tcb::handle_timeout) serves them.
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 7] = [
         Timer::TimeWait,
         Timer::FinWait2,
+        Timer::Keepalive,
         Timer::DelayedAck,
         Timer::Persist,
         Timer::TailLossProbe,
@@ -45,6 +49,7 @@ impl Timer {
             Timer::TailLossProbe => 3,
             Timer::Retransmit => 4,
             Timer::FinWait2 => 5,
+            Timer::Keepalive => 6,
         }
     }
 }
@@ -52,7 +57,7 @@ impl Timer {
 /// One optional deadline per [`Timer`].
 #[derive(Clone, Debug, Default)]
 pub struct TimerTable {
-    deadlines: [Option<Instant>; 6],
+    deadlines: [Option<Instant>; 7],
 }
 
 impl TimerTable {
@@ -76,7 +81,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub fn stop_all(&mut self) {
-        self.deadlines = [None; 6];
+        self.deadlines = [None; 7];
     }
 
     /// When `timer` fires, if it is armed.

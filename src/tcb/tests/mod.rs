@@ -26,6 +26,7 @@ mod congestion;
 mod data;
 mod flow_control;
 mod handshake;
+mod keepalive;
 mod mss_wscale;
 mod nagle_delack;
 mod recovery;

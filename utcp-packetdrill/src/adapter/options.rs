@@ -2,7 +2,7 @@
 
 use libc::c_int;
 
-use super::sock::Kind;
+use super::sock::{KeepOpts, Kind};
 use super::{errno_of_ended, Adapter, Inner, Res};
 
 impl Adapter {
@@ -29,7 +29,11 @@ impl Adapter {
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => int(c_int::from(sock.reuseaddr)),
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => int(0),
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => int(c_int::from(sock.keep.on)),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => int(sock.keep.idle),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => int(sock.keep.interval),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => int(sock.keep.count),
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => int(sock.keep.user_timeout_ms),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
                 int(c_int::from(matches!(sock.kind, Kind::Listener { .. })))
             }
@@ -64,12 +68,26 @@ impl Adapter {
         }
         let value = c_int::from_ne_bytes([optval[0], optval[1], optval[2], optval[3]]);
         let mut g = self.lock();
+        let now = g.stack_now();
         let Inner { socks, stack, .. } = &mut *g;
         let sock = socks.get_mut(&fd).ok_or(libc::EBADF)?;
         let unconnected = !matches!(sock.kind, Kind::Conn { .. });
+        if let Some(keep) = keep_option(sock.keep, level, name, value)? {
+            sock.keep = keep;
+            if let Kind::Conn { id } = sock.kind {
+                if let Some(tcb) = stack.tcb_mut(id) {
+                    if tcb.keepalive() != keep.keepalive() {
+                        tcb.set_keepalive(now, keep.keepalive());
+                    }
+                    tcb.set_user_timeout(keep.user_timeout());
+                }
+            }
+            g.flush();
+            self.notify(&mut g);
+            return Ok(());
+        }
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => sock.reuseaddr = value != 0,
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => {}
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                 let v = value.max(1152);
                 sock.rcvbuf = v.saturating_mul(2);
@@ -153,4 +171,27 @@ impl Adapter {
             _ => Err(libc::ENOTTY),
         }
     }
+}
+
+/// The keepalive options with `value` set, if `(level, name)` is one of
+/// them; EINVAL for values Linux refuses (idle and interval 1..=32767 s,
+/// count 1..=127, a user timeout >= 0 ms).
+fn keep_option(
+    mut keep: KeepOpts,
+    level: c_int,
+    name: c_int,
+    value: c_int,
+) -> Res<Option<KeepOpts>> {
+    let check = |ok: bool| if ok { Ok(value) } else { Err(libc::EINVAL) };
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => keep.on = value != 0,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => keep.idle = check((1..=32767).contains(&value))?,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => {
+            keep.interval = check((1..=32767).contains(&value))?
+        }
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => keep.count = check((1..=127).contains(&value))?,
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => keep.user_timeout_ms = check(value >= 0)?,
+        _ => return Ok(None),
+    }
+    Ok(Some(keep))
 }

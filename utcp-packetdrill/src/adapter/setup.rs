@@ -76,6 +76,8 @@ impl Inner {
             tcp.mss = tcp.mss.min(m);
         }
         tcp.nagle = !sock.nodelay;
+        tcp.keepalive = sock.keep.keepalive();
+        tcp.user_timeout = sock.keep.user_timeout();
         Ok(tcp)
     }
 
@@ -188,6 +190,7 @@ impl Adapter {
                 sock.sndbuf_req,
                 sock.maxseg,
                 sock.linger,
+                sock.keep,
             );
             let Kind::Listener { ready, .. } = &mut sock.kind else {
                 return Err(libc::EINVAL);
@@ -215,6 +218,7 @@ impl Adapter {
                 s.sndbuf_req,
                 s.maxseg,
                 s.linger,
+                s.keep,
             ) = inherited;
             Ok((new, remote))
         })

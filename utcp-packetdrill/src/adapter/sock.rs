@@ -44,6 +44,8 @@ pub(super) struct Sock {
     pub(super) maxseg: Option<u16>,
     /// SO_LINGER: `Some(seconds)` when on.
     pub(super) linger: Option<c_int>,
+    /// SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT.
+    pub(super) keep: KeepOpts,
     /// Local port from bind() or autobind.
     pub(super) port: Option<u16>,
     /// A connect() is under way and no connect() call has seen it finish yet.
@@ -51,6 +53,48 @@ pub(super) struct Sock {
     /// The connection's error was already reported once (by a call or
     /// SO_ERROR); afterwards reads see EOF and writes EPIPE, as on Linux.
     pub(super) error_reported: bool,
+}
+
+/// A socket's keepalive and user-timeout options, as Linux keeps them
+/// (seconds, a count, milliseconds); accepted sockets inherit them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct KeepOpts {
+    pub(super) on: bool,
+    pub(super) idle: c_int,
+    pub(super) interval: c_int,
+    pub(super) count: c_int,
+    pub(super) user_timeout_ms: c_int,
+}
+
+impl Default for KeepOpts {
+    /// Linux's defaults: 7200 s, 75 s, 9 probes; no user timeout.
+    fn default() -> Self {
+        KeepOpts {
+            on: false,
+            idle: 7200,
+            interval: 75,
+            count: 9,
+            user_timeout_ms: 0,
+        }
+    }
+}
+
+impl KeepOpts {
+    /// The connection's keepalive, if on.
+    pub(super) fn keepalive(&self) -> Option<utcp::tcb::Keepalive> {
+        let secs = |s: c_int| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(1));
+        self.on.then(|| utcp::tcb::Keepalive {
+            idle: secs(self.idle),
+            interval: secs(self.interval),
+            count: u32::try_from(self.count).unwrap_or(1),
+        })
+    }
+
+    /// The connection's user timeout, if set.
+    pub(super) fn user_timeout(&self) -> Option<std::time::Duration> {
+        let ms = u64::try_from(self.user_timeout_ms).unwrap_or(0);
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
 }
 
 impl Inner {
@@ -91,6 +135,7 @@ impl Inner {
                 sndbuf_req: None,
                 maxseg: None,
                 linger: None,
+                keep: KeepOpts::default(),
                 port: None,
                 connecting: false,
                 error_reported: false,
