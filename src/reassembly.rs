@@ -13,33 +13,38 @@
 //! wrap-aware `SeqNum::diff`, so everything works across the 2^32 wrap as
 //! long as the caller's `rcv_nxt` only moves forward.
 
+use std::collections::BTreeMap;
+
 use crate::seq::SeqNum;
 
-/// One contiguous run of held bytes starting at `start`.
-#[derive(Clone, Debug)]
-struct Block {
-    start: SeqNum,
-    data: Vec<u8>,
-}
+/// Blocks a queue may hold per byte of its bound (at least
+/// [`MIN_BLOCKS`]): 1/256, so that a peer sending crumbs (1-byte segments
+/// with gaps between them) makes the queue hold at most about a third more
+/// than the window in bookkeeping (some 80 bytes per block: its map entry
+/// and its allocation), while ordinary losses (one hole per lost segment of
+/// at least 536 bytes) never come near it.
+const BYTES_PER_BLOCK: usize = 256;
 
-impl Block {
-    /// Offsets `[start, end)` of this block relative to `rcv_nxt`.
-    fn offsets(&self, rcv_nxt: SeqNum) -> (i64, i64) {
-        let s = i64::from(self.start.diff(rcv_nxt));
-        // data.len() <= isize::MAX fits in i64.
-        (s, s.saturating_add(self.data.len() as i64))
-    }
-}
+/// The fewest blocks any queue may hold.
+const MIN_BLOCKS: usize = 64;
 
 /// Holds data that arrived ahead of `RCV.NXT` until the gap before it is filled.
 ///
-/// Invariants: at most `max_bytes` bytes are held; blocks are sorted,
-/// disjoint and never adjacent (adjacent or overlapping data is merged).
+/// Invariants: at most `max_bytes` bytes and `max_blocks` blocks are held;
+/// blocks are sorted, disjoint and never adjacent (adjacent or overlapping
+/// data is merged). Each insert costs O(log n) plus the blocks it merges.
 #[derive(Clone, Debug, Default)]
 pub struct ReassemblyQueue {
     max_bytes: usize,
-    blocks: Vec<Block>,
+    max_blocks: usize,
+    /// Blocks by their start, unwrapped to 64 bits (see `nxt_ext`).
+    blocks: BTreeMap<u64, Vec<u8>>,
     held: usize,
+    /// The `rcv_nxt` of the last call, and its unwrapped value: a position
+    /// `seq` unwraps to `nxt_ext + seq.diff(nxt)`. Starts at 2^40, so that
+    /// a caller moving backwards stays positive.
+    nxt: SeqNum,
+    nxt_ext: u64,
 }
 
 impl ReassemblyQueue {
@@ -53,8 +58,11 @@ impl ReassemblyQueue {
     pub fn new(max_bytes: usize) -> Self {
         ReassemblyQueue {
             max_bytes,
-            blocks: Vec::new(),
+            max_blocks: (max_bytes / BYTES_PER_BLOCK).max(MIN_BLOCKS),
+            blocks: BTreeMap::new(),
             held: 0,
+            nxt: SeqNum(0),
+            nxt_ext: 1 << 40,
         }
     }
 
@@ -63,36 +71,70 @@ impl ReassemblyQueue {
         self.max_bytes
     }
 
-    /// The accepted span beyond `rcv_nxt`, as an offset.
-    fn window(&self) -> i64 {
-        self.max_bytes.min(i32::MAX as usize) as i64
+    /// The most blocks held at once.
+    pub fn max_blocks(&self) -> usize {
+        self.max_blocks
     }
 
-    /// Drops held bytes outside `[rcv_nxt, rcv_nxt + window)`.
-    ///
-    /// Bytes before `rcv_nxt` are already delivered (RFC 9293 section
-    /// 3.10.7.4); bytes at or beyond the window could only be there if the
-    /// caller moved `rcv_nxt` backwards, and are dropped (highest sequence
-    /// numbers first) so the memory bound keeps holding.
-    fn trim_to_window(&mut self, rcv_nxt: SeqNum) {
-        let win = self.window();
-        let mut held = 0usize;
-        self.blocks.retain_mut(|b| {
-            let (s, e) = b.offsets(rcv_nxt);
-            if e <= 0 || s >= win {
-                return false;
+    /// The accepted span beyond `rcv_nxt`, as an offset.
+    fn window(&self) -> u64 {
+        self.max_bytes.min(i32::MAX as usize) as u64
+    }
+
+    /// Moves the unwrapping base to `rcv_nxt` and drops held bytes outside
+    /// `[rcv_nxt, rcv_nxt + window)`. Bytes before `rcv_nxt` are already
+    /// delivered (RFC 9293 section 3.10.7.4); bytes at or beyond the window
+    /// could only be there if the caller moved `rcv_nxt` backwards, and are
+    /// dropped (highest sequence numbers first) so the bound keeps holding.
+    /// O(log n) per block dropped, plus a scan only after a backwards move.
+    fn sync(&mut self, rcv_nxt: SeqNum) {
+        let d = i64::from(rcv_nxt.diff(self.nxt));
+        self.nxt = rcv_nxt;
+        self.nxt_ext = self.nxt_ext.saturating_add_signed(d);
+        let nxt = self.nxt_ext;
+        while let Some(e) = self.blocks.first_entry() {
+            let start = *e.key();
+            let end = start + e.get().len() as u64;
+            if start >= nxt {
+                break;
             }
-            if e > win {
-                b.data.truncate((win - s) as usize);
+            let mut data = e.remove();
+            self.held -= data.len();
+            if end > nxt {
+                data.drain(..(nxt - start) as usize);
+                self.held += data.len();
+                self.blocks.insert(nxt, data);
+                break;
             }
-            if s < 0 {
-                b.data.drain(..(-s) as usize);
-                b.start = rcv_nxt;
+        }
+        if d < 0 {
+            self.trim_right();
+        }
+    }
+
+    /// Drops what lies at or beyond the window's right edge.
+    fn trim_right(&mut self) {
+        let edge = self.nxt_ext + self.window();
+        let beyond: Vec<u64> = self.blocks.range(edge..).map(|(&k, _)| k).collect();
+        for k in beyond {
+            if let Some(d) = self.blocks.remove(&k) {
+                self.held -= d.len();
             }
-            held = held.saturating_add(b.data.len());
-            true
-        });
-        self.held = held;
+        }
+        if let Some((&k, d)) = self.blocks.iter_mut().next_back() {
+            let end = k + d.len() as u64;
+            if end > edge {
+                let keep = (edge - k) as usize;
+                self.held -= d.len() - keep;
+                d.truncate(keep);
+            }
+        }
+    }
+
+    /// The unwrapped position of `seq` (after [`sync`](Self::sync)).
+    fn ext(&self, seq: SeqNum) -> u64 {
+        self.nxt_ext
+            .saturating_add_signed(i64::from(seq.diff(self.nxt)))
     }
 
     /// Stores `data` that starts at `seq` (ahead of `rcv_nxt`).
@@ -109,81 +151,68 @@ impl ReassemblyQueue {
     /// * Bytes already held are kept as they are; only the uncovered parts
     ///   of `data` are stored (first copy wins).
     /// * Overlapping and adjacent ranges are merged into one block.
+    /// * A segment that would make a new block beyond `max_blocks` is
+    ///   dropped (a crumb flood; the sender retransmits real data).
     ///
     /// Held bytes that lie before `rcv_nxt` (the caller delivered them some
     /// other way) are discarded as a side effect.
     pub fn insert(&mut self, rcv_nxt: SeqNum, seq: SeqNum, data: &[u8]) -> usize {
-        self.trim_to_window(rcv_nxt);
-        let win = self.window();
-        let seg_start = i64::from(seq.diff(rcv_nxt));
-        let seg_end = seg_start.saturating_add(data.len() as i64);
-        let s = seg_start.max(0);
-        let e = seg_end.min(win);
+        self.sync(rcv_nxt);
+        let seg_start = self.ext(seq);
+        let seg_end = seg_start.saturating_add(data.len() as u64);
+        let s = seg_start.max(self.nxt_ext);
+        let e = seg_end.min(self.nxt_ext + self.window());
         if s >= e {
             return 0;
         }
-        // 0 <= s - seg_start < e - seg_start <= data.len()
+        // seg_start <= s < e <= seg_end
         let seg = &data[(s - seg_start) as usize..(e - seg_start) as usize];
-        let at = |off: i64| &seg[(off - s) as usize..];
-        let upto = |from: i64, to: i64| &seg[(from - s) as usize..(to - s) as usize];
-
-        // Blocks [i, j) overlap or touch [s, e).
-        let i = self
+        // The blocks that overlap or touch [s, e): one starting before s
+        // that reaches it, and those starting in [s, e].
+        let before = self
             .blocks
-            .iter()
-            .position(|b| b.offsets(rcv_nxt).1 >= s)
-            .unwrap_or(self.blocks.len());
-        let j = self.blocks[i..]
-            .iter()
-            .position(|b| b.offsets(rcv_nxt).0 > e)
-            .map_or(self.blocks.len(), |k| i + k);
-
-        if i == j {
-            self.blocks.insert(
-                i,
-                Block {
-                    start: rcv_nxt + (s as usize),
-                    data: seg.to_vec(),
-                },
-            );
-            self.held = self.held.saturating_add(seg.len());
+            .range(..s)
+            .next_back()
+            .filter(|(&k, d)| k + d.len() as u64 >= s)
+            .map(|(&k, _)| k);
+        let keys: Vec<u64> = before
+            .into_iter()
+            .chain(self.blocks.range(s..=e).map(|(&k, _)| k))
+            .collect();
+        if keys.is_empty() {
+            if self.blocks.len() >= self.max_blocks {
+                return 0;
+            }
+            self.blocks.insert(s, seg.to_vec());
+            self.held += seg.len();
             return seg.len();
         }
-
-        let mut new_bytes = 0usize;
-        let first_start = self.blocks[i].offsets(rcv_nxt).0;
-        let merged_start = first_start.min(s);
-        // The gap [s, first_start), if any, is filled by the loop below.
-        let mut merged = Vec::new();
+        let merged_start = keys[0].min(s);
+        let mut merged: Vec<u8> = Vec::new();
         let mut cursor = merged_start;
-        for b in self.blocks.drain(i..j) {
-            let (bs, be) = b.offsets(rcv_nxt);
-            if bs > cursor {
-                // A gap between two held blocks, inside [s, e).
-                let gap = upto(cursor, bs);
+        let mut new_bytes = 0;
+        for k in keys {
+            let b = self.blocks.remove(&k).unwrap_or_default();
+            if k > cursor {
+                // A gap before this block, inside [s, e).
+                let gap = &seg[(cursor - s) as usize..(k - s) as usize];
                 new_bytes += gap.len();
                 merged.extend_from_slice(gap);
             }
+            cursor = k + b.len() as u64;
             if merged.is_empty() {
-                merged = b.data;
+                merged = b;
             } else {
-                merged.extend_from_slice(&b.data);
+                merged.extend_from_slice(&b);
             }
-            cursor = be;
         }
         if e > cursor {
-            let tail = at(cursor);
+            let tail = &seg[(cursor - s) as usize..];
             new_bytes += tail.len();
             merged.extend_from_slice(tail);
         }
-        self.blocks.insert(
-            i,
-            Block {
-                start: rcv_nxt + (merged_start as usize),
-                data: merged,
-            },
-        );
-        self.held = self.held.saturating_add(new_bytes);
+        self.blocks.insert(merged_start, merged);
+        self.held += new_bytes;
         new_bytes
     }
 
@@ -191,34 +220,22 @@ impl ReassemblyQueue {
     ///
     /// Blocks that end at or before `rcv_nxt` are discarded (already
     /// delivered). If a block starts at or before `rcv_nxt`, its bytes from
-    /// `rcv_nxt` onwards are passed to `sink` (possibly over several calls)
-    /// and removed. Returns the number of bytes handed over; the caller
-    /// advances `RCV.NXT` by that amount (RFC 9293 section 3.10.7.4).
+    /// `rcv_nxt` onwards are passed to `sink` and removed. Returns the number
+    /// of bytes handed over; the caller advances `RCV.NXT` by that amount
+    /// (RFC 9293 section 3.10.7.4).
     pub fn drain_ready(&mut self, rcv_nxt: SeqNum, mut sink: impl FnMut(&[u8])) -> usize {
-        let mut nxt = rcv_nxt;
-        let mut delivered = 0usize;
-        let mut remove = 0usize;
-        for b in &self.blocks {
-            let (s, e) = b.offsets(nxt);
-            if e <= 0 {
-                // Entirely old: discard.
-                self.held = self.held.saturating_sub(b.data.len());
-                remove += 1;
-                continue;
-            }
-            if s > 0 {
-                break;
-            }
-            // -s < e <= data.len()
-            let ready = &b.data[(-s) as usize..];
-            sink(ready);
-            delivered = delivered.saturating_add(ready.len());
-            nxt += ready.len();
-            self.held = self.held.saturating_sub(b.data.len());
-            remove += 1;
+        self.sync(rcv_nxt);
+        // Blocks never touch, so at most the first one is ready.
+        let Some(e) = self.blocks.first_entry() else {
+            return 0;
+        };
+        if *e.key() != self.nxt_ext {
+            return 0;
         }
-        self.blocks.drain(..remove);
-        delivered
+        let ready = e.remove();
+        self.held -= ready.len();
+        sink(&ready);
+        ready.len()
     }
 
     /// Bytes currently held.
@@ -240,9 +257,11 @@ impl ReassemblyQueue {
     /// The held ranges `[start, end)` in sequence order, disjoint and
     /// non-adjacent — the shape of SACK blocks (RFC 2018 section 3).
     pub fn blocks(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
-        self.blocks
-            .iter()
-            .map(|b| (b.start, b.start + b.data.len()))
+        self.blocks.iter().map(|(&k, d)| {
+            // Blocks start at or after the last `nxt` (see `sync`).
+            let start = self.nxt + (k.wrapping_sub(self.nxt_ext) as u32 as usize);
+            (start, start + d.len())
+        })
     }
 }
 
@@ -667,6 +686,38 @@ mod tests {
                 assert!(nxt == data.len() || model[nxt].is_none());
             }
         }
+    }
+
+    // Crumbs (issue 10): 1-byte segments at every other offset of a 512 KiB
+    // window. The queue keeps at most max_blocks of them (the rest are
+    // dropped), a real segment bridging them still merges, and what the
+    // connection delivers stays byte-exact.
+    #[test]
+    fn crumbs_are_bounded_by_the_block_limit() {
+        let r = SeqNum(u32::MAX - 1000);
+        let mut q = ReassemblyQueue::new(512 * 1024);
+        let max = q.max_blocks();
+        assert_eq!(max, 2048);
+        let stored: usize = (0..100_000usize)
+            .map(|i| q.insert(r, r + (1 + 2 * i), b"c"))
+            .sum();
+        assert_eq!(stored, max, "one byte per block, up to the limit");
+        assert_eq!(q.blocks().count(), max);
+        check(&q, r);
+        // A segment over the first 100 crumbs (touching the 101st) merges
+        // them into one block; the crumbs' bytes are kept (first copy wins).
+        assert_eq!(q.insert(r, r + 1u32, &[9u8; 200]), 100);
+        assert_eq!(q.blocks().count(), max - 100);
+        assert_eq!(q.insert(r, r, b"a"), 1);
+        let out = drain(&mut q, r);
+        assert_eq!(out.len(), 202);
+        assert_eq!(out[0], b'a');
+        let crumb_or_nine = |i: usize| if i % 2 == 0 { b'c' } else { 9 };
+        assert!(out[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == crumb_or_nine(i)));
+        check(&q, r + 202u32);
     }
 
     // RFC 2018 section 3: blocks() reports disjoint [start, end) ranges in
