@@ -14,6 +14,7 @@ pub mod sim;
 pub mod socket;
 pub mod stack;
 pub mod state;
+pub mod syncookie;
 pub mod tcb;
 // Test helpers shared by all tests (see its module doc); not in normal builds.
 #[cfg(any(test, feature = "testing"))]

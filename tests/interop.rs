@@ -298,3 +298,140 @@ fn connect_to_closed_port_is_refused() {
 fn fifty_concurrent_echo_connections() {
     concurrent_echo(&Netns::new(), 50, 16 * 1024, &[]);
 }
+
+/// Sends `count` SYNs to utcp's echo port through a raw socket in the
+/// namespace, in bursts of 100 every 5 ms, from spoofed sources
+/// 10.77.0.100-249 (addresses nobody holds: the kernel drops the SYN-ACKs,
+/// it does not forward) with random ports and ISNs. Returns how many the
+/// kernel took.
+fn syn_flood(count: usize, port: u16) -> usize {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use utcp::testing::{encode, segment};
+    use utcp::wire::{TcpFlags, TcpOptions, TcpSegment};
+    // SAFETY: plain socket(2); the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let dst: Ipv4Addr = UTCP_IP.parse().unwrap();
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(dst).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let mut x = 0x2545_f491_u64;
+    let mut sent = 0;
+    for i in 0..count {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let src = SocketAddrV4::new(
+            Ipv4Addr::new(10, 77, 0, 100 + (x % 150) as u8),
+            1024 + (x >> 16) as u16 % 60000,
+        );
+        let syn = TcpSegment {
+            options: TcpOptions {
+                mss: Some(1460),
+                timestamp: Some(((x >> 32) as u32, 0)),
+                sack_permitted: true,
+                window_scale: Some(7),
+                ..TcpOptions::default()
+            },
+            ..segment(
+                src,
+                SocketAddrV4::new(dst, port),
+                TcpFlags::SYN,
+                x as u32,
+                0,
+                &[],
+            )
+        };
+        let pkt = encode(&syn);
+        // SAFETY: pkt and sin outlive the call; lengths are theirs.
+        let n = unsafe {
+            libc::sendto(
+                fd,
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if n > 0 {
+            sent += 1;
+        }
+        if i % 100 == 99 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    sent
+}
+
+/// One echo exchange from the kernel, bounded: true if it connected and
+/// the bytes came back.
+fn echo_once(port: u16, msg: &[u8]) -> Result<(), String> {
+    let mut s = TcpStream::connect_timeout(&addr(UTCP_IP, port), Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(msg).map_err(|e| format!("write: {e}"))?;
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
+    if back == msg {
+        Ok(())
+    } else {
+        Err("wrong bytes".into())
+    }
+}
+
+/// RFC 4987: during a flood of 100,000 SYNs from spoofed sources, a real
+/// kernel client still connects to utcp's echo server (through a SYN
+/// cookie: the backlog is full of the flood's half-open connections), and
+/// again after it; the server's memory stays bounded.
+#[test]
+fn kernel_client_connects_during_and_after_a_syn_flood() {
+    let ns = Netns::new();
+    let mut cmd = ns.utcp_command(&["echo", "--port", "7"]);
+    cmd.env("RUST_LOG", "utcp::stack=debug,info");
+    let server = ns.spawn("utcp echo", cmd, Stdio::null(), Capture::Null);
+    server
+        .wait_for_stderr(LISTENING, READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let flood = ns.spawn_thread(|| {
+        let t0 = Instant::now();
+        (syn_flood(100_000, 7), t0.elapsed())
+    });
+    thread::sleep(Duration::from_millis(500));
+    let during = ns.spawn_thread(|| {
+        let t0 = Instant::now();
+        (echo_once(7, b"Hi, I am a client"), t0.elapsed())
+    });
+    let (result, took) = join_bounded(during, BULK_TIMEOUT, "client during the flood");
+    let flood_running = !flood.is_finished();
+    let (sent, flood_took) = join_bounded(flood, BULK_TIMEOUT, "the flood");
+    assert_eq!(sent, 100_000, "the raw socket took every SYN");
+    result.unwrap_or_else(|e| panic!("client during the flood: {e}\n{}", server.log()));
+    assert!(
+        flood_running,
+        "the client ({took:?}) finished only after the flood ({flood_took:?})"
+    );
+    let log = server.log();
+    assert!(log.contains("valid SYN cookie"), "no cookie used:\n{log}");
+    run_in_netns(&ns, || echo_once(7, b"and after it"))
+        .unwrap_or_else(|e| panic!("client after the flood: {e}"));
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .expect("the server's RSS");
+    assert!(
+        rss < 64 * 1024,
+        "the server holds {rss} KiB after the flood"
+    );
+}

@@ -10,7 +10,7 @@ use utcp::error::Error;
 use utcp::stack::{Stack, StackConfig};
 use utcp::testing::{encode, init_logger, segment, stack_output, Seg};
 use utcp::time::Instant;
-use utcp::wire::TcpFlags;
+use utcp::wire::{TcpFlags, TcpOptions};
 
 const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -20,6 +20,15 @@ fn stack() -> Stack {
     init_logger();
     let mut cfg = StackConfig::new(US);
     cfg.seed = Some(7);
+    Stack::new(cfg)
+}
+
+/// [`stack`] with SYN cookies off: SYNs past the backlog are dropped.
+fn stack_without_cookies() -> Stack {
+    init_logger();
+    let mut cfg = StackConfig::new(US);
+    cfg.seed = Some(7);
+    cfg.syn_cookies = false;
     Stack::new(cfg)
 }
 
@@ -341,8 +350,8 @@ fn packets_for_another_address_are_ignored() {
 }
 
 #[test]
-fn listen_backlog_drops_extra_syns() {
-    let mut s = stack();
+fn listen_backlog_drops_extra_syns_without_cookies() {
+    let mut s = stack_without_cookies();
     s.listen(80, 2).unwrap();
     for port in 4000..4003 {
         s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));
@@ -360,6 +369,171 @@ fn listen_backlog_drops_extra_syns() {
     assert_eq!(s.stats().syn_backlog_full, 1);
     assert_eq!(s.stats().resets_sent, 0, "dropped, not reset");
     assert_eq!(s.connection_count(), 2);
+}
+
+/// A SYN from PEER:`sport` with the options Linux sends.
+fn syn_with_options(sport: u16, seq: u32, tsval: Option<u32>) -> Vec<u8> {
+    let mut seg = segment(
+        SocketAddrV4::new(PEER, sport),
+        SocketAddrV4::new(US, 80),
+        TcpFlags::SYN,
+        seq,
+        0,
+        &[],
+    );
+    seg.options = TcpOptions {
+        mss: Some(1300),
+        window_scale: Some(9),
+        sack_permitted: true,
+        timestamp: tsval.map(|v| (v, 0)),
+        ..TcpOptions::default()
+    };
+    encode(&seg)
+}
+
+/// The third segment of a handshake answering `syn_ack`, with `payload`.
+fn ack_of(syn_ack: &Seg, seq: u32, tsval: Option<u32>, payload: &[u8]) -> Vec<u8> {
+    let mut seg = segment(
+        syn_ack.dst,
+        syn_ack.src,
+        TcpFlags::ACK,
+        seq,
+        syn_ack.seq.wrapping_add(1),
+        payload,
+    );
+    seg.window = 1000;
+    seg.options.timestamp = tsval.map(|v| (v, syn_ack.options.timestamp.map_or(0, |t| t.0)));
+    encode(&seg)
+}
+
+/// RFC 4987 section 3.6: past a full SYN queue a SYN is answered with a
+/// cookie SYN-ACK and forgotten; the returning ACK (with data) builds the
+/// connection into the accept queue with the MSS, window scale and SACK
+/// the cookie carried.
+#[test]
+fn a_full_syn_queue_answers_with_cookies_that_build_the_connection() {
+    let mut s = stack();
+    s.listen(80, 1).unwrap();
+    s.handle_packet(NOW, &syn_with_options(4000, 1000, Some(77)));
+    assert_eq!(output(&mut s).len(), 1, "an ordinary SYN-ACK");
+    s.handle_packet(NOW, &syn_with_options(4001, 5000, Some(88)));
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1);
+    let cookie = Seg::parse(&out[0]);
+    assert_eq!(cookie.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(cookie.ack, 5001);
+    assert_eq!(cookie.options.mss, Some(s.tcp_config().mss));
+    assert!(cookie.options.sack_permitted);
+    assert!(cookie.options.window_scale.is_some());
+    let (tsval, tsecr) = cookie.options.timestamp.expect("timestamps echoed");
+    assert_eq!(tsecr, 88);
+    assert_eq!(tsval & 0x3f, 9 | 0x10, "wscale 9 and SACK in the low bits");
+    assert_eq!(s.connection_count(), 1, "no state kept for the cookie");
+    assert_eq!(s.stats().syn_cookies_sent, 1);
+
+    s.handle_packet(NOW, &ack_of(&cookie, 5001, Some(89), b"hello"));
+    let conn = s.accept(80).expect("the cookie's connection is queued");
+    assert_eq!(s.stats().syn_cookies_accepted, 1);
+    let tcb = s.tcb_mut(conn).unwrap();
+    assert_eq!(tcb.state(), utcp::state::State::Established);
+    let info = tcb.info();
+    assert_eq!(info.mss, 1300);
+    assert_eq!(info.window_scales.1, 9);
+    assert!(info.sack && info.timestamps);
+    assert_eq!(info.peer_window, 1000 << 9);
+    let mut buf = [0u8; 16];
+    assert_eq!(tcb.recv(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+}
+
+/// Without timestamps a cookie has no room for window scale or SACK: the
+/// SYN-ACK offers neither and the connection goes without them (as on
+/// Linux).
+#[test]
+fn a_cookie_without_timestamps_carries_the_mss_only() {
+    let mut s = stack();
+    s.listen(80, 1).unwrap();
+    s.handle_packet(NOW, &syn_with_options(4000, 1000, None));
+    assert_eq!(output(&mut s).len(), 1);
+    s.handle_packet(NOW, &syn_with_options(4001, 5000, None));
+    let cookie = Seg::parse(&output(&mut s)[0]);
+    assert_eq!(cookie.options.window_scale, None);
+    assert!(!cookie.options.sack_permitted);
+    assert_eq!(cookie.options.timestamp, None);
+    s.handle_packet(NOW, &ack_of(&cookie, 5001, None, b""));
+    let conn = s.accept(80).expect("queued");
+    let info = s.tcb(conn).unwrap().info();
+    assert_eq!(
+        (info.mss, info.window_scales, info.sack),
+        (1300, (0, 0), false)
+    );
+}
+
+/// An ACK with a wrong cookie is answered with a RST and counted; a
+/// listener that never sent cookies does not even look (a blind guess is
+/// never taken); a cookie older than two minutes is refused.
+#[test]
+fn bad_stale_or_unsolicited_cookies_are_refused() {
+    let mut s = stack();
+    s.listen(80, 1).unwrap();
+    s.listen(81, 8).unwrap();
+    s.handle_packet(NOW, &syn_with_options(4000, 1000, Some(1)));
+    assert_eq!(output(&mut s).len(), 1);
+    s.handle_packet(NOW, &syn_with_options(4001, 5000, Some(1)));
+    let cookie = Seg::parse(&output(&mut s)[0]);
+    let bad = Seg {
+        seq: cookie.seq.wrapping_add(12345),
+        ..cookie.clone()
+    };
+    s.handle_packet(NOW, &ack_of(&bad, 5001, Some(2), b""));
+    let rst = Seg::parse(&output(&mut s)[0]);
+    assert_eq!(rst.flags, TcpFlags::RST);
+    assert_eq!(s.stats().syn_cookies_rejected, 1);
+    assert_eq!(s.accept(80), None);
+
+    // Port 81 sent no cookie: the same ACK is reset without a check.
+    let to_81 = Seg {
+        src: SocketAddrV4::new(US, 81),
+        ..cookie.clone()
+    };
+    s.handle_packet(NOW, &ack_of(&to_81, 5001, Some(2), b""));
+    assert_eq!(output(&mut s).len(), 1, "a RST");
+    assert_eq!(s.stats().syn_cookies_rejected, 1, "not looked at");
+
+    // The genuine cookie, three minutes later, is too old (while the
+    // listener is still sending cookies: the queue is still full).
+    let later = Instant::from_millis(3 * 60_000);
+    s.handle_packet(later, &syn_with_options(4002, 7000, Some(1)));
+    assert_eq!(output(&mut s).len(), 1, "a new cookie");
+    s.handle_packet(later, &ack_of(&cookie, 5001, Some(2), b""));
+    assert_eq!(s.stats().syn_cookies_rejected, 2);
+    assert_eq!(s.stats().syn_cookies_accepted, 0);
+}
+
+/// A full accept queue still drops SYNs (no cookie: the connection would
+/// have nowhere to go) and drops a cookie's ACK (the peer retransmits it).
+#[test]
+fn a_full_accept_queue_drops_syns_and_cookie_acks() {
+    let mut s = stack();
+    s.listen(80, 1).unwrap();
+    s.handle_packet(NOW, &syn_with_options(4000, 1000, Some(1)));
+    let first = Seg::parse(&output(&mut s)[0]);
+    s.handle_packet(NOW, &syn_with_options(4001, 5000, Some(1)));
+    let cookie = Seg::parse(&output(&mut s)[0]);
+    s.handle_packet(NOW, &ack_of(&first, 1001, Some(2), b""));
+    assert_eq!(s.stats().syn_backlog_full, 0);
+    s.handle_packet(NOW, &ack_of(&cookie, 5001, Some(2), b""));
+    assert!(output(&mut s).is_empty(), "dropped, not reset");
+    assert_eq!(s.stats().syn_backlog_full, 1);
+    s.handle_packet(NOW, &syn_with_options(4002, 9000, Some(1)));
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.stats().syn_backlog_full, 2);
+    assert_eq!(s.stats().syn_cookies_sent, 1);
+    // Once the queue has room, the retransmitted ACK gets in.
+    assert!(s.accept(80).is_some());
+    s.handle_packet(NOW, &ack_of(&cookie, 5001, Some(3), b""));
+    assert!(s.accept(80).is_some());
+    assert_eq!(s.stats().syn_cookies_accepted, 1);
 }
 
 #[test]
@@ -443,12 +617,12 @@ fn listener_settings_reach_accepted_connections() {
 }
 
 /// The half-open count of a listener (kept as a set, not a scan of the
-/// connections) through a SYN flood: SYNs beyond the backlog are dropped and
+/// connections) through a SYN flood, SYN cookies off: SYNs beyond the backlog are dropped and
 /// counted; a RST, a completed handshake taken by `accept`, and SYN-ACK
 /// retransmissions that give up each free their slot.
 #[test]
 fn syn_flood_fills_the_backlog_and_each_way_out_frees_a_slot() {
-    let mut s = stack();
+    let mut s = stack_without_cookies();
     s.listen(80, 8).unwrap();
     for port in 5000..5020 {
         s.handle_packet(NOW, &tcp_in(port, 80, 1000, 0, TcpFlags::SYN));

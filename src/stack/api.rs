@@ -41,6 +41,7 @@ impl Stack {
                 queue: VecDeque::new(),
                 embryonic: HashSet::new(),
                 tcp,
+                cookie_sent: None,
             },
         );
         Ok(())

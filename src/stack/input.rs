@@ -122,34 +122,39 @@ impl Stack {
         true
     }
 
-    /// RFC 9293 section 3.10.7.2: a segment for a listening port.
+    /// RFC 9293 section 3.10.7.2: a segment for a listening port. A full
+    /// SYN queue answers with SYN cookies (`cookies.rs`); a full accept
+    /// queue drops the SYN, like Linux: the peer will retry.
     pub(super) fn handle_listen(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         if seg.flags.contains(TcpFlags::RST) {
             return;
         }
         if seg.flags.contains(TcpFlags::ACK) {
-            self.reset_for(seg);
+            if !self.accept_cookie(now, seg) {
+                self.reset_for(seg);
+            }
             return;
         }
         if !seg.flags.contains(TcpFlags::SYN) {
             return;
         }
         let port = seg.dst.port();
-        let (backlog, queued, embryonic) = self
-            .listeners
-            .get(&port)
-            .map_or((0, 0, 0), |l| (l.backlog, l.queue.len(), l.embryonic.len()));
-        if queued + embryonic >= backlog {
-            // Like Linux, drop the SYN; the peer will retry.
+        let Some(l) = self.listeners.get(&port) else {
+            return;
+        };
+        let (queued, embryonic) = (l.queue.len(), l.embryonic.len());
+        if queued + embryonic >= l.backlog {
+            if queued < l.backlog && self.cfg.syn_cookies {
+                let tcp = l.tcp.clone();
+                self.send_cookie(now, seg, &tcp);
+                return;
+            }
             self.stats.syn_backlog_full += 1;
             debug!("backlog of port {port} full, dropping SYN from {}", seg.src);
             return;
         }
+        let tcp = l.tcp.clone();
         let iss = self.isn.isn(now, seg.dst, seg.src);
-        let tcp = self
-            .listeners
-            .get(&port)
-            .map_or_else(|| self.cfg.tcp.clone(), |l| l.tcp.clone());
         let tcb = Tcb::accept(seg, iss, tcp);
         debug!("{} -> {}: SYN received on a listener", seg.dst, seg.src);
         self.insert(tcb, Owner::Embryonic(port));
@@ -185,7 +190,7 @@ impl Stack {
         };
         debug!("{} -> {}: sending RST", seg.dst, seg.src);
         self.stats.resets_sent += 1;
-        self.push_control(Control::Reset(rst));
+        self.push_control(Control::Segment(rst));
     }
 
     pub(super) fn push_control(&mut self, c: Control) {

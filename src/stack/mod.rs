@@ -28,7 +28,8 @@
 //! - **Half-open sets**: each listener keeps the ids of its embryonic
 //!   connections, so a SYN's backlog check costs O(1) whatever the number
 //!   of half-open ones, and [`Stack::unlisten`] resets the listener's
-//!   connections (half-open and queued) without walking the slab.
+//!   connections (half-open and queued) without walking the slab. Past the
+//!   backlog, SYN cookies (`cookies.rs`) answer without keeping state.
 //!
 //! Demultiplexing is O(1) (a hash map of 4-tuples).
 
@@ -44,6 +45,7 @@ use crate::gso::TxOffload;
 use crate::isn::IsnGenerator;
 use crate::seq::SeqNum;
 use crate::state::State;
+use crate::syncookie::SynCookies;
 use crate::tcb::{ConnEvent, Tcb, TcpConfig, Verdict};
 use crate::time::Instant;
 use crate::wire::{self, Packet, TcpFlags, TcpOptions, TcpSegment};
@@ -73,6 +75,12 @@ pub struct StackConfig {
     pub max_orphans: usize,
     /// See [`max_orphans`](Self::max_orphans).
     pub max_orphan_bytes: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 section 3.6,
+    /// [`crate::syncookie`]) when a listener's backlog is taken by
+    /// half-open connections, so that a SYN flood cannot lock real clients
+    /// out (Linux's default, `tcp_syncookies = 1`). Off: such SYNs are
+    /// dropped.
+    pub syn_cookies: bool,
 }
 
 /// One stack among `count` shards that answer for the same address (one per
@@ -119,6 +127,7 @@ impl StackConfig {
             challenge_ack_limit: 1000,
             max_orphans: 4096,
             max_orphan_bytes: 64 << 20,
+            syn_cookies: true,
         }
     }
 }
@@ -273,6 +282,8 @@ struct Listener {
     embryonic: HashSet<ConnId>,
     /// Settings for the connections this listener accepts.
     tcp: TcpConfig,
+    /// When this listener last answered with a SYN cookie.
+    cookie_sent: Option<Instant>,
 }
 
 /// Counters of the whole stack.
@@ -306,6 +317,13 @@ pub struct StackStats {
     /// Orphans reset because there were too many, or they held too much
     /// data ([`StackConfig::max_orphans`]).
     pub orphans_reset: u64,
+    /// SYNs answered with a cookie SYN-ACK (the SYN queue was full).
+    pub syn_cookies_sent: u64,
+    /// Connections built from a valid cookie in the peer's ACK.
+    pub syn_cookies_accepted: u64,
+    /// ACKs to a listener that sent cookies, with no valid one (answered
+    /// with a RST).
+    pub syn_cookies_rejected: u64,
 }
 
 /// The sans-IO TCP/IPv4 stack.
@@ -313,6 +331,7 @@ pub struct StackStats {
 pub struct Stack {
     cfg: StackConfig,
     isn: IsnGenerator,
+    cookies: SynCookies,
     rng: rand::rngs::StdRng,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -359,8 +378,8 @@ struct ChallengeBudget {
 
 #[derive(Debug)]
 enum Control {
-    /// A RST (its payload is empty).
-    Reset(TcpSegment<'static>),
+    /// A RST or a cookie SYN-ACK (no payload).
+    Segment(TcpSegment<'static>),
     EchoReply {
         src: Ipv4Addr,
         dst: Ipv4Addr,
@@ -370,7 +389,7 @@ enum Control {
     },
 }
 
-/// At most this many resets and echo replies wait for dispatch; more are dropped.
+/// At most this many resets, cookie SYN-ACKs and echo replies wait for dispatch; more are dropped.
 const CONTROL_QUEUE_MAX: usize = 1024;
 /// Every this many releases the stack adds up what its orphans hold.
 const ORPHAN_BYTES_EVERY: u64 = 64;
@@ -385,12 +404,14 @@ impl Stack {
             None => rand::rngs::StdRng::from_os_rng(),
         };
         let secret: [u8; 16] = rng.random();
+        let cookie_secret: [u8; 32] = rng.random();
         let mss = cfg
             .mtu
             .saturating_sub(wire::IPV4_HEADER_LEN + wire::TCP_HEADER_LEN);
         cfg.tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX).max(64);
         Stack {
             isn: IsnGenerator::new(secret),
+            cookies: SynCookies::new(cookie_secret),
             rng,
             slots: Vec::new(),
             free: Vec::new(),
@@ -442,6 +463,7 @@ impl Stack {
 }
 
 mod api;
+mod cookies;
 mod input;
 mod output;
 mod slab;

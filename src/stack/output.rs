@@ -109,7 +109,7 @@ impl Stack {
         self.settle();
     }
 
-    /// Sends the queued resets and echo replies.
+    /// Sends the queued resets, cookie SYN-ACKs and echo replies.
     pub(super) fn dispatch_control(
         &mut self,
         buf: &mut [u8],
@@ -117,7 +117,7 @@ impl Stack {
     ) {
         while let Some(c) = self.control.pop_front() {
             let n = match &c {
-                Control::Reset(rst) => wire::emit_tcp(buf, rst, &[]),
+                Control::Segment(seg) => wire::emit_tcp(buf, seg, &[]),
                 Control::EchoReply {
                     src,
                     dst,

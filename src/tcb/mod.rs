@@ -30,6 +30,7 @@ use crate::error::Error;
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNum;
 use crate::state::State;
+use crate::syncookie::CookieOptions;
 use crate::time::Instant;
 use crate::wire::TcpSegment;
 
@@ -49,6 +50,7 @@ mod timer;
 pub use config::{Keepalive, TcpConfig};
 pub use error::TcpError;
 pub use events::ConnEvent;
+pub(crate) use options::{timestamp_clock, window_scale_for};
 pub use stats::{ConnInfo, ConnStats};
 pub use timer::Timer;
 
@@ -172,6 +174,52 @@ impl Tcb {
         // The window in a SYN is never scaled (RFC 7323 section 2.2).
         tcb.snd.update_window(u32::from(seg.window), seg.seq, iss);
         tcb.set_state(State::SynReceived);
+        tcb
+    }
+
+    /// Passive open from a SYN cookie (RFC 4987 section 3.6): `ack` is the
+    /// third segment of a handshake whose SYN-ACK (sequence number `iss`,
+    /// the cookie) the stack sent without keeping state. The TCB is rebuilt
+    /// in SYN-RECEIVED as if it had sent that SYN-ACK, from the peer's MSS
+    /// and the options the cookie carried; the stack then hands it `ack`,
+    /// which completes the handshake as usual.
+    pub fn from_cookie(
+        now: Instant,
+        ack: &TcpSegment<'_>,
+        iss: SeqNum,
+        mss: u16,
+        opts: CookieOptions,
+        cfg: TcpConfig,
+    ) -> Self {
+        // The SYN-ACK carried timestamps only if the SYN did, and then the
+        // peer's ACK carries them too (RFC 7323 section 3.2).
+        let ts = ack.options.timestamp.filter(|_| cfg.timestamps);
+        let syn = TcpSegment {
+            src: ack.src,
+            dst: ack.dst,
+            seq: ack.seq - 1u32,
+            ack: SeqNum(0),
+            flags: crate::wire::TcpFlags::SYN,
+            window: 0,
+            options: crate::wire::TcpOptions {
+                mss: Some(mss),
+                window_scale: ts.and(opts.wscale),
+                sack_permitted: ts.is_some() && opts.sack,
+                timestamp: ts.map(|(tsval, _)| (tsval, 0)),
+                ..Default::default()
+            },
+            payload: &[],
+        };
+        let mut tcb = Tcb::accept(&syn, iss, cfg);
+        tcb.snd.nxt = iss + 1u32;
+        tcb.snd.max = tcb.snd.nxt;
+        tcb.opts.last_ack_sent = tcb.rcv.nxt;
+        // The window the SYN-ACK offered (a SYN's is never scaled).
+        tcb.rcv.adv = tcb.rcv.nxt + tcb.rcv.cap.min(65_535);
+        tcb.rcv.last_adv_nxt = tcb.rcv.nxt;
+        // The echo of the cookie's TSval (its low bits replaced) would
+        // time nothing real: no RTT sample until a later segment's echo.
+        tcb.karn_block(now);
         tcb
     }
 

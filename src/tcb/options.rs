@@ -26,12 +26,19 @@ pub(super) struct Negotiated {
 
 /// The smallest window scale shift that lets `buffer` bytes fit the 16-bit
 /// window field (RFC 7323 section 2.3: at most 14).
-pub(super) fn window_scale_for(buffer: usize) -> u8 {
+pub(crate) fn window_scale_for(buffer: usize) -> u8 {
     let mut shift = 0u8;
     while shift < 14 && (buffer >> shift) > 65535 {
         shift += 1;
     }
     shift
+}
+
+/// Our timestamp clock for a connection whose ISS is `iss`: milliseconds,
+/// offset per connection (RFC 7323 section 5.4). The stack uses it too, for
+/// SYN cookies ([`crate::syncookie`]).
+pub(crate) fn timestamp_clock(now: Instant, iss: SeqNum) -> u32 {
+    (now.total_millis() as u32).wrapping_add(iss.0)
 }
 
 /// True when timestamp `a` is older than `b` (mod 2^32, RFC 7323 section 5.3).
@@ -116,9 +123,9 @@ impl Tcb {
         }
     }
 
-    /// Our timestamp clock: milliseconds, offset per connection (RFC 7323 section 5.4).
+    /// Our timestamp clock ([`timestamp_clock`]).
     pub(super) fn tsval(&self, now: Instant) -> u32 {
-        (now.total_millis() as u32).wrapping_add(self.snd.iss.0)
+        timestamp_clock(now, self.snd.iss)
     }
 
     /// Options for our SYN or SYN-ACK: MSS always; window scale, SACK-permitted
