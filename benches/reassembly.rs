@@ -2,7 +2,8 @@
 //!
 //! The crumb attack of issue 10: 1-byte segments at every other offset of a
 //! 512 KiB receive window, then the same window in 1448-byte segments in
-//! reverse order (the worst order for an ordinary loss burst). Prints the
+//! reverse order (the worst order for an ordinary loss burst: each one is
+//! prepended to the block that follows it). Prints the
 //! cost per segment and how much the queue holds; asserts nothing about
 //! time. Without `--bench` it runs one small round as a smoke test.
 

@@ -6,14 +6,16 @@
 //! segments in the window but not at `RCV.NXT` "would normally be held for
 //! later processing"). [`ReassemblyQueue`] holds those bytes.
 //!
-//! Representation: a `Vec` of blocks, each an absolute start [`SeqNum`] plus
-//! its bytes, kept sorted in sequence space, pairwise disjoint and
-//! non-adjacent (touching blocks are merged). Positions are compared as
+//! Representation: a B-tree map of blocks, each keyed by its start
+//! (unwrapped to 64 bits) and holding its bytes in a `VecDeque`, kept
+//! sorted in sequence space, pairwise disjoint and non-adjacent (touching
+//! blocks are merged, around the largest of them, so that data prepended
+//! to a block costs its own length). Positions are compared as
 //! offsets from the `rcv_nxt` passed to each call, computed with
 //! wrap-aware `SeqNum::diff`, so everything works across the 2^32 wrap as
 //! long as the caller's `rcv_nxt` only moves forward.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::seq::SeqNum;
 
@@ -38,7 +40,7 @@ pub struct ReassemblyQueue {
     max_bytes: usize,
     max_blocks: usize,
     /// Blocks by their start, unwrapped to 64 bits (see `nxt_ext`).
-    blocks: BTreeMap<u64, Vec<u8>>,
+    blocks: BTreeMap<u64, VecDeque<u8>>,
     held: usize,
     /// The `rcv_nxt` of the last call, and its unwrapped value: a position
     /// `seq` unwraps to `nxt_ext + seq.diff(nxt)`. Starts at 2^40, so that
@@ -183,12 +185,12 @@ impl ReassemblyQueue {
             if self.blocks.len() >= self.max_blocks {
                 return 0;
             }
-            self.blocks.insert(s, seg.to_vec());
+            self.blocks.insert(s, VecDeque::from(seg.to_vec()));
             self.held += seg.len();
             return seg.len();
         }
         let merged_start = keys[0].min(s);
-        let mut merged: Vec<u8> = Vec::new();
+        let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(2 * keys.len() + 1);
         let mut cursor = merged_start;
         let mut new_bytes = 0;
         for k in keys {
@@ -197,21 +199,17 @@ impl ReassemblyQueue {
                 // A gap before this block, inside [s, e).
                 let gap = &seg[(cursor - s) as usize..(k - s) as usize];
                 new_bytes += gap.len();
-                merged.extend_from_slice(gap);
+                pieces.push(Piece::Gap(gap));
             }
             cursor = k + b.len() as u64;
-            if merged.is_empty() {
-                merged = b;
-            } else {
-                merged.extend_from_slice(&b);
-            }
+            pieces.push(Piece::Block(b));
         }
         if e > cursor {
             let tail = &seg[(cursor - s) as usize..];
             new_bytes += tail.len();
-            merged.extend_from_slice(tail);
+            pieces.push(Piece::Gap(tail));
         }
-        self.blocks.insert(merged_start, merged);
+        self.blocks.insert(merged_start, join(pieces));
         self.held += new_bytes;
         new_bytes
     }
@@ -234,7 +232,11 @@ impl ReassemblyQueue {
         }
         let ready = e.remove();
         self.held -= ready.len();
-        sink(&ready);
+        let (a, b) = ready.as_slices();
+        sink(a);
+        if !b.is_empty() {
+            sink(b);
+        }
         ready.len()
     }
 
@@ -262,6 +264,63 @@ impl ReassemblyQueue {
             let start = self.nxt + (k.wrapping_sub(self.nxt_ext) as u32 as usize);
             (start, start + d.len())
         })
+    }
+}
+
+/// Part of a merge, in sequence order: new bytes of the segment, or a block
+/// already held.
+enum Piece<'a> {
+    Gap(&'a [u8]),
+    Block(VecDeque<u8>),
+}
+
+/// Joins the pieces of a merge into one block around the largest block
+/// held, so only the smaller pieces are copied: pieces before it are pushed
+/// on its front, those after it on its back. A segment that lands just
+/// before a large block (segments arriving in reverse order) therefore
+/// costs its own length, not the block's; and since a byte is only copied
+/// into a block at least as large as its own, each byte is copied
+/// O(log n) times in all.
+fn join(mut pieces: Vec<Piece<'_>>) -> VecDeque<u8> {
+    let largest = pieces
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            Piece::Block(b) => Some((b.len(), i)),
+            Piece::Gap(_) => None,
+        })
+        .max()
+        .map_or(0, |(_, i)| i);
+    let after = pieces.split_off(largest + 1);
+    let mut base = match pieces.pop() {
+        Some(Piece::Block(b)) => b,
+        Some(Piece::Gap(g)) => VecDeque::from(g.to_vec()),
+        None => VecDeque::new(),
+    };
+    let front: usize = pieces.iter().map(Piece::len).sum();
+    let back: usize = after.iter().map(Piece::len).sum();
+    base.reserve(front + back);
+    for p in pieces.iter().rev() {
+        match p {
+            Piece::Gap(g) => g.iter().rev().for_each(|&x| base.push_front(x)),
+            Piece::Block(b) => b.iter().rev().for_each(|&x| base.push_front(x)),
+        }
+    }
+    for p in after {
+        match p {
+            Piece::Gap(g) => base.extend(g.iter().copied()),
+            Piece::Block(mut b) => base.append(&mut b),
+        }
+    }
+    base
+}
+
+impl Piece<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Gap(g) => g.len(),
+            Piece::Block(b) => b.len(),
+        }
     }
 }
 
@@ -718,6 +777,35 @@ mod tests {
             .enumerate()
             .all(|(i, &b)| b == crumb_or_nine(i)));
         check(&q, r + 202u32);
+    }
+
+    /// A merge is built around its largest block wherever that block is
+    /// (first, middle, last, the new segment bridging several blocks), and
+    /// the bytes still come out in sequence order; segments in reverse
+    /// order prepend to one growing block.
+    #[test]
+    fn merges_around_the_largest_block_keep_sequence_order() {
+        let r = SeqNum(u32::MAX - 5000);
+        let data = random_bytes(20_000, 3);
+        for big in 0..3 {
+            let mut q = ReassemblyQueue::new(1 << 20);
+            // Three blocks at 1000, 5000 and 9000, block `big` 3000 long.
+            for (i, &at) in [1000usize, 5000, 9000].iter().enumerate() {
+                let len = if i == big { 3000 } else { 100 };
+                q.insert(r, r + at, &data[at..at + len]);
+            }
+            // One segment covering [500, 12000) bridges them all.
+            q.insert(r, r + 500u32, &data[500..12_000]);
+            assert_eq!(q.blocks().count(), 1);
+            q.insert(r, r + 1u32, &data[1..500]);
+            assert_eq!(drain(&mut q, r + 1u32), &data[1..12_000], "largest {big}");
+        }
+        let mut q = ReassemblyQueue::new(1 << 20);
+        for i in (1..200usize).rev() {
+            q.insert(r, r + i * 100, &data[i * 100..i * 100 + 100]);
+            assert_eq!(q.blocks().count(), 1);
+        }
+        assert_eq!(drain(&mut q, r + 100u32), &data[100..20_000]);
     }
 
     // RFC 2018 section 3: blocks() reports disjoint [start, end) ranges in
