@@ -56,6 +56,8 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo clippy --all-targets --features tokio -- -D warnings"
+cargo clippy --all-targets --features tokio -- -D warnings
 
 # The TUN tests (api, interop, interop_loss, interop_offload, interop_mq) are `test = false` in Cargo.toml,
 # so that a plain `cargo test` runs the sans-IO suite as a normal user: name
@@ -67,10 +69,16 @@ if [[ $# -gt 0 ]]; then
 else
     echo "==> cargo test --release --workspace (the sans-IO suite)"
     cargo test --release --workspace
+    echo "==> cargo test --release --features tokio --doc (the tokio API's doc example compiles)"
+    cargo test --release --features tokio --doc
     echo "==> cargo test --release ${TUN_TESTS[*]} (root, TUN, the kernel's TCP)"
     cargo test --release "${TUN_TESTS[@]}"
+    echo "==> cargo test --release --features tokio --test tokio_api (root, TUN)"
+    cargo test --release --features tokio --test tokio_api
     # The socket API once more with application threads driving the device
     # (utcp::socket::Driver::Inline; the run above used the driver thread).
     echo "==> UTCP_TEST_DRIVER=inline cargo test --release --test api"
     UTCP_TEST_DRIVER=inline cargo test --release --test api
+    echo "==> UTCP_TEST_DRIVER=inline cargo test --release --features tokio --test tokio_api"
+    UTCP_TEST_DRIVER=inline cargo test --release --features tokio --test tokio_api
 fi

@@ -20,4 +20,6 @@ pub mod tcb;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod wire;

@@ -525,6 +525,11 @@ fn a_full_accept_queue_drops_syns_and_cookie_acks() {
     s.handle_packet(NOW, &ack_of(&cookie, 5001, Some(2), b""));
     assert!(output(&mut s).is_empty(), "dropped, not reset");
     assert_eq!(s.stats().syn_backlog_full, 1);
+    // The peer, established, sends its second segment: its sequence number
+    // cannot pass the cookie check, and it is dropped, not reset.
+    s.handle_packet(NOW, &ack_of(&cookie, 5011, Some(2), b"0123456789"));
+    assert!(output(&mut s).is_empty(), "dropped, not reset");
+    assert_eq!(s.stats().syn_cookies_rejected, 1);
     s.handle_packet(NOW, &syn_with_options(4002, 9000, Some(1)));
     assert!(output(&mut s).is_empty());
     assert_eq!(s.stats().syn_backlog_full, 2);

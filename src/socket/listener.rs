@@ -63,24 +63,60 @@ impl TcpListener {
         let shared = &self.rt.shared;
         let mut core = shared.lock();
         loop {
-            if let Some(msg) = &core.dead {
-                return Err(dead_error(msg));
-            }
-            let stashed = core.polls.take_stashed(self.port);
-            if let Some(id) = stashed.or_else(|| core.stack.accept(self.port)) {
-                let peer = core
-                    .stack
-                    .tcb(id)
-                    .map(|t| SocketAddr::V4(t.remote()))
-                    .ok_or_else(|| io::Error::other("accepted connection vanished"))?;
+            if let Some(ready) = self.take_ready(&mut core)? {
                 drop(core);
-                return Ok((TcpStream::from_id(self.rt.clone(), id), peer));
+                return Ok(self.stream_of(ready));
             }
             if self.nonblocking.load(Ordering::Relaxed) {
                 return Err(would_block());
             }
             core = shared.wait_on(core, Source::Port(self.port), None).0;
         }
+    }
+
+    #[cfg(feature = "tokio")]
+    /// [`accept`](Self::accept) for an async API: `Pending` (with the
+    /// task registered for the listener's next event) while none is ready.
+    pub(crate) fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let mut core = self.rt.shared.lock();
+        match self.take_ready(&mut core) {
+            Ok(Some(ready)) => {
+                drop(core);
+                std::task::Poll::Ready(Ok(self.stream_of(ready)))
+            }
+            Ok(None) => {
+                core.waiters.park_waker(Source::Port(self.port), cx.waker());
+                std::task::Poll::Pending
+            }
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+
+    /// The next established connection and its peer, if one is ready.
+    fn take_ready(
+        &self,
+        core: &mut super::runtime::Core,
+    ) -> io::Result<Option<(crate::stack::ConnId, SocketAddr)>> {
+        if let Some(msg) = &core.dead {
+            return Err(dead_error(msg));
+        }
+        let stashed = core.polls.take_stashed(self.port);
+        let Some(id) = stashed.or_else(|| core.stack.accept(self.port)) else {
+            return Ok(None);
+        };
+        let peer = core
+            .stack
+            .tcb(id)
+            .map(|t| SocketAddr::V4(t.remote()))
+            .ok_or_else(|| io::Error::other("accepted connection vanished"))?;
+        Ok(Some((id, peer)))
+    }
+
+    fn stream_of(&self, (id, peer): (crate::stack::ConnId, SocketAddr)) -> (TcpStream, SocketAddr) {
+        (TcpStream::from_id(self.rt.clone(), id), peer)
     }
 
     /// An iterator over incoming connections (never ends by itself).

@@ -429,6 +429,85 @@ impl TcpStream {
         }
     }
 
+    #[cfg(feature = "tokio")]
+    /// Runs `op` once for an async API: `Pending` (with the task
+    /// registered for the connection's next event) where a blocking call
+    /// would wait. Whatever `op` produced is transmitted.
+    pub(crate) fn poll_op<T>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        op: impl FnOnce(&mut crate::tcb::Tcb) -> Result<T, Error>,
+    ) -> std::task::Poll<io::Result<T>> {
+        use std::task::Poll;
+        let shared = &self.inner.rt.shared;
+        let mut core = shared.lock();
+        let Some(tcb) = core.stack.tcb_mut(self.inner.id) else {
+            return Poll::Ready(Err(not_connected()));
+        };
+        match op(tcb) {
+            Ok(v) => {
+                shared.flush_conn(&mut core, self.inner.id);
+                Poll::Ready(Ok(v))
+            }
+            Err(Error::WouldBlock) => match &core.dead {
+                Some(msg) => Poll::Ready(Err(dead_error(msg))),
+                None => {
+                    core.waiters
+                        .park_waker(Source::Conn(self.inner.id), cx.waker());
+                    Poll::Pending
+                }
+            },
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    #[cfg(feature = "tokio")]
+    /// Starts an active open for an async API ([`poll_connected`](Self::poll_connected)
+    /// completes it).
+    pub(crate) fn connect_started(net: &NetStack, addr: SocketAddr) -> io::Result<TcpStream> {
+        let (stream, core) = TcpStream::start_connect(net, addr)?;
+        drop(core);
+        Ok(stream)
+    }
+
+    #[cfg(feature = "tokio")]
+    /// `Ready(Ok)` once the handshake completed, `Ready(Err)` if it failed
+    /// (refused, timed out), else `Pending` with the task registered.
+    pub(crate) fn poll_connected(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        let mut core = self.inner.rt.shared.lock();
+        let Some(tcb) = core.stack.tcb(self.inner.id) else {
+            return Poll::Ready(Err(not_connected()));
+        };
+        match tcb.state() {
+            State::SynSent | State::SynReceived => {}
+            State::Closed => {
+                let (kind, why) = match tcb.error() {
+                    Some(e) => (io_kind(e), e.to_string()),
+                    None => (
+                        io::ErrorKind::ConnectionAborted,
+                        "connection aborted".into(),
+                    ),
+                };
+                let remote = tcb.remote();
+                return Poll::Ready(Err(io::Error::new(
+                    kind,
+                    format!("connect to {remote}: {why}"),
+                )));
+            }
+            _ => return Poll::Ready(Ok(())),
+        }
+        if let Some(msg) = &core.dead {
+            return Poll::Ready(Err(dead_error(msg)));
+        }
+        core.waiters
+            .park_waker(Source::Conn(self.inner.id), cx.waker());
+        Poll::Pending
+    }
+
     fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.blocking(&self.inner.read_timeout, "read", |tcb| tcb.recv(buf))
     }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar};
+use std::task::Waker;
 
 use crate::stack::{ConnId, Event};
 
@@ -23,6 +24,9 @@ pub(super) enum Source {
 pub(super) struct Waiters {
     /// Per source: its condition variable and how many threads sleep on it.
     slots: HashMap<Source, (Arc<Condvar>, usize)>,
+    /// Per source: the tasks of an async API ([`crate::tokio`]) waiting on
+    /// it, woken (and forgotten) at its next event.
+    wakers: HashMap<Source, Vec<Waker>>,
 }
 
 impl Waiters {
@@ -46,17 +50,33 @@ impl Waiters {
         }
     }
 
-    /// Wakes the threads blocked on `src`, if any.
-    pub(super) fn wake(&self, src: Source) {
-        if let Some((cond, _)) = self.slots.get(&src) {
-            cond.notify_all();
+    #[cfg(feature = "tokio")]
+    /// Registers a task to wake at the next event of `src` (once: a task
+    /// already registered is not added twice).
+    pub(super) fn park_waker(&mut self, src: Source, waker: &Waker) {
+        let list = self.wakers.entry(src).or_default();
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
         }
     }
 
-    /// Wakes every blocked thread (the device died).
-    pub(super) fn wake_all(&self) {
+    /// Wakes the threads blocked on `src` and the tasks waiting on it.
+    pub(super) fn wake(&mut self, src: Source) {
+        if let Some((cond, _)) = self.slots.get(&src) {
+            cond.notify_all();
+        }
+        if let Some(list) = self.wakers.remove(&src) {
+            list.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// Wakes every blocked thread and task (the device died).
+    pub(super) fn wake_all(&mut self) {
         for (cond, _) in self.slots.values() {
             cond.notify_all();
+        }
+        for (_, list) in self.wakers.drain() {
+            list.into_iter().for_each(Waker::wake);
         }
     }
 }

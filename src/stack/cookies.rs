@@ -58,7 +58,8 @@ impl Stack {
     /// cookies, builds the connection and queues it for `accept`. False if
     /// it is not a cookie (the caller answers it with a RST); true if it
     /// was handled (taken, or dropped because the accept queue is full:
-    /// the peer will retransmit).
+    /// the peer will retransmit; or data without a valid cookie, dropped
+    /// rather than reset while cookies are in use: see below).
     pub(super) fn accept_cookie(&mut self, now: Instant, seg: &TcpSegment<'_>) -> bool {
         let port = seg.dst.port();
         let Some(l) = self.listeners.get(&port) else {
@@ -73,6 +74,18 @@ impl Stack {
         let (iss, peer_isn) = (seg.ack - 1u32, seg.seq - 1u32);
         let Some(mss) = self.cookies.check(now, seg.dst, seg.src, peer_isn, iss) else {
             self.stats.syn_cookies_rejected += 1;
+            if !seg.payload.is_empty() || seg.flags.contains(TcpFlags::FIN) {
+                // Likely a later segment of a handshake whose cookie ACK we
+                // dropped (a full accept queue): its sequence number is past
+                // the peer's ISN + 1, so the check cannot pass. A RST would
+                // kill a good connection; dropped, the peer retransmits its
+                // first segment, whose cookie checks.
+                debug!(
+                    "{} -> {}: data or FIN without a valid cookie, dropped",
+                    seg.dst, seg.src
+                );
+                return true;
+            }
             debug!("{} -> {}: ACK with a bad cookie", seg.dst, seg.src);
             return false;
         };
