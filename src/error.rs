@@ -30,6 +30,8 @@ pub enum Error {
     /// Not an address one can connect to: port 0, unspecified, broadcast,
     /// multicast, or our own address.
     BadRemote(SocketAddrV4),
+    /// An any-IP listener on a stack without `StackConfig::any_ip`.
+    NotAnyIp,
 }
 
 impl fmt::Display for Error {
@@ -44,6 +46,9 @@ impl fmt::Display for Error {
             Error::NoEphemeralPort => f.write_str("no free ephemeral port for this destination"),
             Error::PortZero => f.write_str("port 0 cannot be used here"),
             Error::BadRemote(remote) => write!(f, "cannot connect to {remote}"),
+            Error::NotAnyIp => {
+                f.write_str("an any-IP listener needs a stack in any-IP mode (StackConfig::any_ip)")
+            }
         }
     }
 }

@@ -59,6 +59,15 @@ impl TcpListener {
         })
     }
 
+    /// The any-IP listener of a stack in any-IP mode
+    /// ([`socket::TcpListener::bind_any`]): connections to every address
+    /// and port; each stream's `local_addr()` is the original destination.
+    pub async fn bind_any(net: &NetStack) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: socket::TcpListener::bind_any(net)?,
+        })
+    }
+
     /// Waits for the next connection that completed its handshake.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = poll_fn(|cx| self.inner.poll_accept(cx)).await?;

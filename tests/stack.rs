@@ -947,3 +947,102 @@ fn orphans_holding_too_much_data_reset_the_oldest() {
     let _ = output(&mut s);
     assert_eq!(s.connection_count(), 4);
 }
+
+/// A stack in any-IP mode ([`StackConfig::any_ip`]).
+fn any_ip_stack(filter: Option<utcp::stack::AcceptFilter>) -> Stack {
+    init_logger();
+    let mut cfg = StackConfig::new(US);
+    cfg.seed = Some(7);
+    cfg.any_ip = true;
+    cfg.accept_filter = filter;
+    Stack::new(cfg)
+}
+
+/// Any-IP mode: the any-IP listener takes a SYN to any address and port,
+/// answers from the address the client dialled, and the accepted
+/// connection's local address is that original destination; an ordinary
+/// listener keeps its port (for every address); ICMP echo is answered for
+/// any address.
+#[test]
+fn any_ip_listener_takes_any_destination_and_keeps_it() {
+    use utcp::stack::ANY_PORT;
+    let mut s = any_ip_stack(None);
+    let tcp = s.tcp_config().clone();
+    s.listen_any(8, tcp).unwrap();
+    s.listen(80, 8).unwrap();
+    let far = Ipv4Addr::new(93, 184, 216, 34);
+    s.handle_packet(NOW, &tcp_to(far, 4000, 443, 1000, 0, TcpFlags::SYN));
+    let syn_ack = Seg::parse(&output(&mut s)[0]);
+    assert_eq!(
+        syn_ack.src,
+        SocketAddrV4::new(far, 443),
+        "from the dialled address"
+    );
+    assert_eq!(syn_ack.flags, TcpFlags::SYN | TcpFlags::ACK);
+    let ack = tcp_to(
+        far,
+        4000,
+        443,
+        1001,
+        syn_ack.seq.wrapping_add(1),
+        TcpFlags::ACK,
+    );
+    s.handle_packet(NOW, &ack);
+    let conn = s.accept(ANY_PORT).expect("accepted by the any-IP listener");
+    assert_eq!(s.tcb(conn).unwrap().local(), SocketAddrV4::new(far, 443));
+    assert_eq!(s.tcb(conn).unwrap().remote(), SocketAddrV4::new(PEER, 4000));
+
+    // Port 80 belongs to its own listener, whatever the address.
+    s.handle_packet(NOW, &tcp_to(far, 4001, 80, 1000, 0, TcpFlags::SYN));
+    let syn_ack = Seg::parse(&output(&mut s)[0]);
+    s.handle_packet(
+        NOW,
+        &tcp_to(
+            far,
+            4001,
+            80,
+            1001,
+            syn_ack.seq.wrapping_add(1),
+            TcpFlags::ACK,
+        ),
+    );
+    assert!(s.accept(80).is_some());
+    assert_eq!(s.accept(ANY_PORT), None);
+
+    s.handle_packet(NOW, &echo_request(Ipv4Addr::new(1, 2, 3, 4), 9, 1, b"ping"));
+    let out = output(&mut s);
+    assert_eq!(out.len(), 1, "an echo reply");
+    assert_eq!(&out[0][12..16], &[1, 2, 3, 4], "from the pinged address");
+    assert_eq!(s.stats().not_for_us, 0);
+}
+
+/// The accept filter refuses SYNs to the any-IP listener with a RST
+/// (counted); without any-IP mode there is no any-IP listener, and packets
+/// for other addresses are not ours.
+#[test]
+fn any_ip_accept_filter_refuses_with_a_reset() {
+    use utcp::stack::{AcceptFilter, ANY_PORT};
+    let filter = AcceptFilter::new(|dialled, _peer| dialled.port() != 25);
+    let mut s = any_ip_stack(Some(filter));
+    let tcp = s.tcp_config().clone();
+    s.listen_any(8, tcp.clone()).unwrap();
+    let far = Ipv4Addr::new(198, 18, 0, 9);
+    s.handle_packet(NOW, &tcp_to(far, 4000, 25, 1000, 0, TcpFlags::SYN));
+    let rst = Seg::parse(&output(&mut s)[0]);
+    assert_eq!(rst.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(rst.src, SocketAddrV4::new(far, 25));
+    assert_eq!(s.stats().syns_filtered, 1);
+    assert_eq!(s.connection_count(), 0);
+    s.handle_packet(NOW, &tcp_to(far, 4000, 587, 1000, 0, TcpFlags::SYN));
+    assert_eq!(
+        Seg::parse(&output(&mut s)[0]).flags,
+        TcpFlags::SYN | TcpFlags::ACK
+    );
+    s.unlisten(ANY_PORT);
+    assert!(!s.is_listening(ANY_PORT));
+
+    let mut plain = stack();
+    assert!(matches!(plain.listen_any(8, tcp), Err(Error::NotAnyIp)));
+    plain.handle_packet(NOW, &tcp_to(far, 4000, 80, 1000, 0, TcpFlags::SYN));
+    assert_eq!(plain.stats().not_for_us, 1);
+}

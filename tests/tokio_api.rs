@@ -142,3 +142,68 @@ fn tokio_connect_talks_to_a_kernel_server_and_reports_refusal() {
         });
     });
 }
+
+/// Any-IP mode over the TUN: with 198.18.0.0/16 routed into the device,
+/// kernel clients dial several addresses and ports; the tokio any-IP
+/// listener accepts them all and each stream's `local_addr()` is what its
+/// client dialled (the server sends it back). The accept filter refuses
+/// port 25 with a RST (`ConnectionRefused` for the kernel client), and a
+/// ping to a routed address is answered.
+#[test]
+fn tokio_any_ip_listener_learns_the_original_destination() {
+    let ns = Netns::new();
+    let mut route = ns.command("ip");
+    route.args(["route", "add", "198.18.0.0/16", "dev", DEV]);
+    let (status, _, err) = run_bounded(route, Duration::from_secs(10));
+    assert!(status.success(), "ip route add: {err}");
+    let targets: Vec<SocketAddr> = [
+        "198.18.0.1:80",
+        "198.18.7.7:8080",
+        "198.18.200.1:443",
+        "10.77.0.2:22",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    let tweak = |cfg: &mut utcp::stack::StackConfig| {
+        cfg.any_ip = true;
+        cfg.accept_filter = Some(utcp::stack::AcceptFilter::new(|dialled, _| {
+            dialled.port() != 25
+        }));
+    };
+    let ping = ns.command("ping");
+    ns.with_utcp_config(TEST_TIMEOUT, tweak, move |net, _ctx| {
+        runtime().block_on(async move {
+            let listener = utcp::tokio::TcpListener::bind_any(&net).await.unwrap();
+            let n = targets.len();
+            let server = tokio::spawn(async move {
+                for _ in 0..n {
+                    let (mut s, _) = listener.accept().await.unwrap();
+                    let dialled = s.local_addr().unwrap().to_string();
+                    s.write_all(dialled.as_bytes()).await.unwrap();
+                    s.shutdown().await.unwrap();
+                }
+                listener
+            });
+            for t in &targets {
+                let mut s = tokio::net::TcpStream::connect(t).await.unwrap();
+                let mut got = String::new();
+                s.read_to_string(&mut got).await.unwrap();
+                assert_eq!(got, t.to_string(), "the stream's local address");
+            }
+            // Still listening: the refusal below is the filter's.
+            let _listener = server.await.unwrap();
+            let refused = tokio::net::TcpStream::connect("198.18.0.1:25").await;
+            let err = refused.expect_err("port 25 is filtered");
+            assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+            assert_eq!(net.stats().syns_filtered, 1);
+        });
+    });
+    let mut ping = ping;
+    ping.args(["-c", "1", "-W", "2", "198.18.3.3"]);
+    // The stack is gone with the closure: start another for the ping.
+    ns.with_utcp_config(TEST_TIMEOUT, tweak, move |_net, _ctx| {
+        let (status, out, err) = run_bounded(ping, Duration::from_secs(10));
+        assert!(status.success(), "ping 198.18.3.3: {out}{err}");
+    });
+}

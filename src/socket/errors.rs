@@ -25,7 +25,7 @@ impl From<Error> for io::Error {
             Error::PortInUse(_) | Error::TupleInUse(..) | Error::NoEphemeralPort => {
                 io::ErrorKind::AddrInUse
             }
-            Error::PortZero | Error::BadRemote(_) => io::ErrorKind::InvalidInput,
+            Error::PortZero | Error::BadRemote(_) | Error::NotAnyIp => io::ErrorKind::InvalidInput,
         };
         io::Error::new(kind, e)
     }

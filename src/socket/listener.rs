@@ -44,8 +44,32 @@ impl TcpListener {
         })
     }
 
-    /// The address this listener is bound to.
+    /// The any-IP listener of a stack in any-IP mode
+    /// ([`StackConfig::any_ip`](crate::stack::StackConfig::any_ip)): it
+    /// accepts connections to every address and port the device receives
+    /// (that no other listener holds), and each accepted stream's
+    /// `local_addr()` is the destination the client dialled. `InvalidInput`
+    /// if the stack is not in any-IP mode, `AddrInUse` if it has one already.
+    pub fn bind_any(net: &NetStack) -> io::Result<TcpListener> {
+        let mut core = net.rt.shared.lock();
+        let tcp = core.stack.tcp_config().clone();
+        core.stack.listen_any(DEFAULT_BACKLOG, tcp)?;
+        Ok(TcpListener {
+            rt: net.rt.clone(),
+            port: crate::stack::ANY_PORT,
+            nonblocking: AtomicBool::new(false),
+        })
+    }
+
+    /// The address this listener is bound to (`0.0.0.0:0` for the any-IP
+    /// listener).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        if self.port == crate::stack::ANY_PORT {
+            return Ok(SocketAddr::V4(SocketAddrV4::new(
+                std::net::Ipv4Addr::UNSPECIFIED,
+                0,
+            )));
+        }
         let addr = self.rt.shared.lock().stack.addr();
         Ok(SocketAddr::V4(SocketAddrV4::new(addr, self.port)))
     }

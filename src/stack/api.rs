@@ -20,20 +20,42 @@ impl Stack {
 
     /// Like [`listen`](Self::listen), with the settings accepted connections
     /// get. The MSS is capped by the device's.
-    pub fn listen_with(
+    pub fn listen_with(&mut self, port: u16, backlog: usize, tcp: TcpConfig) -> Result<(), Error> {
+        if port == 0 {
+            return Err(Error::PortZero);
+        }
+        self.insert_listener(port, backlog, tcp)
+    }
+
+    /// Starts the any-IP listener (the stack must be in any-IP mode,
+    /// [`StackConfig::any_ip`]): it takes SYNs to every address and port
+    /// that no ordinary listener holds, subject to
+    /// [`StackConfig::accept_filter`]. Its connections come out of
+    /// [`accept`](Self::accept) and [`Event::Accepted`] with port 0
+    /// ([`ANY_PORT`]); each one's local address is the original
+    /// destination. [`unlisten`](Self::unlisten)`(0)` stops it.
+    pub fn listen_any(&mut self, backlog: usize, tcp: TcpConfig) -> Result<(), Error> {
+        if !self.cfg.any_ip {
+            return Err(Error::NotAnyIp);
+        }
+        self.insert_listener(ANY_PORT, backlog, tcp)
+    }
+
+    fn insert_listener(
         &mut self,
         port: u16,
         backlog: usize,
         mut tcp: TcpConfig,
     ) -> Result<(), Error> {
         tcp.mss = tcp.mss.clamp(64, self.cfg.tcp.mss);
-        if port == 0 {
-            return Err(Error::PortZero);
-        }
         if self.listeners.contains_key(&port) {
             return Err(Error::PortInUse(port));
         }
-        debug!("listening on {}:{port}", self.cfg.addr);
+        if port == ANY_PORT {
+            debug!("listening on every address and port (any-IP)");
+        } else {
+            debug!("listening on {}:{port}", self.cfg.addr);
+        }
         self.listeners.insert(
             port,
             Listener {

@@ -20,7 +20,13 @@ impl Stack {
     /// Answers `seg`, a SYN to a listener whose SYN queue is full, with a
     /// cookie SYN-ACK: the same options a TCB would send, our timestamp
     /// carrying the peer's window scale and SACK-permitted.
-    pub(super) fn send_cookie(&mut self, now: Instant, seg: &TcpSegment<'_>, tcp: &TcpConfig) {
+    pub(super) fn send_cookie(
+        &mut self,
+        now: Instant,
+        seg: &TcpSegment<'_>,
+        port: u16,
+        tcp: &TcpConfig,
+    ) {
         let peer_mss = seg.options.mss.unwrap_or(crate::tcb::DEFAULT_MSS);
         let index = SynCookies::mss_index(peer_mss.min(tcp.mss));
         let iss = self.cookies.make(now, seg.dst, seg.src, seg.seq, index);
@@ -46,7 +52,7 @@ impl Stack {
             },
             payload: &[],
         };
-        if let Some(l) = self.listeners.get_mut(&seg.dst.port()) {
+        if let Some(l) = self.listeners.get_mut(&port) {
             l.cookie_sent = Some(now);
         }
         self.stats.syn_cookies_sent += 1;
@@ -60,8 +66,7 @@ impl Stack {
     /// was handled (taken, or dropped because the accept queue is full:
     /// the peer will retransmit; or data without a valid cookie, dropped
     /// rather than reset while cookies are in use: see below).
-    pub(super) fn accept_cookie(&mut self, now: Instant, seg: &TcpSegment<'_>) -> bool {
-        let port = seg.dst.port();
+    pub(super) fn accept_cookie(&mut self, now: Instant, seg: &TcpSegment<'_>, port: u16) -> bool {
         let Some(l) = self.listeners.get(&port) else {
             return false;
         };

@@ -50,7 +50,7 @@ impl Stack {
                 seq,
                 payload,
             } => {
-                if dst != self.cfg.addr {
+                if !self.is_ours(dst) {
                     self.stats.not_for_us += 1;
                     return;
                 }
@@ -64,7 +64,7 @@ impl Stack {
                 });
             }
             Packet::Tcp(seg) => {
-                if *seg.dst.ip() != self.cfg.addr {
+                if !self.is_ours(*seg.dst.ip()) {
                     self.stats.not_for_us += 1;
                     return;
                 }
@@ -90,13 +90,31 @@ impl Stack {
             self.after_event(id);
             return;
         }
-        if self.listeners.contains_key(&seg.dst.port()) {
-            self.handle_listen(now, seg);
+        if let Some(port) = self.listener_for(seg) {
+            self.handle_listen(now, seg, port);
             return;
         }
         // RFC 9293 section 3.10.7.1: CLOSED. Answer anything but a RST with a RST.
         trace!("segment for {} from {}: no connection", seg.dst, seg.src);
         self.reset_for(seg);
+    }
+
+    /// Whether packets to `dst` are the stack's: its address, or any in
+    /// any-IP mode ([`StackConfig::any_ip`]).
+    fn is_ours(&self, dst: Ipv4Addr) -> bool {
+        self.cfg.any_ip || dst == self.cfg.addr
+    }
+
+    /// The listener a segment without a connection goes to: the one on its
+    /// port if the segment is for our address (or any address in any-IP
+    /// mode), else the any-IP listener ([`ANY_PORT`]).
+    fn listener_for(&self, seg: &TcpSegment<'_>) -> Option<u16> {
+        let port = seg.dst.port();
+        let dialled_us = *seg.dst.ip() == self.cfg.addr || self.cfg.any_ip;
+        if port != ANY_PORT && dialled_us && self.listeners.contains_key(&port) {
+            return Some(port);
+        }
+        (self.cfg.any_ip && self.listeners.contains_key(&ANY_PORT)).then_some(ANY_PORT)
     }
 
     /// RFC 5961 section 7: takes one challenge ACK from this second's
@@ -125,12 +143,12 @@ impl Stack {
     /// RFC 9293 section 3.10.7.2: a segment for a listening port. A full
     /// SYN queue answers with SYN cookies (`cookies.rs`); a full accept
     /// queue drops the SYN, like Linux: the peer will retry.
-    pub(super) fn handle_listen(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+    pub(super) fn handle_listen(&mut self, now: Instant, seg: &TcpSegment<'_>, port: u16) {
         if seg.flags.contains(TcpFlags::RST) {
             return;
         }
         if seg.flags.contains(TcpFlags::ACK) {
-            if !self.accept_cookie(now, seg) {
+            if !self.accept_cookie(now, seg, port) {
                 self.reset_for(seg);
             }
             return;
@@ -138,7 +156,10 @@ impl Stack {
         if !seg.flags.contains(TcpFlags::SYN) {
             return;
         }
-        let port = seg.dst.port();
+        if port == ANY_PORT && !self.filter_allows(seg) {
+            self.reset_for(seg);
+            return;
+        }
         let Some(l) = self.listeners.get(&port) else {
             return;
         };
@@ -146,7 +167,7 @@ impl Stack {
         if queued + embryonic >= l.backlog {
             if queued < l.backlog && self.cfg.syn_cookies {
                 let tcp = l.tcp.clone();
-                self.send_cookie(now, seg, &tcp);
+                self.send_cookie(now, seg, port, &tcp);
                 return;
             }
             self.stats.syn_backlog_full += 1;
@@ -158,6 +179,24 @@ impl Stack {
         let tcb = Tcb::accept(seg, iss, tcp);
         debug!("{} -> {}: SYN received on a listener", seg.dst, seg.src);
         self.insert(tcb, Owner::Embryonic(port));
+    }
+
+    /// [`StackConfig::accept_filter`] on a SYN to the any-IP listener
+    /// (counted when it refuses).
+    fn filter_allows(&mut self, seg: &TcpSegment<'_>) -> bool {
+        let ok = self
+            .cfg
+            .accept_filter
+            .as_ref()
+            .is_none_or(|f| f.allows(seg.dst, seg.src));
+        if !ok {
+            self.stats.syns_filtered += 1;
+            debug!(
+                "{} -> {}: SYN refused by the accept filter",
+                seg.dst, seg.src
+            );
+        }
+        ok
     }
 
     /// Queues the reset RFC 9293 section 3.10.7.1 prescribes for `seg`.

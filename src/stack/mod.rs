@@ -81,6 +81,43 @@ pub struct StackConfig {
     /// out (Linux's default, `tcp_syncookies = 1`). Off: such SYNs are
     /// dropped.
     pub syn_cookies: bool,
+    /// Any-IP mode (for tun2socks-style relays): the stack takes TCP
+    /// segments and ICMP echo requests for every IPv4 address, not only
+    /// [`addr`](Self::addr). Connections answer from the address the peer
+    /// dialled (their local address is that original destination), and an
+    /// any-IP listener ([`Stack::listen_any`]) takes SYNs to any address
+    /// and port that no ordinary listener holds. Active opens still use
+    /// `addr`.
+    pub any_ip: bool,
+    /// Decides, in any-IP mode, whether a SYN to the any-IP listener is
+    /// taken; refused ones are answered with a RST. `None`: all are taken.
+    pub accept_filter: Option<AcceptFilter>,
+}
+
+/// A filter on the SYNs an any-IP listener takes
+/// ([`StackConfig::accept_filter`]): called with the destination the peer
+/// dialled and the peer's address; `false` refuses (a RST).
+#[derive(Clone)]
+pub struct AcceptFilter(
+    pub std::sync::Arc<dyn Fn(SocketAddrV4, SocketAddrV4) -> bool + Send + Sync>,
+);
+
+impl AcceptFilter {
+    /// A filter from a closure.
+    pub fn new(f: impl Fn(SocketAddrV4, SocketAddrV4) -> bool + Send + Sync + 'static) -> Self {
+        AcceptFilter(std::sync::Arc::new(f))
+    }
+
+    /// Whether a SYN from `remote` to `dialled` is taken.
+    pub fn allows(&self, dialled: SocketAddrV4, remote: SocketAddrV4) -> bool {
+        (self.0)(dialled, remote)
+    }
+}
+
+impl std::fmt::Debug for AcceptFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcceptFilter(..)")
+    }
 }
 
 /// One stack among `count` shards that answer for the same address (one per
@@ -128,6 +165,8 @@ impl StackConfig {
             max_orphans: 4096,
             max_orphan_bytes: 64 << 20,
             syn_cookies: true,
+            any_ip: false,
+            accept_filter: None,
         }
     }
 }
@@ -317,6 +356,9 @@ pub struct StackStats {
     /// Orphans reset because there were too many, or they held too much
     /// data ([`StackConfig::max_orphans`]).
     pub orphans_reset: u64,
+    /// SYNs to the any-IP listener refused by
+    /// [`StackConfig::accept_filter`] (answered with a RST).
+    pub syns_filtered: u64,
     /// SYNs answered with a cookie SYN-ACK (the SYN queue was full).
     pub syn_cookies_sent: u64,
     /// Connections built from a valid cookie in the peer's ACK.
@@ -393,6 +435,10 @@ enum Control {
 const CONTROL_QUEUE_MAX: usize = 1024;
 /// Every this many releases the stack adds up what its orphans hold.
 const ORPHAN_BYTES_EVERY: u64 = 64;
+/// The port the any-IP listener ([`Stack::listen_any`]) is known by in
+/// [`Stack::accept`], [`Stack::unlisten`] and [`Event::Accepted`]: port 0,
+/// never a real TCP port.
+pub const ANY_PORT: u16 = 0;
 /// First port of the ephemeral range (RFC 6335 section 6).
 const EPHEMERAL_FIRST: u16 = 49152;
 

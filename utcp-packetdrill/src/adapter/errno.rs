@@ -14,7 +14,7 @@ pub fn errno_of_error(e: Error) -> Errno {
         Error::SendShutdown => libc::EPIPE,
         Error::Ended(why) => errno_of_ended(why),
         Error::PortInUse(_) | Error::TupleInUse(..) | Error::NoEphemeralPort => libc::EADDRINUSE,
-        Error::PortZero | Error::BadRemote(_) => libc::EINVAL,
+        Error::PortZero | Error::BadRemote(_) | Error::NotAnyIp => libc::EINVAL,
     }
 }
 
