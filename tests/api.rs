@@ -158,6 +158,28 @@ fn connect_refused_is_connection_refused() {
     });
 }
 
+/// `TcpStream::abort` resets the connection: the kernel peer's read
+/// fails with `ConnectionReset`, and the stream's own calls fail after it.
+#[test]
+fn abort_resets_the_connection() {
+    let ns = Netns::new();
+    ns.with_utcp(TEST_TIMEOUT, |net, ctx| {
+        let kernel = kernel_listener(&ctx, 5000);
+        let mut s = TcpStream::connect(&net, kernel_addr(5000)).unwrap();
+        let (mut k, _) = kernel.accept().unwrap();
+        k.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(b"queued before the reset").unwrap();
+        let mut buf = [0u8; 23];
+        k.read_exact(&mut buf).unwrap();
+        s.abort().unwrap();
+        let mut rest = [0u8; 16];
+        let r = k.read(&mut rest);
+        assert_eq!(kind_of(r), ErrorKind::ConnectionReset);
+        assert!(s.write_all(b"x").is_err(), "the stream is dead");
+        assert_eq!(kind_of(s.abort()), ErrorKind::NotConnected);
+    });
+}
+
 #[test]
 fn connect_to_ipv6_is_invalid_input() {
     let ns = Netns::new();

@@ -275,6 +275,30 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Resets the connection (RFC 9293 section 3.10.5, ABORT): a RST goes
+    /// to the peer, queued data in both directions is discarded, and later
+    /// calls on this stream fail. What `SO_LINGER` with a zero timeout and
+    /// `close` do on a kernel socket; a relay uses it to pass a reset on.
+    /// `NotConnected` if the connection is already gone.
+    pub fn abort(&self) -> io::Result<()> {
+        let shared = &self.inner.rt.shared;
+        let mut core = shared.lock();
+        let tcb = core
+            .stack
+            .tcb_mut(self.inner.id)
+            .ok_or_else(not_connected)?;
+        if tcb.state() == State::Closed {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is already closed",
+            ));
+        }
+        tcb.abort();
+        shared.flush_conn(&mut core, self.inner.id);
+        shared.wake_source(&mut core, Source::Conn(self.inner.id));
+        Ok(())
+    }
+
     /// Disables (true) or enables (false) Nagle's algorithm.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.with_tcb(|t| t.set_nagle(!nodelay))
