@@ -243,8 +243,31 @@ impl Tcb {
             // restart the 2*MSL timer (RFC 9293 section 3.10.7.4, eighth step).
             self.timers.set(Timer::TimeWait, now + 2 * self.cfg.msl);
         }
-        self.pending.ack = true;
+        self.ack_unacceptable(now, s);
         false
+    }
+
+    /// RFC 9293 section 3.10.7.4: an unacceptable segment is answered with
+    /// an ACK; one without data or SYN at most once per
+    /// [`OOW_ACK_INTERVAL`](super::OOW_ACK_INTERVAL), as Linux does.
+    fn ack_unacceptable(&mut self, now: Instant, s: &Arrival<'_>) {
+        let dataless = s.payload.is_empty() && !s.has(TcpFlags::SYN) && !s.has(TcpFlags::FIN);
+        if dataless {
+            let recent = self
+                .oow_ack_at
+                .is_some_and(|t| now.saturating_duration_since(t) < super::OOW_ACK_INTERVAL);
+            if recent {
+                self.stats.oow_acks_limited += 1;
+                trace!(
+                    "{} -> {}: out-of-window ACK not answered (rate limit)",
+                    self.local,
+                    self.remote
+                );
+                return;
+            }
+            self.oow_ack_at = Some(now);
+        }
+        self.pending.ack = true;
     }
 
     /// Trims what we already have (before RCV.NXT) and what does not fit in

@@ -62,6 +62,14 @@ use recv::RecvSpace;
 use send::SendSpace;
 use timer::TimerTable;
 
+/// An unacceptable segment without data (an ACK) is answered at most once
+/// per this interval (Linux's `tcp_invalid_ratelimit`, 500 ms): two ends
+/// whose ACKs are each out of the other's window (both windows closed
+/// after window probes) would otherwise answer each other for ever. Data
+/// segments are always answered: they are not part of such a loop and
+/// their sender needs the ACK.
+pub const OOW_ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The MSS assumed when the peer sends none (RFC 9293 section 3.7.1).
 pub const DEFAULT_MSS: u16 = 536;
 
@@ -114,6 +122,8 @@ pub struct Tcb {
     /// Since when SND.UNA's data waits for its ACK (the user timeout
     /// counts from it).
     unacked_since: Option<Instant>,
+    /// When we last answered an unacceptable segment without data.
+    oow_ack_at: Option<Instant>,
 }
 
 impl Tcb {
@@ -149,6 +159,7 @@ impl Tcb {
             last_rx: Instant::ZERO,
             keepalive_probes_out: 0,
             unacked_since: None,
+            oow_ack_at: None,
             cfg,
         }
     }

@@ -39,6 +39,10 @@ pub struct ConnStats {
     pub spurious_retransmits: u64,
     /// Segments that failed the acceptability test (RFC 9293 section 3.10.7.4).
     pub unacceptable: u64,
+    /// ACKs not sent for unacceptable segments without data: at most one
+    /// per [`OOW_ACK_INTERVAL`](super::OOW_ACK_INTERVAL), which breaks ACK
+    /// loops between two ends that each find the other's ACKs out of window.
+    pub oow_acks_limited: u64,
     /// Challenge ACKs owed (RFC 5961), before the stack's rate limit.
     pub challenge_acks: u64,
     /// Out-of-order segments queued for reassembly.

@@ -22,6 +22,35 @@ fn established_seq_out_of_window() {
     assert_eq!(tcb.stats().out_of_order, 0);
 }
 
+/// Unacceptable segments without data are answered at most once per
+/// `OOW_ACK_INTERVAL` (500 ms, Linux's `tcp_invalid_ratelimit`), which ends
+/// ACK loops between two ends that find each other's ACKs out of window;
+/// data segments outside the window are always answered.
+#[test]
+fn out_of_window_acks_are_answered_at_most_twice_a_second() {
+    let mut tcb = established();
+    let beyond = PEER_ISS + 1 + RCV_BUF as u32;
+    let want = vec![ack(ISS + 1, PEER_ISS + 1, WIN)];
+    seg_in(&mut tcb, at(1), &from_peer(ACK, beyond, ISS + 1, &[]));
+    assert_eq!(out(&mut tcb, at(1)), want);
+    for t in [2, 100, 500] {
+        seg_in(&mut tcb, at(t), &from_peer(ACK, beyond, ISS + 1, &[]));
+        assert_eq!(out(&mut tcb, at(t)), vec![], "at {t} ms");
+    }
+    assert_eq!(tcb.stats().oow_acks_limited, 3);
+    // Out-of-window data is still answered at once.
+    seg_in(
+        &mut tcb,
+        at(502),
+        &from_peer(ACK, beyond, ISS + 1, &data(10)),
+    );
+    assert_eq!(out(&mut tcb, at(502)), want);
+    // And a pure ACK again once 500 ms have passed since the last answer.
+    seg_in(&mut tcb, at(600), &from_peer(ACK, beyond, ISS + 1, &[]));
+    assert_eq!(out(&mut tcb, at(600)), want);
+    assert_eq!(tcb.stats().oow_acks_limited, 3);
+}
+
 /// RFC 5961 section 4.2 (and RFC 9293 section 3.10.7.4, fourth check): a SYN
 /// in a synchronized state gets a challenge ACK; the connection survives.
 #[test]
