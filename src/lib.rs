@@ -4,6 +4,10 @@
 pub mod cc;
 pub mod device;
 pub mod error;
+// Fuzz harnesses for fuzz/ and tests/fuzz_smoke.rs (see its module doc);
+// not in normal builds.
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod gso;
 pub mod isn;
 pub mod reassembly;

@@ -247,8 +247,9 @@ impl Tcb {
         false
     }
 
-    /// RFC 9293 section 3.10.7.4: an unacceptable segment is answered with
-    /// an ACK; one without data or SYN at most once per
+    /// RFC 9293 section 3.10.7.4: an unacceptable segment (or one that
+    /// acknowledges data not yet sent) is answered with an ACK; one without
+    /// data or SYN at most once per
     /// [`OOW_ACK_INTERVAL`](super::OOW_ACK_INTERVAL), as Linux does.
     fn ack_unacceptable(&mut self, now: Instant, s: &Arrival<'_>) {
         let dataless = s.payload.is_empty() && !s.has(TcpFlags::SYN) && !s.has(TcpFlags::FIN);
@@ -385,7 +386,10 @@ impl Tcb {
                 self.remote,
                 ack
             );
-            self.pending.ack = true;
+            // Rate-limited like the answers to out-of-window segments: a
+            // peer desynchronized by an injected segment ACKs data we never
+            // sent, and our ACK is out of its window (an ACK loop).
+            self.ack_unacceptable(now, s);
             return Some(Verdict::Done);
         }
         // RFC 5961 section 5.2: an ACK too far in the past is rejected with a challenge ACK.
