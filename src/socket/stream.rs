@@ -156,23 +156,9 @@ impl TcpStream {
                 drop(core);
                 return Err(not_connected());
             };
-            match tcb.state() {
-                State::SynSent | State::SynReceived => {}
-                State::Closed => {
-                    let (kind, why) = match tcb.error() {
-                        Some(e) => (io_kind(e), e.to_string()),
-                        None => (
-                            io::ErrorKind::ConnectionAborted,
-                            "connection aborted".into(),
-                        ),
-                    };
-                    drop(core);
-                    return Err(io::Error::new(kind, format!("connect to {remote}: {why}")));
-                }
-                _ => {
-                    drop(core);
-                    return Ok(stream);
-                }
+            if let Some(outcome) = connect_outcome(tcb) {
+                drop(core);
+                return outcome.map(|()| stream);
             }
             if let Some(msg) = &core.dead {
                 let err = dead_error(msg);
@@ -506,23 +492,8 @@ impl TcpStream {
         let Some(tcb) = core.stack.tcb(self.inner.id) else {
             return Poll::Ready(Err(not_connected()));
         };
-        match tcb.state() {
-            State::SynSent | State::SynReceived => {}
-            State::Closed => {
-                let (kind, why) = match tcb.error() {
-                    Some(e) => (io_kind(e), e.to_string()),
-                    None => (
-                        io::ErrorKind::ConnectionAborted,
-                        "connection aborted".into(),
-                    ),
-                };
-                let remote = tcb.remote();
-                return Poll::Ready(Err(io::Error::new(
-                    kind,
-                    format!("connect to {remote}: {why}"),
-                )));
-            }
-            _ => return Poll::Ready(Ok(())),
+        if let Some(outcome) = connect_outcome(tcb) {
+            return Poll::Ready(outcome);
         }
         if let Some(msg) = &core.dead {
             return Poll::Ready(Err(dead_error(msg)));
@@ -538,6 +509,29 @@ impl TcpStream {
 
     fn write_impl(&self, data: &[u8]) -> io::Result<usize> {
         self.blocking(&self.inner.write_timeout, "write", |tcb| tcb.send(data))
+    }
+}
+
+/// How an active open stands: `None` during the handshake, `Some(Ok)` once
+/// synchronized, `Some(Err)` if it ended (refused, timed out, aborted).
+fn connect_outcome(tcb: &crate::tcb::Tcb) -> Option<io::Result<()>> {
+    match tcb.state() {
+        State::SynSent | State::SynReceived => None,
+        State::Closed => {
+            let (kind, why) = match tcb.error() {
+                Some(e) => (io_kind(e), e.to_string()),
+                None => (
+                    io::ErrorKind::ConnectionAborted,
+                    "connection aborted".into(),
+                ),
+            };
+            let remote = tcb.remote();
+            Some(Err(io::Error::new(
+                kind,
+                format!("connect to {remote}: {why}"),
+            )))
+        }
+        _ => Some(Ok(())),
     }
 }
 
