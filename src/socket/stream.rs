@@ -408,21 +408,8 @@ impl TcpStream {
         let deadline = TcpStream::deadline(timeout);
         let mut core = shared.lock();
         loop {
-            let tcb = core
-                .stack
-                .tcb_mut(self.inner.id)
-                .ok_or_else(not_connected)?;
-            match op(tcb) {
-                Ok(v) => {
-                    // A write queued data; a read may have reopened the window.
-                    shared.flush_conn(&mut core, self.inner.id);
-                    return Ok(v);
-                }
-                Err(Error::WouldBlock) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if let Some(msg) = &core.dead {
-                return Err(dead_error(msg));
+            if let Some(done) = self.try_op(&mut core, &mut op) {
+                return done;
             }
             if self.inner.nonblocking.load(Ordering::Relaxed) {
                 return Err(would_block());
@@ -448,26 +435,36 @@ impl TcpStream {
         cx: &mut std::task::Context<'_>,
         op: impl FnOnce(&mut crate::tcb::Tcb) -> Result<T, Error>,
     ) -> std::task::Poll<io::Result<T>> {
-        use std::task::Poll;
-        let shared = &self.inner.rt.shared;
-        let mut core = shared.lock();
+        let mut core = self.inner.rt.shared.lock();
+        match self.try_op(&mut core, op) {
+            Some(done) => std::task::Poll::Ready(done),
+            None => {
+                core.waiters
+                    .park_waker(Source::Conn(self.inner.id), cx.waker());
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// Runs `op` once under the core lock: `None` if it would block (and
+    /// the device is alive), else its outcome; what it produced is
+    /// transmitted. The blocking calls and the async API both go through it.
+    fn try_op<T>(
+        &self,
+        core: &mut super::runtime::Core,
+        op: impl FnOnce(&mut crate::tcb::Tcb) -> Result<T, Error>,
+    ) -> Option<io::Result<T>> {
         let Some(tcb) = core.stack.tcb_mut(self.inner.id) else {
-            return Poll::Ready(Err(not_connected()));
+            return Some(Err(not_connected()));
         };
         match op(tcb) {
             Ok(v) => {
-                shared.flush_conn(&mut core, self.inner.id);
-                Poll::Ready(Ok(v))
+                // A write queued data; a read may have reopened the window.
+                self.inner.rt.shared.flush_conn(core, self.inner.id);
+                Some(Ok(v))
             }
-            Err(Error::WouldBlock) => match &core.dead {
-                Some(msg) => Poll::Ready(Err(dead_error(msg))),
-                None => {
-                    core.waiters
-                        .park_waker(Source::Conn(self.inner.id), cx.waker());
-                    Poll::Pending
-                }
-            },
-            Err(e) => Poll::Ready(Err(e.into())),
+            Err(Error::WouldBlock) => core.dead.as_ref().map(|msg| Err(dead_error(msg))),
+            Err(e) => Some(Err(e.into())),
         }
     }
 
