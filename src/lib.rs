@@ -4,6 +4,8 @@
 pub mod cc;
 pub mod device;
 pub mod error;
+#[cfg(feature = "forward")]
+pub mod forward;
 // Fuzz harnesses for fuzz/ and tests/fuzz_smoke.rs (see its module doc);
 // not in normal builds.
 #[cfg(any(test, feature = "testing"))]

@@ -55,10 +55,11 @@ struct Cli {
     hystart: bool,
 
     /// Who drives the device: "thread" (a driver thread) or "inline" (the
-    /// command's own threads while they wait, no thread hop; the default
-    /// here, as every command keeps returning to a wait).
-    #[arg(long, global = true, value_name = "DRIVER", default_value_t = Driver::Inline)]
-    driver: Driver,
+    /// command's own threads while they wait, no thread hop). Default:
+    /// inline, as every command keeps returning to a wait; thread for
+    /// forward, whose tokio tasks never block.
+    #[arg(long, global = true, value_name = "DRIVER")]
+    driver: Option<Driver>,
 
     /// Open the TUN device with offload: virtio-net headers, checksum
     /// offload and TSO, so the kernel may hand over 64 KB super-packets.
@@ -129,6 +130,15 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         port: u16,
     },
+    /// Transparent TCP relay: accepts connections to any address and port
+    /// on the device (any-IP) and carries each to its original destination
+    /// through a kernel socket (or a SOCKS5 proxy), FINs and RSTs passed
+    /// on. The kernel sockets use this namespace's routing: keep them out
+    /// of the TUN device (move the device into the clients' namespace after
+    /// utcp opened it, or use --mark; see docs/forward.md). Runs until
+    /// SIGINT or SIGTERM, then prints its counters.
+    #[cfg(feature = "forward")]
+    Forward(cli::forward::Args),
 }
 
 fn main() -> ExitCode {
@@ -146,9 +156,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> io::Result<()> {
+    #[cfg(feature = "forward")]
+    let forward = matches!(cli.command, Command::Forward(_));
+    #[cfg(not(feature = "forward"))]
+    let forward = false;
     let opts = RuntimeOptions {
         impairment: cli.impair.clone(),
-        driver: cli.driver,
+        driver: cli.driver.unwrap_or(if forward {
+            Driver::Thread
+        } else {
+            Driver::Inline
+        }),
         offload: cli.offload,
         ..RuntimeOptions::default()
     };
@@ -158,17 +176,28 @@ fn run(cli: Cli) -> io::Result<()> {
     let mut cfg = StackConfig::new(cli.addr);
     cfg.tcp.congestion = cli.congestion;
     cfg.tcp.hystart = cli.hystart;
+    cfg.any_ip = forward;
     log::debug!("congestion control: {}", cli.congestion);
     PRINT_STATS.store(cli.stats, std::sync::atomic::Ordering::Relaxed);
     let Some(queues) = cli.queues else {
         let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
-        let result = run_command(&net, cli.command);
+        let result = match cli.command {
+            #[cfg(feature = "forward")]
+            Command::Forward(args) => {
+                cli::forward::run(std::slice::from_ref(&net), args.config()?, &cli.dev)
+            }
+            command => run_command(&net, command),
+        };
         print_impair_stats(&net);
         return result;
     };
     let shards = Shards::tun(&cli.dev, cfg, opts, queues)?;
     log::info!("{} shards on {}", shards.len(), cli.dev);
-    let result = run_sharded(&shards, cli.command);
+    let result = match cli.command {
+        #[cfg(feature = "forward")]
+        Command::Forward(args) => cli::forward::run(shards.stacks(), args.config()?, &cli.dev),
+        command => run_sharded(&shards, command),
+    };
     for net in shards.stacks() {
         print_impair_stats(net);
     }

@@ -117,12 +117,8 @@ impl TcpStream {
     }
 }
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+impl TcpStream {
+    fn read_into(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let dst = buf.initialize_unfilled();
         match self.inner.poll_op(cx, |tcb| tcb.recv(dst)) {
             Poll::Ready(Ok(n)) => {
@@ -133,25 +129,56 @@ impl AsyncRead for TcpStream {
             Poll::Pending => Poll::Pending,
         }
     }
-}
 
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn write_from(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         self.inner.poll_op(cx, |tcb| tcb.send(data))
     }
 
-    /// Nothing to do: written data is queued in the stack, which sends it
-    /// as the windows allow.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Sends our FIN after the queued data (`shutdown(Write)`).
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.shutdown(Shutdown::Write))
+    /// Resets the connection (a RST to the peer, queued data discarded),
+    /// as [`socket::TcpStream::abort`].
+    pub fn abort(&self) -> io::Result<()> {
+        self.inner.abort()
     }
 }
+
+/// Implements `AsyncRead` and `AsyncWrite` for `$t` through the
+/// `read_into`/`write_from` above: for the stream and, like `std::net`'s
+/// `impl Read for &TcpStream`, for a shared reference to it, so that one
+/// task can read and write at once (`let (mut r, mut w) = (&s, &s);`).
+macro_rules! async_io {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                self.read_into(cx, buf)
+            }
+        }
+
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                data: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.write_from(cx, data)
+            }
+
+            /// Nothing to do: written data is queued in the stack, which
+            /// sends it as the windows allow.
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            /// Sends our FIN after the queued data (`shutdown(Write)`).
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.inner.shutdown(Shutdown::Write))
+            }
+        }
+    };
+}
+
+async_io!(TcpStream);
+async_io!(&TcpStream);

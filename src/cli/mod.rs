@@ -1,3 +1,5 @@
 //! Parts of the `utcp` command line that are more than argument parsing.
 
+#[cfg(feature = "forward")]
+pub mod forward;
 pub mod polled;
