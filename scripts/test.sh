@@ -4,7 +4,8 @@
 # private network namespaces).
 #
 # Usage: sudo scripts/test.sh [args for `cargo test --release` instead of the default:
-#        the whole workspace, then the TUN tests api, interop, interop_loss, interop_offload, interop_mq by name]
+#        the whole workspace, then the TUN tests api, interop, interop_loss, interop_offload, interop_mq,
+#        forward by name, then scripts/forward-demo.sh]
 #   e.g. sudo scripts/test.sh --test interop -- --nocapture
 #
 # The interop tests need root, /dev/net/tun and netcat-openbsd; they fail (they
@@ -21,7 +22,7 @@ die() {
 
 case ${1:-} in
     -h | --help)
-        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
 esac
@@ -38,6 +39,7 @@ nc -h 2>&1 | grep -q -- '-N' ||
 command -v ping >/dev/null 2>&1 || die "'ping' not found: apt-get install iputils-ping"
 command -v ss >/dev/null 2>&1 || die "'ss' not found: apt-get install iproute2"
 command -v nft >/dev/null 2>&1 || die "'nft' not found: apt-get install nftables (the loss tests drop packets with it)"
+command -v microsocks >/dev/null 2>&1 || die "'microsocks' not found: apt-get install microsocks (the relay's SOCKS5 test)"
 command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain"
 
 # Actually try the kernel features once, so a sandbox that has the device node
@@ -58,11 +60,16 @@ echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo clippy --all-targets --features tokio -- -D warnings"
 cargo clippy --all-targets --features tokio -- -D warnings
+# The library and the command line without the default feature "forward"
+# (and so without tokio): what `default-features = false` users build.
+echo "==> cargo clippy --lib --bins --no-default-features -- -D warnings"
+cargo clippy --lib --bins --no-default-features -- -D warnings
 
-# The TUN tests (api, interop, interop_loss, interop_offload, interop_mq) are `test = false` in Cargo.toml,
+# The TUN tests (api, interop, interop_loss, interop_offload, interop_mq, forward) are `test = false` in Cargo.toml,
 # so that a plain `cargo test` runs the sans-IO suite as a normal user: name
 # them here. With arguments, they choose what runs.
-TUN_TESTS=(--test api --test interop --test interop_loss --test interop_offload --test interop_mq)
+TUN_TESTS=(--test api --test interop --test interop_loss --test interop_offload --test interop_mq
+    --test forward)
 if [[ $# -gt 0 ]]; then
     echo "==> cargo test --release --workspace $*"
     cargo test --release --workspace "$@"
@@ -81,4 +88,7 @@ else
     UTCP_TEST_DRIVER=inline cargo test --release --test api
     echo "==> UTCP_TEST_DRIVER=inline cargo test --release --features tokio --test tokio_api"
     UTCP_TEST_DRIVER=inline cargo test --release --features tokio --test tokio_api
+    # The relay's demo, end to end in its three namespaces (issue 11).
+    echo "==> scripts/forward-demo.sh"
+    bash scripts/forward-demo.sh
 fi

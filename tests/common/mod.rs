@@ -182,6 +182,27 @@ impl Netns {
         ns
     }
 
+    /// A namespace with only `lo` (up) in it: for topologies of several
+    /// namespaces such as [`ForwardTopology`].
+    pub fn bare(role: &str) -> Netns {
+        require_root_and_tun();
+        STALE_CLEANUP.call_once(cleanup_stale_namespaces);
+        let ns = Netns {
+            name: format!("utcpt-{}-{role}", unique_suffix()),
+            children: Mutex::new(Vec::new()),
+        };
+        ip(&["netns", "add", &ns.name]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NAME args...`; panics (the test fails) if it fails.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -1329,3 +1350,88 @@ table inet utcptest {
     }
 }
 "#;
+
+/// `ip args...`, bounded; panics (the test fails) if it fails.
+pub fn ip(args: &[&str]) {
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    let (status, _, err) = run_bounded(cmd, Duration::from_secs(10));
+    assert!(status.success(), "ip {args:?}: {status}: {err}");
+}
+
+/// What `utcp forward` prints once it relays.
+pub const FORWARDING: &str = "forwarding every TCP connection";
+
+/// The topology `utcp forward` is built for (docs/forward.md), in three
+/// namespaces of the test's own: `app` holds the TUN device (10.77.0.1/24,
+/// default route into it) and the clients; `relay` runs `utcp forward`,
+/// which opened the device before it was moved to `app`; `servers` is
+/// behind a veth pair (relay 10.98.0.1, servers 10.98.0.2) with
+/// [`SERVER_IPS`] on its `lo`, routed by the relay.
+pub struct ForwardTopology {
+    pub app: Netns,
+    pub relay: Netns,
+    pub servers: Netns,
+    /// The `utcp forward` process (in `relay`).
+    pub forward: Proc,
+}
+
+/// The servers' addresses, besides 10.98.0.2 on the veth.
+pub const SERVER_IPS: [&str; 3] = ["10.98.1.1", "10.98.1.2", "10.98.2.7"];
+
+impl ForwardTopology {
+    /// Builds the three namespaces and starts `utcp forward <args>`.
+    pub fn new(forward_args: &[&str]) -> ForwardTopology {
+        let (app, relay, servers) = (Netns::bare("app"), Netns::bare("relay"), Netns::bare("srv"));
+        relay.ip(&[
+            "link",
+            "add",
+            "fwd-r",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "fwd-s",
+            "netns",
+            servers.name(),
+        ]);
+        relay.ip(&["addr", "add", "10.98.0.1/24", "dev", "fwd-r"]);
+        relay.ip(&["link", "set", "fwd-r", "up"]);
+        servers.ip(&["addr", "add", "10.98.0.2/24", "dev", "fwd-s"]);
+        servers.ip(&["link", "set", "fwd-s", "up"]);
+        for a in SERVER_IPS {
+            servers.ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"]);
+        }
+        relay.ip(&["route", "add", "10.98.1.0/24", "via", "10.98.0.2"]);
+        relay.ip(&["route", "add", "10.98.2.0/24", "via", "10.98.0.2"]);
+        relay.ip(&["tuntap", "add", "dev", DEV, "mode", "tun"]);
+        let mut args = vec!["--dev", DEV, "forward"];
+        args.extend_from_slice(forward_args);
+        let forward = relay.spawn_utcp("forward", &args, Stdio::null(), Capture::Pipe);
+        if let Err(e) = forward.wait_for_stderr(FORWARDING, READY_TIMEOUT) {
+            panic!("utcp forward never became ready: {e}\n{}", forward.log());
+        }
+        relay.ip(&["link", "set", DEV, "netns", app.name()]);
+        app.ip(&["addr", "add", &format!("{KERNEL_IP}/24"), "dev", DEV]);
+        app.ip(&["link", "set", DEV, "up"]);
+        app.ip(&["route", "add", "default", "dev", DEV]);
+        ForwardTopology {
+            app,
+            relay,
+            servers,
+            forward,
+        }
+    }
+
+    /// Stops `utcp forward` with SIGTERM; returns its stderr (relay lines
+    /// and the counters line, `utcp: forward: ...`).
+    pub fn stop(&mut self) -> String {
+        // SAFETY: kill on the PID of a child we started and have not reaped.
+        unsafe { libc::kill(self.forward.pid() as libc::pid_t, libc::SIGTERM) };
+        let status = self.forward.wait_or_panic(SHORT_TIMEOUT);
+        self.forward.finish_readers();
+        let log = self.forward.stderr_string();
+        assert!(status.success(), "utcp forward: {status}\n{log}");
+        log
+    }
+}
