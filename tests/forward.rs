@@ -265,25 +265,26 @@ fn forward_passes_resets_on_both_ways() {
 }
 
 /// microsocks (Debian's package, an independent SOCKS5 server) in the
-/// servers namespace with username/password: the relay goes through it
-/// (the server sees the proxy's address, not the relay's), and wrong
-/// credentials get the client reset.
+/// servers namespace, without and with username/password: the relay goes
+/// through it (the server sees the proxy's address, not the relay's);
+/// wrong or missing credentials get the client reset.
 #[test]
-fn forward_through_a_socks5_proxy_with_authentication() {
-    let proxy_args = [
-        "-i",
-        "10.98.0.2",
-        "-p",
-        "1080",
-        "-u",
-        "utcp",
-        "-P",
-        "s3cret",
+fn forward_through_a_socks5_proxy_with_and_without_authentication() {
+    let cases: [(bool, Option<&str>, Result<(), &str>); 4] = [
+        (false, None, Ok(())),
+        (true, Some("utcp:s3cret"), Ok(())),
+        (true, Some("utcp:wrong"), Err("rejected user \"utcp\"")),
+        (true, None, Err("accepts none of our methods")),
     ];
-    for (auth, works) in [("utcp:s3cret", true), ("utcp:wrong", false)] {
-        let mut t = ForwardTopology::new(&["--socks5", "10.98.0.2:1080", "--socks5-auth", auth]);
+    for (proxy_auth, auth, expect) in cases {
+        let mut args = vec!["--socks5", "10.98.0.2:1080"];
+        args.extend(auth.iter().flat_map(|a| ["--socks5-auth", a]));
+        let mut t = ForwardTopology::new(&args);
         let mut cmd = t.servers.command("microsocks");
-        cmd.args(proxy_args);
+        cmd.args(["-i", "10.98.0.2", "-p", "1080"]);
+        if proxy_auth {
+            cmd.args(["-u", "utcp", "-P", "s3cret"]);
+        }
         let _proxy = t
             .servers
             .spawn("microsocks", cmd, Stdio::null(), Capture::Null);
@@ -301,18 +302,52 @@ fn forward_through_a_socks5_proxy_with_authentication() {
             s.read_to_string(&mut got).map(|_| got)
         });
         let log = t.stop();
-        if works {
-            let peer = got.unwrap_or_else(|e| panic!("through the proxy: {e}\n{log}"));
-            assert_ne!(peer, "10.98.0.1", "the server saw the relay, not the proxy");
-            join_bounded(server, SHORT_TIMEOUT, "server");
-            assert_eq!(counter(&log, "closed"), 1, "{log}");
-        } else {
-            let e = got.expect_err("wrong credentials");
-            assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
-            assert!(log.contains("rejected user \"utcp\""), "{log}");
-            assert_eq!(counter(&log, "connect failed"), 1, "{log}");
+        match expect {
+            Ok(()) => {
+                let peer = got.unwrap_or_else(|e| panic!("through the proxy: {e}\n{log}"));
+                assert_ne!(peer, "10.98.0.1", "the server saw the relay, not the proxy");
+                join_bounded(server, SHORT_TIMEOUT, "server");
+                assert_eq!(counter(&log, "closed"), 1, "{log}");
+            }
+            Err(why) => {
+                let e = got.expect_err("the proxy refuses");
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+                assert!(log.contains(why), "{why:?} not in\n{log}");
+                assert_eq!(counter(&log, "connect failed"), 1, "{log}");
+            }
         }
     }
+}
+
+/// `--max-relays 1`: while one relay is open, the next client is reset
+/// (and counted as refused); the first is unharmed.
+#[test]
+fn forward_resets_connections_over_the_relay_limit() {
+    let mut t = ForwardTopology::new(&["--max-relays", "1"]);
+    let to = addr(SERVER_IPS[0], 6001);
+    let server = echo_server(&t.servers, to, 1);
+    let (first, second) = run_in_netns(&t.app, move || {
+        let mut a = TcpStream::connect_timeout(&to, IO_TIMEOUT).unwrap();
+        a.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        a.write_all(b"one").unwrap();
+        let mut buf = [0u8; 3];
+        // Echoed: the first relay is up.
+        a.read_exact(&mut buf).unwrap();
+        let mut b = TcpStream::connect_timeout(&to, IO_TIMEOUT).unwrap();
+        b.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let second = b.read(&mut [0u8; 4]);
+        a.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        a.read_to_end(&mut rest).unwrap();
+        (buf, second)
+    });
+    assert_eq!(&first, b"one");
+    let e = second.expect_err("over the limit");
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    assert_eq!(join_bounded(server, SHORT_TIMEOUT, "server"), vec![3]);
+    let log = t.stop();
+    assert_eq!(counter(&log, "refused"), 1, "{log}");
+    assert_eq!(counter(&log, "closed"), 1, "{log}");
 }
 
 /// A misrouted relay (TUN device and relay in one namespace, the
