@@ -60,6 +60,8 @@ echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo clippy --all-targets --features tokio -- -D warnings"
 cargo clippy --all-targets --features tokio -- -D warnings
+echo "==> cargo doc --no-deps --lib (rustdoc warnings are errors: broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 # The library and the command line without the default feature "forward"
 # (and so without tokio): what `default-features = false` users build.
 echo "==> cargo clippy --lib --bins --no-default-features -- -D warnings"

@@ -1,6 +1,6 @@
 //! The async API for tokio (cargo feature `tokio`): [`TcpListener`] and
 //! [`TcpStream`] shaped like `tokio::net`'s, over the same
-//! [`NetStack`](crate::socket::NetStack) (and so the same sans-IO core and
+//! [`NetStack`] (and so the same sans-IO core and
 //! the same driver) as the blocking API.
 //!
 //! No thread per connection and no thread of tokio's is ever blocked: a

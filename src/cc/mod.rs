@@ -1,9 +1,9 @@
 //! Pluggable congestion controllers: NewReno (RFC 5681, RFC 3465) and CUBIC
 //! (RFC 9438, with optional HyStart++ slow start, RFC 9406:
-//! [`new_controller_with_hystart`], or `TcpConfig::hystart` for a
+//! [`new_controller_with_hystart`](crate::cc::new_controller_with_hystart), or `TcpConfig::hystart` for a
 //! connection).
 //!
-//! A [`Controller`] owns cwnd and ssthresh and does window maths only. Loss
+//! A [`Controller`](crate::cc::Controller) owns cwnd and ssthresh and does window maths only. Loss
 //! *detection* stays with the connection: counting duplicate ACKs, the SACK
 //! scoreboard, the retransmission timer, the RFC 6582 recovery point and
 //! NewReno's window inflation during fast recovery. The connection reports

@@ -197,7 +197,7 @@ impl Impairer {
     }
 
     /// Passes `pkt` through: `pass` gets every copy to deliver now; delayed
-    /// copies are kept until [`release`](Self::release).
+    /// copies are kept until [`poll_release`](Self::poll_release).
     pub fn handle_packet(
         &mut self,
         now: Instant,

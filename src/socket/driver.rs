@@ -52,7 +52,7 @@ pub(crate) const TX_PER_RX: usize = 32;
 /// idle stack costs it 100 wake-ups per second and nothing else.
 pub const FALLBACK_AFTER: Duration = Duration::from_millis(10);
 
-/// Who drives the device (see the [module documentation](self)).
+/// Who drives the device (see the [module documentation](crate::socket)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Driver {
     /// A dedicated driver thread (the default).

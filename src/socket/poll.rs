@@ -372,7 +372,7 @@ fn collect(core: &mut Core, id: u64, events: &mut Events) {
 
 /// Waits for readiness of many streams and listeners in one thread.
 ///
-/// Level-triggered (see the [module documentation](self)). A source is
+/// Level-triggered (see the [module documentation](crate::socket)). A source is
 /// registered with at most one `Poll` at a time; dropping a stream's last
 /// handle or a listener deregisters it.
 pub struct Poll {

@@ -385,7 +385,7 @@ fn busy(stack: &Stack) -> bool {
 /// A running utcp stack: a device, the TCP core and its driver thread.
 ///
 /// Cheap to clone (all clones share one stack). The driver stops when the
-/// last `NetStack`, [`TcpListener`] and [`TcpStream`] of it is dropped, after
+/// last `NetStack`, [`TcpListener`](crate::socket::TcpListener) and [`TcpStream`](crate::socket::TcpStream) of it is dropped, after
 /// waiting up to [`DEFAULT_LINGER`] for connections that are still closing.
 #[derive(Clone)]
 pub struct NetStack {
