@@ -39,6 +39,7 @@ nc -h 2>&1 | grep -q -- '-N' ||
 command -v ping >/dev/null 2>&1 || die "'ping' not found: apt-get install iputils-ping"
 command -v ss >/dev/null 2>&1 || die "'ss' not found: apt-get install iproute2"
 command -v nft >/dev/null 2>&1 || die "'nft' not found: apt-get install nftables (the loss tests drop packets with it)"
+command -v tshark >/dev/null 2>&1 || die "'tshark' not found: apt-get install tshark (the --pcap test reads the capture with it)"
 command -v microsocks >/dev/null 2>&1 || die "'microsocks' not found: apt-get install microsocks (the relay's SOCKS5 test)"
 command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain"
 

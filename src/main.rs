@@ -72,6 +72,13 @@ struct Cli {
     /// from the first.
     #[arg(long, global = true, value_name = "N")]
     queues: Option<usize>,
+
+    /// Write every packet the device carries, in and out, to FILE (pcap,
+    /// raw IPv4; tshark and Wireshark open it). What crosses the device:
+    /// packets --impair drops on the way in are in it, those it drops on
+    /// the way out are not.
+    #[arg(long, global = true, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -168,6 +175,11 @@ fn run(cli: Cli) -> io::Result<()> {
             Driver::Inline
         }),
         offload: cli.offload,
+        capture: cli
+            .pcap
+            .as_deref()
+            .map(utcp::device::pcap::Capture::create)
+            .transpose()?,
         ..RuntimeOptions::default()
     };
     if let Some(imp) = &cli.impair {

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -433,5 +433,53 @@ fn kernel_client_connects_during_and_after_a_syn_flood() {
     assert!(
         rss < 64 * 1024,
         "the server holds {rss} KiB after the flood"
+    );
+}
+
+/// `utcp --pcap FILE echo`: tshark (Debian's package) reads the capture and
+/// finds the handshake, the data both ways and both FINs.
+#[test]
+fn pcap_capture_opens_in_tshark_with_handshake_data_and_close() {
+    let ns = Netns::new();
+    let pcap = TempFile::new("capture.pcap");
+    let path = pcap.path().to_string_lossy().into_owned();
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &["--pcap", &path, "echo", "--port", "7"],
+        Stdio::null(),
+        Capture::Pipe,
+    );
+    let r = ns.run(
+        "nc",
+        "nc",
+        &["-N", UTCP_IP, "7"],
+        b"hello, tshark\n",
+        SHORT_TIMEOUT,
+    );
+    assert_eq!(r.stdout_string(), "hello, tshark\n", "{}", echo.log());
+    echo.kill();
+    let count = |filter: &str| -> usize {
+        let mut cmd = Command::new("tshark");
+        cmd.args(["-r", &path, "-Y", filter]);
+        let (status, out, err) = run_bounded(cmd, SHORT_TIMEOUT);
+        assert!(status.success(), "tshark -Y {filter}: {status}: {err}");
+        out.lines().count()
+    };
+    let syn = format!("tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.dst == {UTCP_IP}");
+    let syn_ack = format!("tcp.flags.syn == 1 && tcp.flags.ack == 1 && ip.src == {UTCP_IP}");
+    assert_eq!(count(&syn), 1, "the kernel's SYN");
+    assert_eq!(count(&syn_ack), 1, "utcp's SYN-ACK");
+    assert_eq!(
+        count("tcp contains \"hello, tshark\""),
+        2,
+        "the data, both ways"
+    );
+    assert_eq!(
+        count(&format!("tcp.flags.fin == 1 && ip.src == {UTCP_IP}")),
+        1
+    );
+    assert_eq!(
+        count(&format!("tcp.flags.fin == 1 && ip.dst == {UTCP_IP}")),
+        1
     );
 }

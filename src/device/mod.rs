@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 use crate::gso::{self, TxOffload};
 
 pub mod impair;
+pub mod pcap;
 pub mod shard;
 pub mod tun;
 pub mod vnet;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use log::{debug, error};
 
 use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
+use crate::device::pcap::{Capture, PcapDevice};
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::vnet::VNET_HDR_LEN;
 use crate::device::Device;
@@ -326,6 +327,9 @@ pub struct RuntimeOptions {
     /// [`NetStack::tun_with_options`] opens the TUN device with offload
     /// (virtio-net headers, checksum offload, TSO; see `device::vnet`).
     pub offload: bool,
+    /// Record every packet the device carries into this capture file
+    /// (`utcp --pcap FILE`; see `device::pcap`). Shards may share one.
+    pub capture: Option<Arc<Capture>>,
 }
 
 impl Default for RuntimeOptions {
@@ -335,6 +339,7 @@ impl Default for RuntimeOptions {
             linger: DEFAULT_LINGER,
             driver: Driver::Thread,
             offload: false,
+            capture: None,
         }
     }
 }
@@ -480,7 +485,10 @@ impl NetStack {
             cond: Condvar::new(),
             fallback_cond: Condvar::new(),
             wake,
-            device: Box::new(device),
+            device: match opts.capture {
+                Some(c) => Box::new(PcapDevice::new(device, c)),
+                None => Box::new(device),
+            },
             epoch: std::time::Instant::now(),
             stop: AtomicBool::new(false),
             inline: opts.driver == Driver::Inline,
