@@ -40,9 +40,13 @@ struct Cli {
     #[arg(long, global = true, value_name = "SPEC")]
     impair: Option<Impairment>,
     /// Print each connection's statistics (segments, retransmissions by
-    /// cause, SRTT/RTO, cwnd...) to stderr when it ends.
-    #[arg(long, global = true)]
-    stats: bool,
+    /// cause, SRTT/RTO, cwnd...) to stderr when it ends: --stats (or
+    /// --stats=human) as one line of text, --stats=json as one JSON object
+    /// per line (durations in microseconds), plus the stack's counters
+    /// (drops included) when the command exits.
+    #[arg(long, global = true, value_name = "FORMAT", num_args = 0..=1,
+          default_missing_value = "human", require_equals = true)]
+    stats: Option<StatsFormat>,
 
     /// Congestion control for every connection: newreno (RFC 5681, RFC 6582)
     /// or cubic (RFC 9438).
@@ -190,7 +194,12 @@ fn run(cli: Cli) -> io::Result<()> {
     cfg.tcp.hystart = cli.hystart;
     cfg.any_ip = forward;
     log::debug!("congestion control: {}", cli.congestion);
-    PRINT_STATS.store(cli.stats, std::sync::atomic::Ordering::Relaxed);
+    let format = match cli.stats {
+        None => 0,
+        Some(StatsFormat::Human) => 1,
+        Some(StatsFormat::Json) => 2,
+    };
+    PRINT_STATS.store(format, std::sync::atomic::Ordering::Relaxed);
     let Some(queues) = cli.queues else {
         let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
         let result = match cli.command {
@@ -201,6 +210,7 @@ fn run(cli: Cli) -> io::Result<()> {
             command => run_command(&net, command),
         };
         print_impair_stats(&net);
+        report_stack(&net, 0);
         return result;
     };
     let shards = Shards::tun(&cli.dev, cfg, opts, queues)?;
@@ -210,8 +220,9 @@ fn run(cli: Cli) -> io::Result<()> {
         Command::Forward(args) => cli::forward::run(shards.stacks(), args.config()?, &cli.dev),
         command => run_sharded(&shards, command),
     };
-    for net in shards.stacks() {
+    for (i, net) in shards.stacks().iter().enumerate() {
         print_impair_stats(net);
+        report_stack(net, i);
     }
     result
 }
@@ -291,14 +302,57 @@ fn listen_any(stacks: &[NetStack], port: u16) -> io::Result<()> {
     pipe_stdio(stream)
 }
 
-static PRINT_STATS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How `--stats` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StatsFormat {
+    /// One line of text per connection.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// 0: no --stats; 1: human; 2: json.
+static PRINT_STATS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn stats_format() -> u8 {
+    PRINT_STATS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// With --stats, prints what the connection went through.
 fn report(stream: &TcpStream) {
-    if PRINT_STATS.load(std::sync::atomic::Ordering::Relaxed) {
-        if let (Ok(peer), Ok(info)) = (stream.peer_addr(), stream.info()) {
-            eprintln!("utcp: stats {peer}: {info}");
+    let (Ok(peer), Ok(local), Ok(info)) = (stream.peer_addr(), stream.local_addr(), stream.info())
+    else {
+        return;
+    };
+    match stats_format() {
+        1 => eprintln!("utcp: stats {peer}: {info}"),
+        2 => {
+            // One flat object: where, then the ConnInfo fields.
+            let mut record = serde_json::json!({
+                "event": "connection",
+                "local": local.to_string(),
+                "peer": peer.to_string(),
+            });
+            if let (Some(r), Ok(serde_json::Value::Object(fields))) =
+                (record.as_object_mut(), serde_json::to_value(&info))
+            {
+                r.extend(fields);
+            }
+            eprintln!("{record}");
         }
+        _ => {}
+    }
+}
+
+/// With --stats=json, the stack's counters (drops included) at exit.
+fn report_stack(net: &NetStack, shard: usize) {
+    if stats_format() == 2 {
+        let record = serde_json::json!({
+            "event": "stack",
+            "shard": shard,
+            "stats": net.stats(),
+        });
+        eprintln!("{record}");
     }
 }
 

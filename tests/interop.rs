@@ -483,3 +483,49 @@ fn pcap_capture_opens_in_tshark_with_handshake_data_and_close() {
         1
     );
 }
+
+/// `utcp --stats=json client`: one JSON object for the connection (its
+/// counters, durations in microseconds) and one for the stack at exit.
+#[test]
+fn stats_json_prints_the_connection_and_the_stack() {
+    let ns = Netns::new();
+    let mut nc_cmd = ns.command("nc");
+    nc_cmd.args(["-l", KERNEL_IP, "4398"]);
+    let mut nc = ns.spawn("nc -l", nc_cmd, Stdio::null(), Capture::Pipe);
+    ns.wait_for_kernel_listen(4398, Duration::from_secs(10));
+    let target = format!("{KERNEL_IP}:4398");
+    let client = ns.run_cmd(
+        "utcp client",
+        ns.utcp_command(&["--stats=json", "client", &target]),
+        b"",
+        SHORT_TIMEOUT,
+    );
+    assert!(client.status.success(), "{}", client.stderr);
+    nc.wait_or_panic(Duration::from_secs(10));
+    let records: Vec<serde_json::Value> = client
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{}", client.stderr);
+    let conn = &records[0];
+    assert_eq!(conn["event"], "connection");
+    assert_eq!(conn["peer"], target.as_str());
+    assert_eq!(conn["bytes_out"], SEED_MESSAGE.len() as u64);
+    assert!(conn["srtt_us"].as_u64().is_some_and(|us| us > 0), "{conn}");
+    assert!(
+        conn["rto_us"].as_u64().is_some_and(|us| us >= 200_000),
+        "{conn}"
+    );
+    assert!(conn["state"].is_string() && conn["cwnd"].is_u64(), "{conn}");
+    let stack = &records[1];
+    assert_eq!(stack["event"], "stack");
+    assert!(
+        stack["stats"]["packets_in"]
+            .as_u64()
+            .is_some_and(|n| n >= 3),
+        "{stack}"
+    );
+    assert!(stack["stats"]["not_for_us"].is_u64(), "{stack}");
+}

@@ -325,8 +325,8 @@ struct Listener {
     cookie_sent: Option<Instant>,
 }
 
-/// Counters of the whole stack.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counters of the whole stack (serialized by `--stats=json` as they are).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StackStats {
     /// Packets handed to [`Stack::handle_packet`].
     pub packets_in: u64,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::state::State;
 
 /// Counters of one connection, for tests, logs and curious users.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ConnStats {
     /// Segments received (after validation).
     pub segs_in: u64,
@@ -112,5 +112,55 @@ impl std::fmt::Display for ConnInfo {
             self.ssthresh,
             self.peer_window
         )
+    }
+}
+
+/// [`ConnInfo`] as a flat record for JSON: the counters inline, durations
+/// in microseconds (`srtt_us`, `rttvar_us`, `rto_us`; null before the first
+/// RTT sample), the state by its RFC 9293 name.
+#[derive(serde::Serialize)]
+struct InfoRecord<'a> {
+    state: String,
+    #[serde(flatten)]
+    stats: &'a ConnStats,
+    srtt_us: Option<u64>,
+    rttvar_us: Option<u64>,
+    rto_us: u64,
+    cwnd: u32,
+    ssthresh: u32,
+    peer_window: u32,
+    mss: u32,
+    window_scale_ours: u8,
+    window_scale_peer: u8,
+    timestamps: bool,
+    sack: bool,
+    send_queued: usize,
+    recv_queued: usize,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl serde::Serialize for ConnInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InfoRecord {
+            state: self.state.to_string(),
+            stats: &self.stats,
+            srtt_us: self.srtt.map(micros),
+            rttvar_us: self.rttvar.map(micros),
+            rto_us: micros(self.rto),
+            cwnd: self.cwnd,
+            ssthresh: self.ssthresh,
+            peer_window: self.peer_window,
+            mss: self.mss,
+            window_scale_ours: self.window_scales.0,
+            window_scale_peer: self.window_scales.1,
+            timestamps: self.timestamps,
+            sack: self.sack,
+            send_queued: self.send_queued,
+            recv_queued: self.recv_queued,
+        }
+        .serialize(s)
     }
 }
