@@ -23,7 +23,8 @@ use cli::polled::{self, Mode};
 /// network namespace that holds the device, as root.
 ///
 /// Set RUST_LOG=debug to watch every connection's state transitions and
-/// retransmissions; RUST_LOG=trace shows every segment.
+/// retransmissions; RUST_LOG=trace shows every segment. `kill -USR1 PID`
+/// prints the table of connections (like `ss -tni`) on stderr.
 #[derive(Parser, Debug)]
 #[command(name = "utcp", version, about, long_about)]
 struct Cli {
@@ -153,6 +154,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists, so that every thread inherits it.
+    if let Err(e) = cli::ss::block_sigusr1() {
+        eprintln!("utcp: cannot block SIGUSR1 (no connection table): {e}");
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_micros()
         .init();
@@ -202,6 +207,7 @@ fn run(cli: Cli) -> io::Result<()> {
     PRINT_STATS.store(format, std::sync::atomic::Ordering::Relaxed);
     let Some(queues) = cli.queues else {
         let net = NetStack::tun_with_options(&cli.dev, cfg, opts)?;
+        cli::ss::watch(vec![net.downgrade()])?;
         let result = match cli.command {
             #[cfg(feature = "forward")]
             Command::Forward(args) => {
@@ -215,6 +221,7 @@ fn run(cli: Cli) -> io::Result<()> {
     };
     let shards = Shards::tun(&cli.dev, cfg, opts, queues)?;
     log::info!("{} shards on {}", shards.len(), cli.dev);
+    cli::ss::watch(shards.stacks().iter().map(NetStack::downgrade).collect())?;
     let result = match cli.command {
         #[cfg(feature = "forward")]
         Command::Forward(args) => cli::forward::run(shards.stacks(), args.config()?, &cli.dev),

@@ -529,3 +529,45 @@ fn stats_json_prints_the_connection_and_the_stack() {
     );
     assert!(stack["stats"]["not_for_us"].is_u64(), "{stack}");
 }
+
+/// `kill -USR1` on a running `utcp echo` prints the connection table
+/// (`ss -tni`-shaped) on stderr: the open connection with its state,
+/// addresses and internals.
+#[test]
+fn sigusr1_prints_the_connection_table() {
+    let ns = Netns::new();
+    let mut echo = ns.spawn_utcp_listening(
+        "utcp echo",
+        &["echo", "--port", "7"],
+        Stdio::null(),
+        Capture::Pipe,
+    );
+    let server = addr(UTCP_IP, 7);
+    let pid = echo.pid();
+    // The client keeps the connection open until the table is read.
+    let (stream, table) = run_in_netns(&ns, move || {
+        let mut s = TcpStream::connect_timeout(&server, SHORT_TIMEOUT).unwrap();
+        s.set_read_timeout(Some(SHORT_TIMEOUT)).unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        s.read_exact(&mut back).unwrap();
+        // SAFETY: kill on the PID of a child the test started.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) };
+        let me = s.local_addr().unwrap();
+        (s, me)
+    });
+    let line = format!("{UTCP_IP}:7");
+    let deadline = Instant::now() + SHORT_TIMEOUT;
+    while !echo.stderr_string().contains("bytes_received:") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let log = echo.stderr_string();
+    let row = log
+        .lines()
+        .find(|l| l.contains(&line) && l.contains(&table.to_string()))
+        .unwrap_or_else(|| panic!("no row for {table} in\n{log}"));
+    assert!(row.starts_with("ESTABLISHED"), "{row}");
+    assert!(log.contains("bytes_received:4"), "{log}");
+    assert!(echo.is_running(), "SIGUSR1 must not kill utcp");
+    drop(stream);
+}

@@ -3,3 +3,4 @@
 #[cfg(feature = "forward")]
 pub mod forward;
 pub mod polled;
+pub mod ss;

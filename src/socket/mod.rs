@@ -15,6 +15,7 @@ mod listener;
 mod poll;
 mod runtime;
 mod shards;
+mod snapshot;
 mod stream;
 mod wake;
 
@@ -24,4 +25,5 @@ pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
 pub use poll::{Event, Events, Interest, Poll, Pollable, Token};
 pub use runtime::{NetStack, RuntimeOptions, DEFAULT_LINGER};
 pub use shards::Shards;
+pub use snapshot::{Connection, WeakNetStack};
 pub use stream::TcpStream;

@@ -203,6 +203,11 @@ impl Stack {
             })
     }
 
+    /// Every connection's TCB, in slot order (listeners excluded).
+    pub fn connections(&self) -> impl Iterator<Item = &Tcb> + '_ {
+        self.iter_ids().filter_map(|id| self.tcb(id))
+    }
+
     /// The connection's TCB, if it still exists.
     pub fn tcb(&self, id: ConnId) -> Option<&Tcb> {
         self.entry(id).map(|e| &e.tcb)

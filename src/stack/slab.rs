@@ -128,8 +128,8 @@ impl Stack {
         slot.entry.as_mut()
     }
 
-    /// Every live connection's id (the tests' full scans).
-    #[cfg(test)]
+    /// Every live connection's id (the tests' full scans, and
+    /// [`Stack::connections`]: a snapshot on request, never per packet).
     pub(super) fn iter_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
             s.entry.as_ref().map(|_| ConnId {
