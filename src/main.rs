@@ -474,9 +474,13 @@ fn client(net: &NetStack, target: SocketAddrV4, message: &str) -> io::Result<()>
     Ok(())
 }
 
-/// stdin -> connection (half-close on EOF), connection -> stdout, until both are done.
+/// stdin -> connection (half-close on EOF), connection -> stdout, until
+/// both are done; progress on stderr when it is a terminal.
 fn pipe_stdio(stream: TcpStream) -> io::Result<()> {
+    let progress = cli::progress::Progress::start();
+    let counts = progress.counts();
     let writer = stream.try_clone()?;
+    let up = progress.counts();
     let upload = thread::Builder::new()
         .name("stdin".into())
         .spawn(move || -> io::Result<()> {
@@ -488,6 +492,8 @@ fn pipe_stdio(stream: TcpStream) -> io::Result<()> {
                     break;
                 }
                 (&writer).write_all(&buf[..n])?;
+                up.sent
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
             writer.shutdown(Shutdown::Write)
         })?;
@@ -499,12 +505,16 @@ fn pipe_stdio(stream: TcpStream) -> io::Result<()> {
             break;
         }
         stdout.write_all(&buf[..n])?;
+        counts
+            .received
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
     stdout.flush()?;
     let r = match upload.join() {
         Ok(r) => r,
         Err(_) => Err(io::Error::other("stdin thread panicked")),
     };
+    drop(progress);
     report(&stream);
     r
 }

@@ -571,3 +571,50 @@ fn sigusr1_prints_the_connection_table() {
     assert!(echo.is_running(), "SIGUSR1 must not kill utcp");
     drop(stream);
 }
+
+/// `utcp connect` draws its progress (bytes, rate, elapsed) on stderr when
+/// it is a terminal (here a pty from `script`, util-linux), and prints
+/// nothing of it when stderr is a pipe.
+#[test]
+fn connect_shows_progress_on_a_terminal_only() {
+    let ns = Netns::new();
+    let data = random_bytes(3 << 20, 9);
+    let input = TempFile::with_contents("progress-in", &data);
+    for tty in [true, false] {
+        let mut nc_cmd = ns.command("nc");
+        nc_cmd.args(["-l", KERNEL_IP, "5055"]);
+        let mut nc = ns.spawn("nc -l", nc_cmd, Stdio::null(), Capture::Null);
+        ns.wait_for_kernel_listen(5055, Duration::from_secs(10));
+        let connect = format!(
+            "{} connect {KERNEL_IP}:5055 < {}",
+            utcp_bin(),
+            input.path().display()
+        );
+        let cmd = if tty {
+            let mut c = ns.command("script");
+            c.args(["-qec", &connect, "/dev/null"]);
+            c
+        } else {
+            let mut c = ns.command("sh");
+            c.args(["-c", &connect]);
+            c
+        };
+        let r = ns.run_cmd("utcp connect", cmd, b"", SHORT_TIMEOUT);
+        assert!(r.status.success(), "{}", r.stderr);
+        nc.wait_or_panic(Duration::from_secs(10));
+        // Under script, stderr reaches us through the pty, on stdout.
+        let all = format!("{}{}", r.stdout_string(), r.stderr);
+        if tty {
+            assert!(
+                all.contains("sent 3.00 MiB"),
+                "no final progress line in {all:?}"
+            );
+            assert!(all.contains("/s), received 0 B"), "{all:?}");
+        } else {
+            assert!(
+                !all.contains("sent "),
+                "progress without a terminal: {all:?}"
+            );
+        }
+    }
+}

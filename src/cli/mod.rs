@@ -3,4 +3,5 @@
 #[cfg(feature = "forward")]
 pub mod forward;
 pub mod polled;
+pub mod progress;
 pub mod ss;
