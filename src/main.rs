@@ -151,6 +151,11 @@ enum Command {
     /// SIGINT or SIGTERM, then prints its counters.
     #[cfg(feature = "forward")]
     Forward(cli::forward::Args),
+    /// Draw the time-sequence chart (tcptrace-style) of one connection in
+    /// a capture (`utcp --pcap FILE`): data segments over time,
+    /// retransmissions in red, the ACK and receive-window lines, SACK
+    /// blocks. Needs no device.
+    Plot(cli::plot::Args),
 }
 
 fn main() -> ExitCode {
@@ -172,6 +177,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> io::Result<()> {
+    if let Command::Plot(args) = &cli.command {
+        return cli::plot::run(args);
+    }
     #[cfg(feature = "forward")]
     let forward = matches!(cli.command, Command::Forward(_));
     #[cfg(not(feature = "forward"))]

@@ -618,3 +618,63 @@ fn connect_shows_progress_on_a_terminal_only() {
         }
     }
 }
+
+/// `utcp plot` on captures of a kernel -> `utcp sink` transfer: clean, no
+/// retransmission in the chart; with 3% of the incoming packets dropped
+/// (after the capture saw them), the kernel's retransmissions appear as
+/// such, in red, and utcp's SACK blocks are drawn.
+#[test]
+fn plot_draws_the_time_sequence_chart_with_retransmissions() {
+    let ns = Netns::new();
+    let data = random_bytes(2 << 20, 11);
+    for (impair, lossy) in [(None, false), (Some("drop=3%,seed=5"), true)] {
+        let pcap = TempFile::new("plot.pcap");
+        let svg = TempFile::new("plot.svg");
+        let path = pcap.path().to_string_lossy().into_owned();
+        let mut args = vec!["--pcap", path.as_str()];
+        if let Some(spec) = impair {
+            args.extend(["--impair", spec]);
+        }
+        args.extend(["sink", "--port", "9"]);
+        let mut sink = ns.spawn_utcp_listening("utcp sink", &args, Stdio::null(), Capture::Pipe);
+        let r = ns.run("nc", "nc", &["-N", UTCP_IP, "9"], &data, BULK_TIMEOUT);
+        assert!(r.status.success(), "nc: {}\n{}", r.stderr, sink.log());
+        sink.kill();
+        let out = svg.path().to_string_lossy().into_owned();
+        let mut plot = Command::new(utcp_bin());
+        plot.args(["plot", &path, "-o", &out]);
+        let (status, _, err) = run_bounded(plot, SHORT_TIMEOUT);
+        assert!(status.success(), "utcp plot: {err}");
+        let summary = err
+            .lines()
+            .find(|l| l.starts_with("utcp plot:"))
+            .unwrap_or("");
+        assert!(summary.contains(&format!("10.77.0.1:")), "{err}");
+        let retx: usize = summary
+            .split(" (")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no retransmission count in {summary:?}"));
+        let chart = std::fs::read_to_string(svg.path()).unwrap();
+        // The SVG's texts: what comes before each </text>.
+        let texts: Vec<&str> = chart
+            .split("</text>")
+            .filter_map(|p| p.rsplit('>').next())
+            .map(str::trim)
+            .collect();
+        for series in ["data", "retransmission", "ack", "receive window", "SACK"] {
+            assert!(texts.contains(&series), "no {series:?} legend in {texts:?}");
+        }
+        // Red strokes are the retransmissions (the legend has one).
+        let red = chart.matches("stroke=\"#FF0000\"").count();
+        if lossy {
+            assert!(retx > 0, "{summary}");
+            assert!(red > 1, "{red} red strokes for {retx} retransmissions");
+            assert!(!summary.contains(" 0 SACK blocks"), "{summary}");
+        } else {
+            assert_eq!(retx, 0, "{summary}");
+            assert_eq!(red, 1, "only the legend is red in a clean transfer");
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "forward")]
 pub mod forward;
+pub mod plot;
 pub mod polled;
 pub mod progress;
 pub mod ss;
