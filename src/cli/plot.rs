@@ -175,7 +175,9 @@ fn trace(conn: &Packets<'_>, sender: SocketAddrV4) -> Trace {
         } else if s.flags.contains(TcpFlags::ACK) {
             let ack = rel(s.ack.0);
             t.acks.push((*time, ack));
-            let window = u64::from(s.window) << shift;
+            // RFC 7323 section 2.2: a SYN's window is never scaled.
+            let scale = if s.flags.contains(TcpFlags::SYN) { 0 } else { shift };
+            let window = u64::from(s.window) << scale;
             t.windows.push((*time, ack + window));
             for &(l, r) in s.options.sack.as_slice() {
                 t.sacks.push((*time, rel(l.0), rel(r.0)));
