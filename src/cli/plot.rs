@@ -176,7 +176,11 @@ fn trace(conn: &Packets<'_>, sender: SocketAddrV4) -> Trace {
             let ack = rel(s.ack.0);
             t.acks.push((*time, ack));
             // RFC 7323 section 2.2: a SYN's window is never scaled.
-            let scale = if s.flags.contains(TcpFlags::SYN) { 0 } else { shift };
+            let scale = if s.flags.contains(TcpFlags::SYN) {
+                0
+            } else {
+                shift
+            };
             let window = u64::from(s.window) << scale;
             t.windows.push((*time, ack + window));
             for &(l, r) in s.options.sack.as_slice() {
