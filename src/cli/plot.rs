@@ -191,6 +191,19 @@ fn trace(conn: &Packets<'_>, sender: SocketAddrV4) -> Trace {
     t
 }
 
+/// A step line through `points`: each value holds until the next one
+/// (an ACK or a window edge stays where it is until the next ACK moves it).
+fn steps(points: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (i, &(t, v)) in points.iter().enumerate() {
+        if i > 0 {
+            out.push((t, points[i - 1].1));
+        }
+        out.push((t, v));
+    }
+    out
+}
+
 fn plot_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("drawing the plot: {e}"))
 }
@@ -247,12 +260,12 @@ fn draw(t: &Trace, path: &Path, title: &str) -> io::Result<()> {
         .label("retransmission")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     chart
-        .draw_series(LineSeries::new(t.acks.iter().copied(), GREEN))
+        .draw_series(LineSeries::new(steps(&t.acks), GREEN))
         .map_err(plot_err)?
         .label("ack")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
     chart
-        .draw_series(LineSeries::new(t.windows.iter().copied(), orange))
+        .draw_series(LineSeries::new(steps(&t.windows), orange))
         .map_err(plot_err)?
         .label("receive window")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange));
