@@ -1338,11 +1338,12 @@ fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
         let ctx = ns.ctx();
         move || many_kernel_clients(&ctx, 9, N, LEN, pid)
     });
-    // The CLI drives inline by default: the main thread and the fallback
-    // driver, however many connections.
+    // The CLI drives inline by default: the main thread, the fallback
+    // driver and the idle SIGUSR1 watcher (src/cli/ss.rs), however many
+    // connections.
     assert_eq!(
         threads,
-        2,
+        3,
         "utcp sink runs {threads} threads\n{}",
         sink.log()
     );
@@ -1382,10 +1383,11 @@ fn cli_echo_and_sink_serve_many_connections_from_one_thread() {
             threads
         }
     });
-    // With a driver thread: the main thread and the driver.
+    // With a driver thread: the main thread, the driver and the SIGUSR1
+    // watcher.
     assert_eq!(
         threads,
-        2,
+        3,
         "utcp echo runs {threads} threads\n{}",
         echo.log()
     );
