@@ -84,6 +84,13 @@ struct Cli {
     /// the way out are not.
     #[arg(long, global = true, value_name = "FILE")]
     pcap: Option<std::path::PathBuf>,
+
+    /// Write the stack's congestion trace to FILE: one JSON object per
+    /// line each time a segment or timer changes a connection's cwnd,
+    /// ssthresh, bytes in flight, SRTT, RTO or recovery state
+    /// (`utcp plot --trace FILE` draws it).
+    #[arg(long, global = true, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,7 +161,8 @@ enum Command {
     /// Draw the time-sequence chart (tcptrace-style) of one connection in
     /// a capture (`utcp --pcap FILE`): data segments over time,
     /// retransmissions in red, the ACK and receive-window lines, SACK
-    /// blocks. Needs no device.
+    /// blocks; with --trace, a panel of cwnd, ssthresh, bytes in flight
+    /// and SRTT from `utcp --trace`. Needs no device.
     Plot(cli::plot::Args),
 }
 
@@ -196,6 +204,11 @@ fn run(cli: Cli) -> io::Result<()> {
             .pcap
             .as_deref()
             .map(utcp::device::pcap::Capture::create)
+            .transpose()?,
+        trace: cli
+            .trace
+            .as_deref()
+            .map(utcp::socket::TraceFile::create)
             .transpose()?,
         ..RuntimeOptions::default()
     };

@@ -678,3 +678,80 @@ fn plot_draws_the_time_sequence_chart_with_retransmissions() {
         }
     }
 }
+
+/// `utcp --trace` while utcp sends 2 MiB to a kernel client with 3% of the
+/// packets dropped both ways: the trace holds the connection's samples
+/// (slow start, losses that set ssthresh, fast recovery), and `utcp plot
+/// --trace` draws them as a second panel: cwnd, ssthresh, bytes in flight,
+/// SRTT, recovery periods shaded.
+#[test]
+fn plot_trace_panel_shows_cwnd_ssthresh_and_recovery() {
+    let ns = Netns::new();
+    let pcap = TempFile::new("cc.pcap");
+    let trace = TempFile::new("cc.jsonl");
+    let svg = TempFile::new("cc.svg");
+    let [pcap_path, trace_path, svg_path] =
+        [&pcap, &trace, &svg].map(|f| f.path().to_string_lossy().into_owned());
+    let len = (2usize << 20).to_string();
+    let args = [
+        "--pcap",
+        &pcap_path,
+        "--trace",
+        &trace_path,
+        "--impair",
+        "drop=3%,seed=7",
+        "source",
+        "--port",
+        "19",
+        "--bytes",
+        &len,
+    ];
+    let mut source = ns.spawn_utcp_listening("utcp source", &args, Stdio::null(), Capture::Pipe);
+    let r = ns.run("nc", "nc", &["-d", UTCP_IP, "19"], b"", BULK_TIMEOUT);
+    assert!(r.status.success(), "nc: {}\n{}", r.stderr, source.log());
+    assert_eq!(r.stdout.len(), 2 << 20, "{}", source.log());
+    source.kill();
+    let records: Vec<utcp::socket::TraceRecord> = std::fs::read_to_string(trace.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let local = format!("{UTCP_IP}:19");
+    assert!(records.iter().all(|r| r.local == local), "{records:?}");
+    assert!(
+        records.iter().any(|r| r.in_recovery),
+        "no recovery in {} samples",
+        records.len()
+    );
+    assert!(records.iter().any(|r| r.ssthresh.is_some()));
+    assert!(
+        records.iter().any(|r| r.cwnd > 20 * 1448),
+        "cwnd never grew"
+    );
+    assert!(records.windows(2).all(|w| w[0].t_us <= w[1].t_us));
+    let mut plot = Command::new(utcp_bin());
+    plot.args(["plot", &pcap_path, "--trace", &trace_path, "-o", &svg_path]);
+    let (status, _, err) = run_bounded(plot, SHORT_TIMEOUT);
+    assert!(status.success(), "utcp plot: {err}");
+    assert!(err.contains(&format!("trace samples of {local}")), "{err}");
+    let chart = std::fs::read_to_string(svg.path()).unwrap();
+    let texts: Vec<&str> = chart
+        .split("</text>")
+        .filter_map(|p| p.rsplit('>').next())
+        .map(str::trim)
+        .collect();
+    for series in [
+        "data",
+        "ack",
+        "cwnd",
+        "ssthresh",
+        "in flight",
+        "SRTT",
+        "fast recovery",
+    ] {
+        assert!(texts.contains(&series), "no {series:?} legend in {texts:?}");
+    }
+    // The shaded recovery periods: the legend's swatch and at least one.
+    let shaded = chart.matches("fill=\"#FFC8C8\"").count();
+    assert!(shaded > 1, "{shaded} shaded rectangles");
+}

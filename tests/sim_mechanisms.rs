@@ -121,6 +121,8 @@ fn lose_first_of_burst(
     let (mut ca, mut cb) = sim_util::configs();
     ca.tcp.tail_loss_probe = tail_loss_probe;
     cb.tcp.tail_loss_probe = tail_loss_probe;
+    // A records its congestion trace (which changes nothing it does).
+    ca.trace = true;
     let mut n = SimNet::new(ca, cb, sim_util::LATENCY);
     n.set_bandwidth(Some(12_500_000));
     let (c, s) = establish(&mut n);
@@ -186,6 +188,58 @@ fn third_duplicate_ack_fast_retransmits_exactly_once() {
         assert_eq!(Some(sends[1].sent), arrival(dups[2]), "k {k}");
         assert!(arrival(dups[1]).unwrap() < sends[1].sent, "k {k}");
     }
+}
+
+/// The congestion trace (`StackConfig::trace`) of the same fast
+/// retransmit: slow start grows cwnd with ssthresh unset, the loss enters
+/// recovery and sets ssthresh, the recovery ends with cwnd at ssthresh; a
+/// sample only when something changed, in time order. B does not trace.
+#[test]
+fn the_congestion_trace_shows_slow_start_then_a_fast_retransmit() {
+    let (mut n, c, d, _trace, _hole) = lose_first_of_burst(3, false);
+    assert_eq!(d.fast_retransmits, 1, "{d:?}");
+    // The last ACK, which ends the recovery, reaches A.
+    n.run_for(LATENCY * 4);
+    let tuple = (n.a.tcb(c).unwrap().local(), n.a.tcb(c).unwrap().remote());
+    let samples: Vec<_> = std::iter::from_fn(|| n.a.poll_trace()).collect();
+    assert!(n.b.poll_trace().is_none());
+    assert_eq!(n.a.trace_dropped(), 0);
+    assert!(samples.len() > 20, "{} samples", samples.len());
+    assert!(samples.iter().all(|s| (s.local, s.remote) == tuple));
+    assert_eq!(samples[0].state, State::Established);
+    let srtt = samples[0].srtt.expect("the SYN's RTT sample");
+    assert!(srtt >= LATENCY * 2 && srtt < LATENCY * 2 + Duration::from_millis(1));
+    for w in samples.windows(2) {
+        assert!(w[0].at <= w[1].at);
+        assert_ne!(
+            (w[0].cwnd, w[0].flight, w[0].rto),
+            (w[1].cwnd, w[1].flight, w[1].rto),
+            "{w:?}"
+        );
+    }
+    let entered = samples
+        .iter()
+        .position(|s| s.in_recovery)
+        .expect("recovery");
+    let before = &samples[..entered];
+    assert!(before.iter().all(|s| s.ssthresh == u32::MAX));
+    assert!(
+        before.last().unwrap().cwnd > 4 * samples[0].cwnd,
+        "slow start grew cwnd"
+    );
+    let rec = &samples[entered];
+    assert!(rec.ssthresh < before.last().unwrap().cwnd, "{rec:?}");
+    let left = entered
+        + samples[entered..]
+            .iter()
+            .position(|s| !s.in_recovery)
+            .expect("left");
+    assert_eq!(samples[left].ssthresh, rec.ssthresh);
+    assert!(
+        samples[left].cwnd <= rec.ssthresh + 2 * 1460,
+        "{:?}",
+        samples[left]
+    );
 }
 
 #[test]

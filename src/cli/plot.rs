@@ -2,16 +2,21 @@
 //! chart of one connection from a capture (`utcp --pcap`, tcpdump, ...):
 //! the data segments the sender sent (sequence number over time, a
 //! vertical stroke per segment), retransmissions in red, the receiver's
-//! ACK line, its receive-window line and its SACK blocks. Drawn with
-//! `plotters` (SVG).
+//! ACK line, its receive-window line and its SACK blocks. With `--trace
+//! FILE` (written by `utcp --trace` during the same run) a second panel
+//! under it shows what only the sender knows: its cwnd, ssthresh, bytes in
+//! flight and SRTT over the same time axis. Drawn with `plotters` (SVG).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use utcp::wire::{self, Packet, TcpFlags, TcpSegment};
+
+mod congestion;
 
 /// The command's options (see `utcp plot --help`).
 #[derive(clap::Args, Debug, Clone)]
@@ -25,6 +30,10 @@ pub struct Args {
     /// Where to write the SVG.
     #[arg(short, long, default_value = "plot.svg")]
     output: PathBuf,
+    /// The stack's congestion trace of the same run (`utcp --trace FILE`):
+    /// adds a panel with cwnd, ssthresh, bytes in flight and SRTT.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 /// One connection's packets, as (seconds since the capture's first packet, segment);
@@ -45,7 +54,7 @@ struct Trace {
 pub fn run(args: &Args) -> io::Result<()> {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", args.file.display())))?;
-    let records = read_pcap(&bytes)?;
+    let (records, first) = read_pcap(&bytes)?;
     let segments: Vec<(f64, TcpSegment<'_>)> = records
         .iter()
         .filter_map(|(t, p)| match wire::parse_with(p, true) {
@@ -59,11 +68,25 @@ pub fn run(args: &Args) -> io::Result<()> {
         .filter(|(_, s)| (s.src, s.dst) == (a, b) || (s.src, s.dst) == (b, a))
         .collect();
     let (sender, receiver) = direction(&conn, a, b);
+    // The chart's time zero, in seconds since the Unix epoch.
+    let t0 = first + conn.first().map_or(0.0, |(t, _)| *t);
     let trace = trace(&conn, sender);
-    draw(&trace, &args.output, &format!("{sender} -> {receiver}"))?;
+    let cc = match &args.trace {
+        Some(path) => Some(congestion::load(path, (a, b), t0)?),
+        None => None,
+    };
+    draw(
+        &trace,
+        cc.as_ref(),
+        &args.output,
+        &format!("{sender} -> {receiver}"),
+    )?;
     let retx = trace.data.iter().filter(|d| d.3).count();
+    let samples = cc.map_or(String::new(), |c| {
+        format!(", {} trace samples of {}", c.samples.len(), c.local)
+    });
     eprintln!(
-        "utcp plot: {sender} -> {receiver}: {} data segments ({retx} retransmissions), {} ACKs, {} SACK blocks -> {}",
+        "utcp plot: {sender} -> {receiver}: {} data segments ({retx} retransmissions), {} ACKs, {} SACK blocks{samples} -> {}",
         trace.data.len(),
         trace.acks.len(),
         trace.sacks.len(),
@@ -72,7 +95,11 @@ pub fn run(args: &Args) -> io::Result<()> {
     Ok(())
 }
 
-fn read_pcap(bytes: &[u8]) -> io::Result<Vec<(f64, Vec<u8>)>> {
+/// A capture's packets, each with its time in seconds since the first one.
+type Records = Vec<(f64, Vec<u8>)>;
+
+/// The packets, and the first one's time in seconds since the Unix epoch.
+fn read_pcap(bytes: &[u8]) -> io::Result<(Records, f64)> {
     let bad = |e: pcap_file::PcapError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
     let mut r = pcap_file::pcap::PcapReader::new(bytes).map_err(bad)?;
     let mut out = Vec::new();
@@ -85,7 +112,7 @@ fn read_pcap(bytes: &[u8]) -> io::Result<Vec<(f64, Vec<u8>)>> {
             p.data.into_owned(),
         ));
     }
-    Ok(out)
+    Ok((out, first.unwrap_or_default().as_secs_f64()))
 }
 
 /// The connection to draw: `--conn`, or the pair with the most payload.
@@ -208,17 +235,44 @@ fn plot_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("drawing the plot: {e}"))
 }
 
-/// Draws the chart: data in blue, retransmissions in red, ACKs green, the
-/// window line orange, SACK blocks purple.
-fn draw(t: &Trace, path: &Path, title: &str) -> io::Result<()> {
-    let root = SVGBackend::new(path, (1200, 700)).into_drawing_area();
+/// Draws the time-sequence chart and, with a trace, the congestion panel
+/// under it, on one time axis.
+fn draw(
+    t: &Trace,
+    cc: Option<&congestion::Congestion>,
+    path: &Path,
+    title: &str,
+) -> io::Result<()> {
+    let height = if cc.is_some() { 1150 } else { 700 };
+    let root = SVGBackend::new(path, (1200, height)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let x_max = t
         .data
         .iter()
         .map(|d| d.0)
         .chain(t.acks.iter().map(|a| a.0))
-        .fold(1e-3, f64::max);
+        .chain(cc.map(congestion::Congestion::end))
+        .fold(1e-3, f64::max)
+        * 1.02;
+    match cc {
+        Some(cc) => {
+            let (upper, lower) = root.split_vertically(700);
+            draw_sequence(&upper, t, title, x_max)?;
+            congestion::draw(&lower, cc, x_max)?;
+        }
+        None => draw_sequence(&root, t, title, x_max)?,
+    }
+    root.present().map_err(plot_err)
+}
+
+/// The time-sequence chart: data in blue, retransmissions in red, ACKs
+/// green, the window line orange, SACK blocks purple.
+fn draw_sequence(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    t: &Trace,
+    title: &str,
+    x_max: f64,
+) -> io::Result<()> {
     let y_max = t
         .data
         .iter()
@@ -227,12 +281,12 @@ fn draw(t: &Trace, path: &Path, title: &str) -> io::Result<()> {
         .max()
         .unwrap_or(1)
         .max(1);
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(format!("time-sequence: {title}"), ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(90)
-        .build_cartesian_2d(0f64..x_max * 1.02, 0u64..y_max + y_max / 50)
+        .build_cartesian_2d(0f64..x_max, 0u64..y_max + y_max / 50)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
@@ -284,6 +338,5 @@ fn draw(t: &Trace, path: &Path, title: &str) -> io::Result<()> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)
+        .map_err(plot_err)
 }

@@ -17,6 +17,7 @@ mod runtime;
 mod shards;
 mod snapshot;
 mod stream;
+mod trace;
 mod wake;
 
 pub use driver::{Driver, FALLBACK_AFTER};
@@ -27,3 +28,4 @@ pub use runtime::{NetStack, RuntimeOptions, DEFAULT_LINGER};
 pub use shards::Shards;
 pub use snapshot::{Connection, WeakNetStack};
 pub use stream::TcpStream;
+pub use trace::{TraceFile, TraceRecord};

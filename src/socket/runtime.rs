@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use log::{debug, error};
 
+use super::trace::TraceFile;
 use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
 use crate::device::pcap::{Capture, PcapDevice};
 use crate::device::tun::{TunDevice, TunOptions};
@@ -96,6 +97,8 @@ pub(super) struct Shared {
     pub(super) wake: OwnedFd,
     pub(super) device: Box<dyn Device>,
     pub(super) epoch: std::time::Instant,
+    /// Where the congestion trace goes (`RuntimeOptions::trace`).
+    pub(super) trace: Option<Arc<TraceFile>>,
     pub(super) stop: AtomicBool,
     /// [`Driver::Inline`]: application threads drive, no driver thread.
     pub(super) inline: bool,
@@ -211,6 +214,9 @@ impl Shared {
         while let Some(ev) = core.stack.poll_event() {
             self.note_source(core, source_of(&ev));
             any = true;
+        }
+        if let Some(trace) = &self.trace {
+            trace.drain(&mut core.stack, self.now());
         }
         if core.idle_waiters > 0 {
             self.cond.notify_all();
@@ -330,6 +336,10 @@ pub struct RuntimeOptions {
     /// Record every packet the device carries into this capture file
     /// (`utcp --pcap FILE`; see `device::pcap`). Shards may share one.
     pub capture: Option<Arc<Capture>>,
+    /// Write the stack's congestion trace into this file (`utcp --trace
+    /// FILE`; see [`TraceFile`]); turns [`StackConfig::trace`] on. Shards
+    /// may share one.
+    pub trace: Option<Arc<TraceFile>>,
 }
 
 impl Default for RuntimeOptions {
@@ -340,6 +350,7 @@ impl Default for RuntimeOptions {
             driver: Driver::Thread,
             offload: false,
             capture: None,
+            trace: None,
         }
     }
 }
@@ -443,6 +454,7 @@ impl NetStack {
         opts: RuntimeOptions,
     ) -> io::Result<NetStack> {
         cfg.mtu = cfg.mtu.min(device.mtu());
+        cfg.trace |= opts.trace.is_some();
         // SAFETY: eventfd(2) with valid flags; we own the returned fd.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -490,6 +502,7 @@ impl NetStack {
                 None => Box::new(device),
             },
             epoch: std::time::Instant::now(),
+            trace: opts.trace,
             stop: AtomicBool::new(false),
             inline: opts.driver == Driver::Inline,
         });

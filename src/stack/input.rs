@@ -87,6 +87,7 @@ impl Stack {
             if verdict == Verdict::SendReset {
                 self.reset_for(seg);
             }
+            self.trace_conn(now, id);
             self.after_event(id);
             return;
         }

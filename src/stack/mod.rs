@@ -92,6 +92,9 @@ pub struct StackConfig {
     /// Decides, in any-IP mode, whether a SYN to the any-IP listener is
     /// taken; refused ones are answered with a RST. `None`: all are taken.
     pub accept_filter: Option<AcceptFilter>,
+    /// Record the congestion trace ([`TraceSample`]s, taken with
+    /// [`Stack::poll_trace`]; `utcp --trace FILE`). Off by default.
+    pub trace: bool,
 }
 
 /// A filter on the SYNs an any-IP listener takes
@@ -167,6 +170,7 @@ impl StackConfig {
             syn_cookies: true,
             any_ip: false,
             accept_filter: None,
+            trace: false,
         }
     }
 }
@@ -408,6 +412,8 @@ pub struct Stack {
     /// This second's challenge ACK budget (RFC 5961 section 7).
     challenges: ChallengeBudget,
     stats: StackStats,
+    /// The congestion trace, when [`StackConfig::trace`] is on.
+    tracer: Option<Tracer>,
 }
 
 /// What is left of the current second's challenge ACKs.
@@ -475,6 +481,7 @@ impl Stack {
             orphan_count: 0,
             orphan_releases: 0,
             stats: StackStats::default(),
+            tracer: cfg.trace.then(Tracer::default),
             cfg,
         }
     }
@@ -516,3 +523,7 @@ mod slab;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod trace;
+
+use trace::Tracer;
+pub use trace::{TraceSample, TRACE_QUEUE_MAX};

@@ -156,6 +156,7 @@ impl Stack {
         if self.tuples.get(&key) == Some(&id) {
             self.tuples.remove(&key);
         }
+        self.trace_forget(&key);
         // It was an orphan (just above); now it is gone.
         self.orphan_count -= 1;
         let slot = &mut self.slots[id.index as usize];

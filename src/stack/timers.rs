@@ -65,6 +65,7 @@ impl Stack {
             };
             if e.tcb.poll_timeout().is_some_and(|t| t <= now) {
                 e.tcb.handle_timeout(now);
+                self.trace_conn(now, id);
                 self.after_event(id);
             } else {
                 self.refresh(id);
