@@ -78,12 +78,17 @@ struct Cli {
     #[arg(long, global = true, value_name = "N")]
     queues: Option<usize>,
 
-    /// Write every packet the device carries, in and out, to FILE (pcap,
-    /// raw IPv4; tshark and Wireshark open it). What crosses the device:
-    /// packets --impair drops on the way in are in it, those it drops on
-    /// the way out are not.
+    /// Write every packet in and out to FILE (pcap, raw IPv4; tshark and
+    /// Wireshark open it). With --impair, see --pcap-at.
     #[arg(long, global = true, value_name = "FILE")]
     pcap: Option<std::path::PathBuf>,
+
+    /// Where --pcap records when --impair sits between the device and the
+    /// stack: "stack", what the stack took in (after the impairment on
+    /// the way in) and sent (before it on the way out); or "device", what
+    /// the TUN device carried (as tcpdump on the kernel side sees it).
+    #[arg(long, global = true, value_enum, default_value_t = PcapAt::Stack, value_name = "POINT")]
+    pcap_at: PcapAt,
 
     /// Write the stack's congestion trace to FILE: one JSON object per
     /// line each time a segment or timer changes a connection's cwnd,
@@ -205,6 +210,10 @@ fn run(cli: Cli) -> io::Result<()> {
             .as_deref()
             .map(utcp::device::pcap::Capture::create)
             .transpose()?,
+        capture_at: match cli.pcap_at {
+            PcapAt::Stack => utcp::device::pcap::CapturePoint::Stack,
+            PcapAt::Device => utcp::device::pcap::CapturePoint::Device,
+        },
         trace: cli
             .trace
             .as_deref()
@@ -328,6 +337,15 @@ fn listen_any(stacks: &[NetStack], port: u16) -> io::Result<()> {
         .map_err(|_| io::Error::other("every shard's accept ended"))??;
     eprintln!("utcp: connection from {peer}");
     pipe_stdio(stream)
+}
+
+/// `--pcap-at`: [`CapturePoint`](utcp::device::pcap::CapturePoint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PcapAt {
+    /// After the impairment on the way in, before it on the way out.
+    Stack,
+    /// What the device carried.
+    Device,
 }
 
 /// How `--stats` prints.

@@ -484,6 +484,67 @@ fn pcap_capture_opens_in_tshark_with_handshake_data_and_close() {
     );
 }
 
+/// `--pcap-at` with `--impair drop=100%`: every packet is lost between
+/// the device and the stack, so the two capture points see opposite
+/// halves. At the stack (the default) the capture holds utcp's SYNs and
+/// none of the kernel's pings; at the device, the pings and no SYN.
+#[test]
+fn pcap_at_stack_or_device_decides_which_side_of_the_impairment_is_recorded() {
+    let ns = Netns::new();
+    for at in ["stack", "device"] {
+        let pcap = TempFile::new("at.pcap");
+        let path = pcap.path().to_string_lossy().into_owned();
+        let target = format!("{KERNEL_IP}:4397");
+        let args = [
+            "--pcap",
+            &path,
+            "--pcap-at",
+            at,
+            "--impair",
+            "drop=100%",
+            "client",
+            &target,
+        ];
+        let mut client = ns.spawn(
+            "utcp client",
+            ns.utcp_command(&args),
+            Stdio::null(),
+            Capture::Pipe,
+        );
+        // Until utcp has the device open (pings before that go nowhere).
+        thread::sleep(Duration::from_millis(300));
+        let ping = ns.run(
+            "ping",
+            "ping",
+            &["-c", "3", "-i", "0.2", "-W", "1", UTCP_IP],
+            b"",
+            SHORT_TIMEOUT,
+        );
+        assert!(!ping.status.success(), "every ping is dropped");
+        client.kill();
+        let count = |filter: &str| -> usize {
+            let mut cmd = Command::new("tshark");
+            cmd.args(["-r", &path, "-Y", filter]);
+            let (status, out, err) = run_bounded(cmd, SHORT_TIMEOUT);
+            assert!(status.success(), "tshark -Y {filter}: {status}: {err}");
+            out.lines().count()
+        };
+        let syns = count(&format!("tcp.flags.syn == 1 && ip.src == {UTCP_IP}"));
+        let pings = count(&format!("icmp.type == 8 && ip.dst == {UTCP_IP}"));
+        if at == "stack" {
+            assert!(syns >= 1, "the stack sent its SYN: {syns}");
+            assert_eq!(pings, 0, "the stack never saw a ping");
+        } else {
+            assert_eq!(syns, 0, "no SYN left the device");
+            // All 3 unless utcp was slower to start than the sleep above.
+            assert!(
+                (1..=3).contains(&pings),
+                "the device carried the pings: {pings}"
+            );
+        }
+    }
+}
+
 /// `utcp --stats=json client`: one JSON object for the connection (its
 /// counters, durations in microseconds) and one for the stack at exit.
 #[test]
@@ -621,7 +682,7 @@ fn connect_shows_progress_on_a_terminal_only() {
 
 /// `utcp plot` on captures of a kernel -> `utcp sink` transfer: clean, no
 /// retransmission in the chart; with 3% of the incoming packets dropped
-/// (after the capture saw them), the kernel's retransmissions appear as
+/// (before the stack, so not in its capture), the kernel's retransmissions appear as
 /// such, in red, and utcp's SACK blocks are drawn.
 #[test]
 fn plot_draws_the_time_sequence_chart_with_retransmissions() {

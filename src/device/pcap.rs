@@ -1,12 +1,16 @@
-//! Packet capture (`utcp --pcap FILE`): every packet that crosses the
-//! device, in and out, written to a pcap file that tshark and Wireshark
+//! Packet capture (`utcp --pcap FILE`): every packet in and out, written to a pcap file that tshark and Wireshark
 //! open (link type RAW: each record is an IPv4 packet).
 //!
-//! The capture sits at the device, so it records what the TUN device
-//! carries, as `tcpdump -i DEV` on the kernel side would: with `--impair`,
-//! packets the impairment drops on their way in are in the capture, those
-//! it drops on their way out are not. With offload, super-packets are
-//! recorded as they cross the device (up to 64 KB, with the partial
+//! Where the capture sits ([`CapturePoint`]) matters only with
+//! `--impair`, which works between the device and the stack:
+//! [`CapturePoint::Stack`] (the default) records what the stack took in
+//! (after the impairment on the way in) and what it sent (before the
+//! impairment on the way out), so a packet the impairment drops on its way
+//! out is in the capture and its retransmission follows, and one it drops
+//! on its way in is not; [`CapturePoint::Device`] records what the TUN
+//! device carries, as `tcpdump -i DEV` on the kernel side would (the other
+//! way round). Without impairment both are the same. With offload,
+//! super-packets are recorded as they cross (up to 64 KB, with the partial
 //! checksum the kernel completes), as a capture on the device would show
 //! them too. Each packet is written at once, so the file is whole whenever
 //! the process stops; a write error stops the capture (logged once), never
@@ -29,6 +33,19 @@ use crate::gso::TxOffload;
 /// The most bytes of one packet recorded (the pcap snap length): the
 /// largest IPv4 packet, so nothing is ever cut.
 pub const SNAPLEN: u32 = 65_535;
+
+/// Which packets a capture records, when `--impair` sits between the
+/// device and the stack (see the [module documentation](self)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CapturePoint {
+    /// What the stack took in and sent: after the impairment on the way
+    /// in, before it on the way out.
+    #[default]
+    Stack,
+    /// What the TUN device carried: before the impairment on the way in,
+    /// after it on the way out.
+    Device,
+}
 
 /// An open capture file, shared by every device (shard) writing to it.
 pub struct Capture {

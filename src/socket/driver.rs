@@ -347,10 +347,15 @@ fn serve_batches(shared: &Shared, core: &mut Core) -> Option<io::Error> {
     let fatal = loop {
         let (got, fatal) = read_batch(shared, core, &mut rx);
         let now = shared.now();
-        let Core { stack, impair, .. } = &mut *core;
+        let Core {
+            stack,
+            impair,
+            capture,
+            ..
+        } = &mut *core;
         if let Some(imp) = impair {
             imp.poll_release(now, |dir, p| match dir {
-                Direction::In => stack.handle_packet(now, p),
+                Direction::In => into_stack(stack, capture, now, p),
                 Direction::Out => shared.send(p),
             });
         }
@@ -392,7 +397,12 @@ fn read_batch(shared: &Shared, core: &mut Core, rx: &mut [u8]) -> (usize, Option
 /// checked first ([`VnetHeader::check`]); through the impairer, which holds
 /// plain packets only, with its partial checksum completed.
 fn receive(core: &mut Core, now: Instant, pkt: &mut [u8], vnet: Option<VnetHeader>) {
-    let Core { stack, impair, .. } = core;
+    let Core {
+        stack,
+        impair,
+        capture,
+        ..
+    } = core;
     let partial = match vnet.map_or(Ok(false), |h| h.check(pkt)) {
         Ok(p) => p,
         Err(reason) => return stack.count_drop(reason, pkt.len()),
@@ -403,8 +413,24 @@ fn receive(core: &mut Core, now: Instant, pkt: &mut [u8], vnet: Option<VnetHeade
                 // Not TCP-shaped enough to complete: the stack drops it.
                 let _ = wire::complete_tcp_checksum(pkt);
             }
-            imp.handle_packet(now, Direction::In, pkt, |p| stack.handle_packet(now, p))
+            imp.handle_packet(now, Direction::In, pkt, |p| {
+                into_stack(stack, capture, now, p)
+            })
         }
         None => stack.handle_packet_with(now, pkt, partial),
     }
+}
+
+/// A packet the impairer lets through into the stack, recorded first by a
+/// capture at [`CapturePoint::Stack`](crate::device::pcap::CapturePoint).
+fn into_stack(
+    stack: &mut crate::stack::Stack,
+    capture: &Option<std::sync::Arc<crate::device::pcap::Capture>>,
+    now: Instant,
+    p: &[u8],
+) {
+    if let Some(c) = capture {
+        c.record(p);
+    }
+    stack.handle_packet(now, p);
 }

@@ -12,7 +12,7 @@ use log::{debug, error};
 
 use super::trace::TraceFile;
 use crate::device::impair::{Direction, ImpairStats, Impairer, Impairment};
-use crate::device::pcap::{Capture, PcapDevice};
+use crate::device::pcap::{Capture, CapturePoint, PcapDevice};
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::vnet::VNET_HDR_LEN;
 use crate::device::Device;
@@ -46,6 +46,9 @@ pub(super) struct Core {
     pub(super) dead: Option<String>,
     /// Deliberate packet loss/duplication/delay, if configured.
     pub(super) impair: Option<Impairer>,
+    /// The capture at [`CapturePoint::Stack`] when an impairer sits
+    /// between it and the device (else the device records).
+    pub(super) capture: Option<Arc<Capture>>,
     /// Threads blocked on one connection or listener.
     pub(super) waiters: Waiters,
     /// Threads in [`NetStack::wait_idle`] or the linger wait.
@@ -144,6 +147,7 @@ impl Shared {
             stack,
             out,
             impair,
+            capture,
             sent_unread,
             tx_scratch,
             ..
@@ -155,6 +159,9 @@ impl Shared {
                 // them here (the stack wrote them, so they are well formed).
                 Some(imp) => {
                     let r = gso::finish(pkt, offload, tx_scratch, |p| {
+                        if let Some(c) = capture {
+                            c.record(p);
+                        }
                         imp.handle_packet(now, Direction::Out, p, |q| self.send(q))
                     });
                     if let Err(e) = r {
@@ -333,9 +340,12 @@ pub struct RuntimeOptions {
     /// [`NetStack::tun_with_options`] opens the TUN device with offload
     /// (virtio-net headers, checksum offload, TSO; see `device::vnet`).
     pub offload: bool,
-    /// Record every packet the device carries into this capture file
-    /// (`utcp --pcap FILE`; see `device::pcap`). Shards may share one.
+    /// Record every packet in and out into this capture file (`utcp
+    /// --pcap FILE`; see `device::pcap`). Shards may share one.
     pub capture: Option<Arc<Capture>>,
+    /// Where the capture records, with an impairment: what the stack saw
+    /// (the default) or what the device carried (`--pcap-at`).
+    pub capture_at: CapturePoint,
     /// Write the stack's congestion trace into this file (`utcp --trace
     /// FILE`; see [`TraceFile`]); turns [`StackConfig::trace`] on. Shards
     /// may share one.
@@ -350,6 +360,7 @@ impl Default for RuntimeOptions {
             driver: Driver::Thread,
             offload: false,
             capture: None,
+            capture_at: CapturePoint::Stack,
             trace: None,
         }
     }
@@ -476,6 +487,13 @@ impl NetStack {
         };
         let out = vec![0u8; out_len];
         let rx = vec![0u8; device.max_packet().max(cfg.mtu) + VNET_HDR_LEN];
+        let impair = opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new);
+        // Without an impairer the stack's packets are the device's.
+        let at_device = impair.is_none() || opts.capture_at == CapturePoint::Device;
+        let (device_capture, stack_capture) = match opts.capture {
+            Some(c) if at_device => (Some(c), None),
+            c => (None, c),
+        };
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 stack: Stack::new(cfg),
@@ -483,7 +501,8 @@ impl NetStack {
                 tx_scratch: Vec::new(),
                 driver_deadline: None,
                 dead: None,
-                impair: opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new),
+                impair,
+                capture: stack_capture,
                 waiters: Waiters::default(),
                 idle_waiters: 0,
                 polls: PollTable::default(),
@@ -497,7 +516,7 @@ impl NetStack {
             cond: Condvar::new(),
             fallback_cond: Condvar::new(),
             wake,
-            device: match opts.capture {
+            device: match device_capture {
                 Some(c) => Box::new(PcapDevice::new(device, c)),
                 None => Box::new(device),
             },
