@@ -40,6 +40,9 @@ use super::wake::Source;
 
 /// Packets the driver reads before it stops to transmit (bounds latency).
 const RX_BATCH: usize = 256;
+/// How many times one serving reads the device again after a batch that
+/// sent packets but did not fill `RX_BATCH` (see `serve_batches`).
+const REREADS: usize = 2;
 
 /// Inline mode: an application that sends this many packets without
 /// waiting reads the device before it sends more (the kernel's queue to
@@ -344,7 +347,9 @@ fn serve_batches(shared: &Shared, core: &mut Core) -> Option<io::Error> {
     let mut rx = std::mem::take(&mut core.rx);
     core.serving = true;
     core.sent_unread = 0;
+    let mut rereads = 0;
     let fatal = loop {
+        let sent_before = core.sent_unread;
         let (got, fatal) = read_batch(shared, core, &mut rx);
         let now = shared.now();
         let Core {
@@ -361,9 +366,17 @@ fn serve_batches(shared: &Shared, core: &mut Core) -> Option<io::Error> {
         }
         stack.handle_timeout(now);
         shared.flush(core);
-        if got < RX_BATCH || fatal.is_some() {
+        if fatal.is_some() {
             break fatal;
         }
+        // A TUN write runs the kernel's receive path inside the syscall, so
+        // its answer (the ACK of a SYN-ACK, the next data after an ACK) may
+        // be queued already: read again before sleeping in ppoll.
+        let sent = core.sent_unread > sent_before;
+        if got < RX_BATCH && !(sent && rereads < REREADS) {
+            break None;
+        }
+        rereads += usize::from(got < RX_BATCH);
     };
     core.rx = rx;
     core.serving = false;
