@@ -799,11 +799,44 @@ pub fn emit_tcp_with(
     more: &[u8],
     partial_checksum: bool,
 ) -> Option<usize> {
+    emit_tcp_inner(buf, seg, more, 0, partial_checksum)
+}
+
+/// The IPv4 and TCP headers of a segment whose `payload_len` bytes of
+/// payload the caller sends from elsewhere (a vectored write straight from
+/// the send buffer): lengths count the payload, the checksum is partial
+/// (as [`emit_tcp_with`] with `partial_checksum`), so the payload is never
+/// read. `seg.payload` must be empty. Returns the headers' length (what
+/// was written to `buf`), or `None` as [`emit_tcp`].
+pub fn emit_tcp_headers(buf: &mut [u8], seg: &TcpSegment<'_>, payload_len: usize) -> Option<usize> {
+    if !seg.payload.is_empty() {
+        return None;
+    }
+    emit_tcp_inner(buf, seg, &[], payload_len, true)
+}
+
+/// [`emit_tcp_with`], with `absent` more bytes of payload counted in the
+/// lengths but not written (only with a partial checksum, which does not
+/// cover them). Returns how many bytes were written.
+fn emit_tcp_inner(
+    buf: &mut [u8],
+    seg: &TcpSegment<'_>,
+    more: &[u8],
+    absent: usize,
+    partial_checksum: bool,
+) -> Option<usize> {
+    if absent > 0 && !partial_checksum {
+        return None;
+    }
     let mut options = [0u8; MAX_OPTIONS_LEN];
     let options_len = write_options(&seg.options, &mut options);
     let options = options.get(..options_len)?;
     let tcp_header_len = TCP_HEADER_LEN + options_len;
-    let payload_len = seg.payload.len().checked_add(more.len())?;
+    let payload_len = seg
+        .payload
+        .len()
+        .checked_add(more.len())?
+        .checked_add(absent)?;
     let tcp_len = tcp_header_len.checked_add(payload_len)?;
     let total_len = IPV4_HEADER_LEN.checked_add(tcp_len)?;
     if total_len > IPV4_MAX_LEN {
@@ -812,8 +845,9 @@ pub fn emit_tcp_with(
     // Both fit in 16 bits now (tcp_len < total_len).
     let total_len16 = u16::try_from(total_len).ok()?;
     let tcp_len16 = u16::try_from(tcp_len).ok()?;
+    let written = total_len - absent;
     // The last check: from here on `buf` is written and nothing fails.
-    let out = buf.get_mut(..total_len)?;
+    let out = buf.get_mut(..written)?;
     let (ip, tcp) = out.split_at_mut(IPV4_HEADER_LEN);
     let (src, dst) = (*seg.src.ip(), *seg.dst.ip());
 
@@ -852,7 +886,7 @@ pub fn emit_tcp_with(
     if let Some(field) = tcp.get_mut(16..18) {
         field.copy_from_slice(&checksum.to_be_bytes());
     }
-    Some(total_len)
+    Some(written)
 }
 
 /// Writes an ICMP echo reply into `buf`.
@@ -1979,5 +2013,25 @@ mod tests {
         assert_eq!(complete_tcp_checksum(&mut p), Some(()));
         assert_eq!(tcp(&p).payload, seg.payload);
         assert_eq!(complete_tcp_checksum(&mut [0x45u8; 10]), None);
+    }
+
+    /// `emit_tcp_headers` with the payload appended is `emit_tcp_with`'s
+    /// packet with a partial checksum; without partial checksum, or with a
+    /// payload in `seg`, it refuses.
+    #[test]
+    fn headers_and_payload_make_the_partial_checksum_packet() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let mut seg = segment(TcpFlags::ACK | TcpFlags::PSH, TcpOptions::default());
+        let mut whole = [0u8; 4000];
+        let (a, b) = payload.split_at(1234);
+        seg.payload = a;
+        let n = emit_tcp_with(&mut whole, &seg, b, true).unwrap();
+        seg.payload = &[];
+        let mut head = [0u8; 100];
+        let h = emit_tcp_headers(&mut head, &seg, payload.len()).unwrap();
+        assert_eq!(h, IPV4_HEADER_LEN + TCP_HEADER_LEN);
+        assert_eq!([&head[..h], &payload[..]].concat(), &whole[..n]);
+        seg.payload = a;
+        assert_eq!(emit_tcp_headers(&mut head, &seg, 10), None);
     }
 }

@@ -57,4 +57,24 @@ pub trait Device: Send + Sync + 'static {
         }
         gso::finish_and_send(packet, offload, &mut Vec::new(), |p| self.send(p))
     }
+
+    /// Writes one packet given in pieces: `head` (the whole packet, or its
+    /// IPv4 and TCP headers) followed by the two `payload` pieces (see
+    /// [`Stack::poll_transmit_vectored`](crate::stack::Stack::poll_transmit_vectored)),
+    /// finished as `offload` says. The default joins them and calls
+    /// [`send_offload`](Self::send_offload); a device that can write from
+    /// several buffers at once (the offload TUN device, with `writev`)
+    /// saves that copy.
+    fn send_vectored(
+        &self,
+        head: &[u8],
+        payload: [&[u8]; 2],
+        offload: TxOffload,
+    ) -> io::Result<()> {
+        if payload.iter().all(|p| p.is_empty()) {
+            return self.send_offload(head, offload);
+        }
+        let joined = [head, payload[0], payload[1]].concat();
+        self.send_offload(&joined, offload)
+    }
 }

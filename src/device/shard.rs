@@ -232,6 +232,15 @@ impl Device for ShardDevice {
     fn send_offload(&self, packet: &[u8], offload: TxOffload) -> io::Result<()> {
         self.queue.send_offload(packet, offload)
     }
+
+    fn send_vectored(
+        &self,
+        head: &[u8],
+        payload: [&[u8]; 2],
+        offload: TxOffload,
+    ) -> io::Result<()> {
+        self.queue.send_vectored(head, payload, offload)
+    }
 }
 
 /// A non-blocking eventfd.

@@ -328,19 +328,27 @@ fn write_fd(fd: RawFd, packet: &[u8]) -> io::Result<()> {
 
 /// writev(2) of a virtio-net header and a packet, as one packet.
 fn write_vnet(fd: RawFd, hdr: &[u8; VNET_HDR_LEN], packet: &[u8]) -> io::Result<()> {
-    let iov = [
-        libc::iovec {
-            iov_base: hdr.as_ptr() as *mut libc::c_void,
-            iov_len: hdr.len(),
-        },
-        libc::iovec {
-            iov_base: packet.as_ptr() as *mut libc::c_void,
-            iov_len: packet.len(),
-        },
-    ];
-    // SAFETY: two valid iovecs over live buffers the kernel only reads.
-    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
-    if n < 0 {
+    write_pieces(fd, &[hdr, packet])
+}
+
+/// One packet from several buffers, in one `writev` (a TUN device takes a
+/// write as one packet, however many pieces it has).
+fn write_pieces(fd: RawFd, pieces: &[&[u8]]) -> io::Result<()> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 4];
+    let mut n = 0;
+    for p in pieces.iter().filter(|p| !p.is_empty()).take(iov.len()) {
+        iov[n] = libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        };
+        n += 1;
+    }
+    // SAFETY: n valid iovecs over live buffers the kernel only reads.
+    let rc = unsafe { libc::writev(fd, iov.as_ptr(), n as libc::c_int) };
+    if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -395,6 +403,28 @@ impl Device for TunDevice {
         match VnetHeader::for_tx(packet, offload) {
             Some(hdr) => write_vnet(fd.as_raw_fd(), &hdr.to_bytes(), packet),
             None => gso::finish_and_send(packet, offload, &mut Vec::new(), |p| self.send(p)),
+        }
+    }
+
+    fn send_vectored(
+        &self,
+        head: &[u8],
+        payload: [&[u8]; 2],
+        offload: TxOffload,
+    ) -> io::Result<()> {
+        let Handle::Own { fd, vnet: true } = &self.handle else {
+            return self.send_offload(&[head, payload[0], payload[1]].concat(), offload);
+        };
+        if payload.iter().all(|p| p.is_empty()) {
+            return self.send_offload(head, offload);
+        }
+        // The payload follows `head`, which holds exactly the headers.
+        match VnetHeader::for_tx_headers(head.len(), offload) {
+            Some(hdr) => write_pieces(
+                fd.as_raw_fd(),
+                &[&hdr.to_bytes(), head, payload[0], payload[1]],
+            ),
+            None => self.send_offload(&[head, payload[0], payload[1]].concat(), offload),
         }
     }
 

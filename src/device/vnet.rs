@@ -101,6 +101,15 @@ impl VnetHeader {
     /// super-segment without a partial checksum, or headers that are not the
     /// stack's own), so it must be finished in software.
     pub fn for_tx(packet: &[u8], offload: TxOffload) -> Option<VnetHeader> {
+        match offload.segment_size {
+            Some(_) => VnetHeader::for_tx_headers(gso::headers_len(packet)?, offload),
+            None => VnetHeader::for_tx_headers(0, offload),
+        }
+    }
+
+    /// [`for_tx`](Self::for_tx) for a packet whose IPv4 and TCP headers
+    /// are `headers_len` bytes long (used only for a super-segment).
+    pub fn for_tx_headers(headers_len: usize, offload: TxOffload) -> Option<VnetHeader> {
         let mut h = VnetHeader::default();
         if offload.partial_checksum {
             h.flags = F_NEEDS_CSUM;
@@ -113,7 +122,7 @@ impl VnetHeader {
             }
             h.gso_type = GSO_TCPV4;
             h.gso_size = size;
-            h.hdr_len = u16::try_from(gso::headers_len(packet)?).ok()?;
+            h.hdr_len = u16::try_from(headers_len).ok()?;
         }
         Some(h)
     }

@@ -141,8 +141,9 @@ impl Shared {
         self.flush_some(core, Some(id));
     }
 
-    pub(super) fn flush_some(&self, core: &mut Core, id: Option<ConnId>) {
-        let now = self.now();
+    /// The stack's packets to the device, whole: through the impairer if
+    /// there is one (which works on finished packets of the wire).
+    fn transmit(&self, core: &mut Core, id: Option<ConnId>, now: Instant) {
         let Core {
             stack,
             out,
@@ -174,6 +175,37 @@ impl Shared {
         match id {
             Some(id) => stack.poll_transmit_conn_with(now, id, out, emit),
             None => stack.poll_transmit_with(now, out, emit),
+        }
+    }
+
+    /// The stack's packets to an offload device that writes each from its
+    /// pieces (`writev`): the payload straight from the send buffer,
+    /// without the copy into `out`.
+    fn transmit_vectored(&self, core: &mut Core, id: Option<ConnId>, now: Instant) {
+        let Core {
+            stack,
+            out,
+            sent_unread,
+            ..
+        } = core;
+        let emit = |head: &[u8], payload: [&[u8]; 2], offload: TxOffload| {
+            *sent_unread += 1;
+            if let Err(e) = self.device.send_vectored(head, payload, offload) {
+                debug!("device send failed: {e}");
+            }
+        };
+        match id {
+            Some(id) => stack.poll_transmit_conn_vectored(now, id, out, emit),
+            None => stack.poll_transmit_vectored(now, out, emit),
+        }
+    }
+
+    pub(super) fn flush_some(&self, core: &mut Core, id: Option<ConnId>) {
+        let now = self.now();
+        if core.impair.is_none() && self.device.tx_offload() {
+            self.transmit_vectored(core, id, now);
+        } else {
+            self.transmit(core, id, now);
         }
         self.dispatch(core);
         if core.serving {

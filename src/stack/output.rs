@@ -2,6 +2,17 @@
 //! the changed connections have to send.
 
 use super::*;
+use crate::tcb::Emitted;
+
+/// How packets leave [`Stack::transmit`]: finished here (checksums
+/// complete), left for the device to finish, or also in pieces (payload
+/// straight from the send buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    Finish,
+    Partial,
+    Vectored,
+}
 
 impl Stack {
     /// Produces every packet that is ready to go, writing each into `buf` and
@@ -18,7 +29,7 @@ impl Stack {
     /// must hold 64 KB; [`poll_transmit_with`](Self::poll_transmit_with)
     /// says which packets are.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mut emit: impl FnMut(&[u8])) {
-        self.transmit(now, buf, true, &mut |p, _| emit(p));
+        self.transmit(now, buf, Mode::Finish, &mut |p, _, _| emit(p));
     }
 
     /// Like [`poll_transmit`](Self::poll_transmit), but the packets are left
@@ -30,7 +41,21 @@ impl Stack {
         buf: &mut [u8],
         mut emit: impl FnMut(&[u8], TxOffload),
     ) {
-        self.transmit(now, buf, false, &mut emit);
+        self.transmit(now, buf, Mode::Partial, &mut |p, _, o| emit(p, o));
+    }
+
+    /// Like [`poll_transmit_with`](Self::poll_transmit_with), for a device
+    /// that writes from several buffers: `emit` gets each packet as its
+    /// start (in `buf`) and up to two more pieces of payload straight from
+    /// the connection's send buffer (see [`Tcb::poll_transmit_vectored`]);
+    /// the packet is their concatenation.
+    pub fn poll_transmit_vectored(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        mut emit: impl FnMut(&[u8], [&[u8]; 2], TxOffload),
+    ) {
+        self.transmit(now, buf, Mode::Vectored, &mut emit);
     }
 
     /// [`poll_transmit`](Self::poll_transmit) (`finish`: checksums
@@ -39,8 +64,8 @@ impl Stack {
         &mut self,
         now: Instant,
         buf: &mut [u8],
-        finish: bool,
-        emit: &mut impl FnMut(&[u8], TxOffload),
+        mode: Mode,
+        emit: &mut impl FnMut(&[u8], [&[u8]; 2], TxOffload),
     ) {
         self.sync_touched();
         self.dispatch_control(buf, emit);
@@ -51,7 +76,7 @@ impl Stack {
                 continue;
             };
             e.changed = false;
-            if self.dispatch_slot(now, id.index as usize, buf, finish, emit) {
+            if self.dispatch_slot(now, id.index as usize, buf, mode, emit) {
                 // Stopped at the cap: more to send next time.
                 if let Some(e) = self.entry_mut(id) {
                     if !std::mem::replace(&mut e.changed, true) {
@@ -75,7 +100,7 @@ impl Stack {
         buf: &mut [u8],
         mut emit: impl FnMut(&[u8]),
     ) {
-        self.transmit_conn(now, id, buf, true, &mut |p, _| emit(p));
+        self.transmit_conn(now, id, buf, Mode::Finish, &mut |p, _, _| emit(p));
     }
 
     /// [`poll_transmit_conn`](Self::poll_transmit_conn), with the packets
@@ -88,7 +113,20 @@ impl Stack {
         buf: &mut [u8],
         mut emit: impl FnMut(&[u8], TxOffload),
     ) {
-        self.transmit_conn(now, id, buf, false, &mut emit);
+        self.transmit_conn(now, id, buf, Mode::Partial, &mut |p, _, o| emit(p, o));
+    }
+
+    /// [`poll_transmit_conn`](Self::poll_transmit_conn), with the packets
+    /// handed out in pieces, as in
+    /// [`poll_transmit_vectored`](Self::poll_transmit_vectored).
+    pub fn poll_transmit_conn_vectored(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        buf: &mut [u8],
+        mut emit: impl FnMut(&[u8], [&[u8]; 2], TxOffload),
+    ) {
+        self.transmit_conn(now, id, buf, Mode::Vectored, &mut emit);
     }
 
     pub(super) fn transmit_conn(
@@ -96,15 +134,15 @@ impl Stack {
         now: Instant,
         id: ConnId,
         buf: &mut [u8],
-        finish: bool,
-        emit: &mut impl FnMut(&[u8], TxOffload),
+        mode: Mode,
+        emit: &mut impl FnMut(&[u8], [&[u8]; 2], TxOffload),
     ) {
         self.sync_touched();
         self.dispatch_control(buf, emit);
         if self.entry(id).is_some() {
             // It stays on the changed list, if it is there: the next
             // `poll_transmit` finds nothing more to send and lets it go.
-            self.dispatch_slot(now, id.index as usize, buf, finish, emit);
+            self.dispatch_slot(now, id.index as usize, buf, mode, emit);
         }
         self.settle();
     }
@@ -113,7 +151,7 @@ impl Stack {
     pub(super) fn dispatch_control(
         &mut self,
         buf: &mut [u8],
-        emit: &mut impl FnMut(&[u8], TxOffload),
+        emit: &mut impl FnMut(&[u8], [&[u8]; 2], TxOffload),
     ) {
         while let Some(c) = self.control.pop_front() {
             let n = match &c {
@@ -131,7 +169,7 @@ impl Stack {
             };
             if let Some(n) = n {
                 self.stats.packets_out += 1;
-                emit(&buf[..n], TxOffload::NONE);
+                emit(&buf[..n], [&[], &[]], TxOffload::NONE);
             }
         }
     }
@@ -144,8 +182,8 @@ impl Stack {
         now: Instant,
         index: usize,
         buf: &mut [u8],
-        finish: bool,
-        emit: &mut impl FnMut(&[u8], TxOffload),
+        mode: Mode,
+        emit: &mut impl FnMut(&[u8], [&[u8]; 2], TxOffload),
     ) -> bool {
         let slot = &mut self.slots[index];
         let id = ConnId {
@@ -158,17 +196,34 @@ impl Stack {
         // Bounded: a TCB emits at most its window's worth, but keep a cap anyway.
         let mut capped = true;
         for _ in 0..4096 {
-            let Some((n, mut offload)) = e.tcb.poll_transmit_with(now, buf) else {
+            let out = if mode == Mode::Vectored {
+                e.tcb.poll_transmit_vectored(now, buf)
+            } else {
+                e.tcb
+                    .poll_transmit_with(now, buf)
+                    .map(|(len, offload)| Emitted {
+                        len,
+                        offload,
+                        payload: (0, 0),
+                    })
+            };
+            let Some(Emitted {
+                len: n,
+                mut offload,
+                payload: (off, len),
+            }) = out
+            else {
                 capped = false;
                 break;
             };
-            if finish && offload.partial_checksum {
+            if mode == Mode::Finish && offload.partial_checksum {
                 // The TCB wrote this packet itself: it is well formed.
                 let _ = wire::complete_tcp_checksum(&mut buf[..n]);
                 offload.partial_checksum = false;
             }
             self.stats.packets_out += 1;
-            emit(&buf[..n], offload);
+            let (a, b) = e.tcb.send_slices(off, len);
+            emit(&buf[..n], [a, b], offload);
         }
         self.refresh(id);
         self.note_events(id);

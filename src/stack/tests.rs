@@ -64,7 +64,13 @@ impl Stack {
         let mut buf = vec![0u8; 65_535];
         let mut sent = 0;
         for index in 0..self.slots.len() {
-            self.dispatch_slot(now, index, &mut buf, true, &mut |_, _| sent += 1);
+            self.dispatch_slot(
+                now,
+                index,
+                &mut buf,
+                output::Mode::Finish,
+                &mut |_, _, _| sent += 1,
+            );
         }
         assert_eq!(sent, 0, "output left behind by poll_transmit");
         assert_eq!(self.connection_count(), count, "reap left behind");

@@ -51,6 +51,7 @@ pub use config::{Keepalive, TcpConfig};
 pub use error::TcpError;
 pub use events::ConnEvent;
 pub(crate) use options::{timestamp_clock, window_scale_for};
+pub use output::Emitted;
 pub use stats::{ConnInfo, ConnStats};
 pub use timer::Timer;
 

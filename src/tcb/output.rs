@@ -85,6 +85,19 @@ pub(super) enum Plan {
     ArmPersist,
 }
 
+/// One packet from [`Tcb::poll_transmit_vectored`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    /// Bytes written to the caller's buffer: the whole packet, or with a
+    /// payload left in the send buffer, its IPv4 and TCP headers.
+    pub len: usize,
+    /// What the device finishes (partial checksum, TSO).
+    pub offload: TxOffload,
+    /// (offset from SND.UNA, length) of the payload still in the send
+    /// buffer, which follows the headers on the wire; (0, 0): none.
+    pub payload: (usize, usize),
+}
+
 impl Tcb {
     /// Writes the next segment this connection wants to send into `buf` (a
     /// whole IPv4 packet) and returns its length, or `None` when there is
@@ -109,13 +122,34 @@ impl Tcb {
         now: Instant,
         buf: &mut [u8],
     ) -> Option<(usize, TxOffload)> {
+        let e = self.transmit(now, buf, false)?;
+        Some((e.len, e.offload))
+    }
+
+    /// Like [`poll_transmit_with`](Self::poll_transmit_with), for a device
+    /// that writes a packet from several buffers (`writev`): with checksum
+    /// offload on, a data segment's headers go into `buf` and its payload
+    /// stays in the send buffer, as [`Emitted::payload`] says; take it with
+    /// [`send_slices`](Self::send_slices) before the next call. Saves the
+    /// copy of up to 64 KB per super-segment.
+    pub fn poll_transmit_vectored(&mut self, now: Instant, buf: &mut [u8]) -> Option<Emitted> {
+        self.transmit(now, buf, true)
+    }
+
+    /// `len` bytes of the send buffer from offset `off` (from SND.UNA), in
+    /// its two halves: the payload of an [`Emitted`].
+    pub fn send_slices(&self, off: usize, len: usize) -> (&[u8], &[u8]) {
+        self.snd.slices(off, len)
+    }
+
+    fn transmit(&mut self, now: Instant, buf: &mut [u8], vectored: bool) -> Option<Emitted> {
         let mut plan = self.choose()?;
         if plan == Plan::ArmPersist {
             // Arming the timer writes nothing: an ACK may still be owed.
-            self.build(now, buf, plan);
+            self.build(now, buf, plan, vectored);
             plan = self.choose()?;
         }
-        self.build(now, buf, plan)
+        self.build(now, buf, plan, vectored)
     }
 
     /// Decides what to send next (it may drop a request that has become
@@ -369,7 +403,7 @@ impl Tcb {
 
     /// A segment at SND.UNA - 1 without data: the peer, which has that
     /// byte already, answers with an ACK (zero-window and keepalive probes).
-    fn build_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, TxOffload)> {
+    fn build_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<Emitted> {
         let window = self.advertise(false);
         let opts = self.seg_options(now, false);
         let seg = self.header(
@@ -379,11 +413,17 @@ impl Tcb {
             window,
             opts,
         );
-        self.write(buf, &seg, 0, 0)
+        self.write(buf, &seg, 0, 0, false)
     }
 
     /// Writes `plan` into `buf` and does what sending it implies.
-    fn build(&mut self, now: Instant, buf: &mut [u8], plan: Plan) -> Option<(usize, TxOffload)> {
+    fn build(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        plan: Plan,
+        vectored: bool,
+    ) -> Option<Emitted> {
         match plan {
             Plan::Reset => {
                 self.pending.rst = false;
@@ -396,10 +436,12 @@ impl Tcb {
                     0,
                     TcpOptions::default(),
                 );
-                self.write(buf, &seg, 0, 0)
+                self.write(buf, &seg, 0, 0, false)
             }
             Plan::Syn => self.build_syn(now, buf),
-            Plan::Data { seq, len, fin, why } => self.build_data(now, buf, seq, len, fin, why),
+            Plan::Data { seq, len, fin, why } => {
+                self.build_data(now, (buf, vectored), seq, len, fin, why)
+            }
             Plan::WindowProbe => {
                 self.stats.zero_window_probes += 1;
                 trace!("{} -> {}: zero-window probe", self.local, self.remote);
@@ -416,7 +458,7 @@ impl Tcb {
                 // RFC 9293's SND.NXT: ours rewinds to SND.UNA on a timeout, and
                 // the peer drops an ACK whose sequence number is below RCV.NXT.
                 let seg = self.header(self.snd.max, self.rcv.nxt, TcpFlags::ACK, window, opts);
-                self.write(buf, &seg, 0, 0)
+                self.write(buf, &seg, 0, 0, false)
             }
             Plan::ArmPersist => {
                 let backoff = 1u32 << self.snd.persist_backoff.min(6);
@@ -428,7 +470,7 @@ impl Tcb {
     }
 
     /// Our SYN or SYN-ACK (RFC 9293 section 3.10.1 and 3.10.7.2).
-    fn build_syn(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, TxOffload)> {
+    fn build_syn(&mut self, now: Instant, buf: &mut [u8]) -> Option<Emitted> {
         let syn_ack = self.state == State::SynReceived;
         let (flags, ack) = if syn_ack {
             (TcpFlags::SYN | TcpFlags::ACK, self.rcv.nxt)
@@ -446,19 +488,20 @@ impl Tcb {
         self.timers
             .set_if_stopped(Timer::Retransmit, now + self.rtt.rto());
         trace!("{} -> {}: sending {:?}", self.local, self.remote, flags);
-        self.write(buf, &seg, 0, 0)
+        self.write(buf, &seg, 0, 0, false)
     }
 
-    /// A segment carrying `len` bytes from `seq` (and our FIN if `fin`).
+    /// A segment carrying `len` bytes from `seq` (and our FIN if `fin`),
+    /// into the buffer (with `vectored`, see `poll_transmit_vectored`).
     fn build_data(
         &mut self,
         now: Instant,
-        buf: &mut [u8],
+        (buf, vectored): (&mut [u8], bool),
         seq: SeqNum,
         len: usize,
         fin: bool,
         why: Why,
-    ) -> Option<(usize, TxOffload)> {
+    ) -> Option<Emitted> {
         let off = seq - self.snd.una;
         let mut flags = TcpFlags::ACK;
         if len > 0 && off + len == self.snd.buf.len() {
@@ -470,7 +513,7 @@ impl Tcb {
         let window = self.advertise(false);
         let opts = self.seg_options(now, false);
         let seg = self.header(seq, self.rcv.nxt, flags, window, opts);
-        let written = self.write(buf, &seg, off, len)?;
+        let written = self.write(buf, &seg, off, len, vectored)?;
         let retransmission = match why {
             Why::RetransmitUna | Why::SackHole => true,
             Why::Data | Why::TailLossProbe => seq.lt(self.snd.max),
@@ -631,15 +674,23 @@ impl Tcb {
         seg: &TcpSegment<'_>,
         off: usize,
         len: usize,
-    ) -> Option<(usize, TxOffload)> {
-        // The send buffer's two halves go out as they are, without a copy.
-        let (first, second) = self.snd.slices(off, len);
-        let out = TcpSegment {
-            payload: first,
-            ..*seg
-        };
+        vectored: bool,
+    ) -> Option<Emitted> {
         let partial = self.cfg.checksum_offload;
-        let Some(written) = wire::emit_tcp_with(buf, &out, second, partial) else {
+        // Vectored: the payload stays in the send buffer (the device writes
+        // it from there); else it is copied after the headers.
+        let vectored = vectored && partial && len > 0;
+        let written = if vectored {
+            wire::emit_tcp_headers(buf, seg, len)
+        } else {
+            let (first, second) = self.snd.slices(off, len);
+            let out = TcpSegment {
+                payload: first,
+                ..*seg
+            };
+            wire::emit_tcp_with(buf, &out, second, partial)
+        };
+        let Some(written) = written else {
             debug!("{} -> {}: output buffer too small", self.local, self.remote);
             return None;
         };
@@ -669,6 +720,10 @@ impl Tcb {
             seg.window,
             len
         );
-        Some((written, offload))
+        Some(Emitted {
+            len: written,
+            offload,
+            payload: if vectored { (off, len) } else { (0, 0) },
+        })
     }
 }

@@ -103,3 +103,41 @@ fn peer_window_caps_the_super_segment() {
         vec![seg(ACK, ISS + 1, PEER_ISS + 1, WIN, &a[..3 * MSS])]
     );
 }
+
+/// `poll_transmit_vectored` (a device with `writev`): the headers in the
+/// buffer and the payload left in the send buffer make exactly the packet
+/// `poll_transmit_with` writes whole, including a send buffer that wraps
+/// (two slices); pure ACKs come whole.
+#[test]
+fn vectored_packets_are_the_whole_packets_in_pieces() {
+    let cfg = TcpConfig {
+        checksum_offload: true,
+        ..tso_config()
+    };
+    let (mut whole, mut pieces) = (established_cfg(cfg.clone()), established_cfg(cfg));
+    let mut buf = vec![0u8; 65_535];
+    let mut vbuf = vec![0u8; 65_535];
+    for (round, len) in [30_000usize, 5_000, 40_000].into_iter().enumerate() {
+        let a = data(len);
+        whole.send(&a).unwrap();
+        pieces.send(&a).unwrap();
+        let now = at(1 + round as u64);
+        while let Some((n, offload)) = whole.poll_transmit_with(now, &mut buf) {
+            let e = pieces
+                .poll_transmit_vectored(now, &mut vbuf)
+                .expect("the same packet");
+            assert_eq!(e.offload, offload);
+            let (x, y) = pieces.send_slices(e.payload.0, e.payload.1);
+            assert_eq!(e.len + x.len() + y.len(), n);
+            assert!(e.payload.1 == 0 || e.len < 60, "only headers in the buffer");
+            assert_eq!([&vbuf[..e.len], x, y].concat(), &buf[..n], "round {round}");
+        }
+        assert!(pieces.poll_transmit_vectored(now, &mut vbuf).is_none());
+        // The peer acknowledges everything but 1,000 bytes, so the next
+        // write lands in a send buffer that wraps.
+        let ack = (whole.snd_nxt() - 1000u32).0;
+        for t in [&mut whole, &mut pieces] {
+            t.handle_segment(now, &from_peer(ACK, PEER_ISS + 1, ack, &[]));
+        }
+    }
+}
