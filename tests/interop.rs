@@ -458,13 +458,7 @@ fn pcap_capture_opens_in_tshark_with_handshake_data_and_close() {
     );
     assert_eq!(r.stdout_string(), "hello, tshark\n", "{}", echo.log());
     echo.kill();
-    let count = |filter: &str| -> usize {
-        let mut cmd = Command::new("tshark");
-        cmd.args(["-r", &path, "-Y", filter]);
-        let (status, out, err) = run_bounded(cmd, SHORT_TIMEOUT);
-        assert!(status.success(), "tshark -Y {filter}: {status}: {err}");
-        out.lines().count()
-    };
+    let count = |filter: &str| tshark_count(&path, filter);
     let syn = format!("tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.dst == {UTCP_IP}");
     let syn_ack = format!("tcp.flags.syn == 1 && tcp.flags.ack == 1 && ip.src == {UTCP_IP}");
     assert_eq!(count(&syn), 1, "the kernel's SYN");
@@ -522,13 +516,7 @@ fn pcap_at_stack_or_device_decides_which_side_of_the_impairment_is_recorded() {
         );
         assert!(!ping.status.success(), "every ping is dropped");
         client.kill();
-        let count = |filter: &str| -> usize {
-            let mut cmd = Command::new("tshark");
-            cmd.args(["-r", &path, "-Y", filter]);
-            let (status, out, err) = run_bounded(cmd, SHORT_TIMEOUT);
-            assert!(status.success(), "tshark -Y {filter}: {status}: {err}");
-            out.lines().count()
-        };
+        let count = |filter: &str| tshark_count(&path, filter);
         let syns = count(&format!("tcp.flags.syn == 1 && ip.src == {UTCP_IP}"));
         let pings = count(&format!("icmp.type == 8 && ip.dst == {UTCP_IP}"));
         if at == "stack" {

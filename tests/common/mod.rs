@@ -71,6 +71,16 @@ fn unique_suffix() -> String {
     )
 }
 
+/// How many packets of the capture `pcap` match the display filter
+/// `filter`, as tshark (Debian's package) counts them.
+pub fn tshark_count(pcap: &str, filter: &str) -> usize {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-r", pcap, "-Y", filter]);
+    let (status, out, err) = run_bounded(cmd, SHORT_TIMEOUT);
+    assert!(status.success(), "tshark -Y {filter}: {status}: {err}");
+    out.lines().count()
+}
+
 /// Runs a command to completion with a bounded wait; returns (status, stdout,
 /// stderr). Panics on spawn failure or timeout (the child is killed).
 pub fn run_bounded(mut cmd: Command, timeout: Duration) -> (ExitStatus, String, String) {
