@@ -83,12 +83,14 @@ pub fn table(conns: &[Connection]) -> String {
             (Some(srtt), Some(var)) => format!(" rtt:{}/{}", ms(srtt), ms(var)),
             _ => String::new(),
         };
-        // In segments, as ss prints them.
+        // In segments, as ss prints them: cwnd counts payload bytes, which
+        // timestamps make 12 fewer than the MSS per segment, so round.
         let mss = i.mss.max(1);
+        let segments = |bytes: u32| bytes.saturating_add(mss / 2) / mss;
         let ssthresh = if i.ssthresh == u32::MAX {
             String::new()
         } else {
-            format!(" ssthresh:{}", i.ssthresh / mss)
+            format!(" ssthresh:{}", segments(i.ssthresh))
         };
         let _ = writeln!(
             out,
@@ -107,7 +109,7 @@ pub fn table(conns: &[Connection]) -> String {
             i.window_scales.0,
             ms(i.rto),
             i.mss,
-            i.cwnd / mss,
+            segments(i.cwnd),
             s.bytes_out,
             s.bytes_in,
             s.segs_out,
