@@ -9,6 +9,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 PROG=${0##*/}
 MESSAGE='Hi, I am a client'
 DEV=utcp0
@@ -66,47 +68,18 @@ NS_CREATED=0
 
 cleanup() {
     local rc=$?
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids
     if [[ $NS_CREATED -eq 1 ]]; then
         "$ROOT/scripts/setup-tun.sh" --netns "$NS" --dev "$DEV" --down >/dev/null 2>&1 ||
             ip netns delete "$NS" 2>/dev/null || true
     fi
-    if [[ $rc -ne 0 && -d $WORK ]]; then
-        for f in "$WORK"/*.log; do
-            [[ -s $f ]] || continue
-            printf '\n--- %s (last 30 lines) ---\n' "${f##*/}" >&2
-            tail -n 30 "$f" >&2
-        done
-    fi
+    [[ $rc -eq 0 ]] || show_logs
     rm -rf "$WORK"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# wait_for_file_line FILE PATTERN SECONDS [PID]: wait (bounded) until FILE has a
-# line matching the fixed string PATTERN; fail early if PID dies.
-wait_for_line() {
-    local file=$1 pattern=$2 secs=$3 pid=${4:-}
-    local i
-    for ((i = 0; i < secs * 10; i++)); do
-        if grep -qF -- "$pattern" "$file" 2>/dev/null; then
-            return 0
-        fi
-        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-            return 1
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # ---- build -----------------------------------------------------------------------
 say "Building utcp (cargo build --release)"

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 PROG=${0##*/}
 DEV=utcp0
 APP=utcpfwd-app-$$
@@ -52,42 +54,18 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/utcp-forward-demo.XXXXXX")
 PIDS=()
 
 cleanup() {
-    local rc=$? pid ns
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    local rc=$? ns
+    stop_pids
     for ns in "${NAMESPACES[@]}"; do
         ip netns delete "$ns" 2>/dev/null || true
     done
-    if [[ $rc -ne 0 ]]; then
-        for f in "$WORK"/*.log; do
-            [[ -s $f ]] || continue
-            printf '\n--- %s (last 30 lines) ---\n' "${f##*/}" >&2
-            tail -n 30 "$f" >&2
-        done
-    fi
+    [[ $rc -eq 0 ]] || show_logs
     rm -rf "$WORK"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# wait_for_line FILE PATTERN SECONDS [PID]: bounded wait for a fixed string.
-wait_for_line() {
-    local file=$1 pattern=$2 secs=$3 pid=${4:-} i
-    for ((i = 0; i < secs * 10; i++)); do
-        grep -qF -- "$pattern" "$file" 2>/dev/null && return 0
-        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-            return 1
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # wait_listen NS PORT: bounded wait for a kernel listener.
 wait_listen() {

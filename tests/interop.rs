@@ -46,21 +46,24 @@ fn kernel_nc_sends_seed_message_to_utcp_server() {
     seed_message_to_utcp_server(&Netns::new(), &[]);
 }
 
+/// `utcp [GLOBAL...] client` (the seed client) against a kernel `nc -l` on
+/// `port`: the client's result, and nc (still to be waited for).
+fn utcp_client_to_kernel_nc(ns: &Netns, port: u16, global: &[&str]) -> (RunResult, Proc) {
+    let mut nc_cmd = ns.command("nc");
+    nc_cmd.args(["-l", KERNEL_IP, &port.to_string()]);
+    let nc = ns.spawn("nc -l", nc_cmd, Stdio::null(), Capture::Pipe);
+    ns.wait_for_kernel_listen(port, Duration::from_secs(10));
+    let target = format!("{KERNEL_IP}:{port}");
+    let mut args = global.to_vec();
+    args.extend(["client", &target]);
+    let client = ns.run_cmd("utcp client", ns.utcp_command(&args), b"", SHORT_TIMEOUT);
+    (client, nc)
+}
+
 #[test]
 fn utcp_client_sends_seed_message_to_kernel_nc() {
     let ns = Netns::new();
-    let mut nc_cmd = ns.command("nc");
-    nc_cmd.args(["-l", KERNEL_IP, "4399"]);
-    let mut nc = ns.spawn("nc -l", nc_cmd, Stdio::null(), Capture::Pipe);
-    ns.wait_for_kernel_listen(4399, Duration::from_secs(10));
-
-    let target = format!("{KERNEL_IP}:4399");
-    let client = ns.run_cmd(
-        "utcp client",
-        ns.utcp_command(&["client", &target]),
-        b"",
-        SHORT_TIMEOUT,
-    );
+    let (client, mut nc) = utcp_client_to_kernel_nc(&ns, 4399, &[]);
     assert!(
         client.status.success(),
         "utcp client exited with {}: {}\nnc: {}",
@@ -538,17 +541,8 @@ fn pcap_at_stack_or_device_decides_which_side_of_the_impairment_is_recorded() {
 #[test]
 fn stats_json_prints_the_connection_and_the_stack() {
     let ns = Netns::new();
-    let mut nc_cmd = ns.command("nc");
-    nc_cmd.args(["-l", KERNEL_IP, "4398"]);
-    let mut nc = ns.spawn("nc -l", nc_cmd, Stdio::null(), Capture::Pipe);
-    ns.wait_for_kernel_listen(4398, Duration::from_secs(10));
     let target = format!("{KERNEL_IP}:4398");
-    let client = ns.run_cmd(
-        "utcp client",
-        ns.utcp_command(&["--stats=json", "client", &target]),
-        b"",
-        SHORT_TIMEOUT,
-    );
+    let (client, mut nc) = utcp_client_to_kernel_nc(&ns, 4398, &["--stats=json"]);
     assert!(client.status.success(), "{}", client.stderr);
     nc.wait_or_panic(Duration::from_secs(10));
     let records: Vec<serde_json::Value> = client
