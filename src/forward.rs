@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use outbound::Outbound;
+pub use outbound::{set_reset_on_close, Outbound};
 pub use relay::Outcome;
 pub use socks5::{Credentials, Socks5};
 

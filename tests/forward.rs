@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -197,21 +196,7 @@ fn forward_passes_a_servers_half_close_on() {
 
 /// Closes `s` with a RST (SO_LINGER 0).
 fn reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: s is open; the value is a linger of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
+    utcp::forward::set_reset_on_close(&s).expect("SO_LINGER");
 }
 
 /// A RST from either side reaches the other as a RST.

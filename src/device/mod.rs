@@ -71,10 +71,21 @@ pub trait Device: Send + Sync + 'static {
         payload: [&[u8]; 2],
         offload: TxOffload,
     ) -> io::Result<()> {
-        if payload.iter().all(|p| p.is_empty()) {
-            return self.send_offload(head, offload);
-        }
-        let joined = [head, payload[0], payload[1]].concat();
-        self.send_offload(&joined, offload)
+        send_joined(self, head, payload, offload)
     }
+}
+
+/// [`Device::send_vectored`] for a device that writes one buffer: the
+/// pieces joined (when there is more than `head`), then
+/// [`Device::send_offload`].
+pub fn send_joined<D: Device + ?Sized>(
+    dev: &D,
+    head: &[u8],
+    payload: [&[u8]; 2],
+    offload: TxOffload,
+) -> io::Result<()> {
+    if payload.iter().all(|p| p.is_empty()) {
+        return dev.send_offload(head, offload);
+    }
+    dev.send_offload(&[head, payload[0], payload[1]].concat(), offload)
 }

@@ -412,19 +412,19 @@ impl Device for TunDevice {
         payload: [&[u8]; 2],
         offload: TxOffload,
     ) -> io::Result<()> {
-        let Handle::Own { fd, vnet: true } = &self.handle else {
-            return self.send_offload(&[head, payload[0], payload[1]].concat(), offload);
+        // With a payload, `head` holds exactly the headers that precede it.
+        let vectored = match &self.handle {
+            Handle::Own { fd, vnet: true } if payload.iter().any(|p| !p.is_empty()) => {
+                VnetHeader::for_tx_headers(head.len(), offload).map(|h| (fd, h))
+            }
+            _ => None,
         };
-        if payload.iter().all(|p| p.is_empty()) {
-            return self.send_offload(head, offload);
-        }
-        // The payload follows `head`, which holds exactly the headers.
-        match VnetHeader::for_tx_headers(head.len(), offload) {
-            Some(hdr) => write_pieces(
+        match vectored {
+            Some((fd, hdr)) => write_pieces(
                 fd.as_raw_fd(),
                 &[&hdr.to_bytes(), head, payload[0], payload[1]],
             ),
-            None => self.send_offload(&[head, payload[0], payload[1]].concat(), offload),
+            None => super::send_joined(self, head, payload, offload),
         }
     }
 

@@ -68,9 +68,9 @@ impl Outbound {
     }
 }
 
-/// Makes the socket's close send a RST (`SO_LINGER` with a zero timeout:
+/// Makes a socket's close send a RST (`SO_LINGER` with a zero timeout:
 /// the kernel discards what is queued and resets, without blocking).
-pub fn set_reset_on_close(s: &TcpStream) -> io::Result<()> {
+pub fn set_reset_on_close(s: &impl AsRawFd) -> io::Result<()> {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,

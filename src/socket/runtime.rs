@@ -398,6 +398,20 @@ impl Default for RuntimeOptions {
     }
 }
 
+/// Where a capture records: (on the device, in the runtime around the
+/// impairer). Without an impairer the stack's packets are the device's, so
+/// the device wrapper records either way.
+fn place_capture(
+    capture: Option<Arc<Capture>>,
+    at: CapturePoint,
+    impaired: bool,
+) -> (Option<Arc<Capture>>, Option<Arc<Capture>>) {
+    match capture {
+        Some(c) if !impaired || at == CapturePoint::Device => (Some(c), None),
+        c => (None, c),
+    }
+}
+
 /// Owns the driver thread; dropped when the last user handle goes.
 pub(super) struct Runtime {
     pub(super) shared: Arc<Shared>,
@@ -520,12 +534,8 @@ impl NetStack {
         let out = vec![0u8; out_len];
         let rx = vec![0u8; device.max_packet().max(cfg.mtu) + VNET_HDR_LEN];
         let impair = opts.impairment.filter(|i| !i.is_noop()).map(Impairer::new);
-        // Without an impairer the stack's packets are the device's.
-        let at_device = impair.is_none() || opts.capture_at == CapturePoint::Device;
-        let (device_capture, stack_capture) = match opts.capture {
-            Some(c) if at_device => (Some(c), None),
-            c => (None, c),
-        };
+        let (device_capture, stack_capture) =
+            place_capture(opts.capture, opts.capture_at, impair.is_some());
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 stack: Stack::new(cfg),

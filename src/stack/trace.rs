@@ -46,18 +46,20 @@ pub struct TraceSample {
 type Key = (State, u32, u32, u32, Option<Duration>, Duration, bool);
 
 impl TraceSample {
+    /// Read straight from the TCB (not through [`Tcb::info`], which
+    /// clones every counter): this runs after every segment when tracing.
     fn of(at: Instant, tcb: &Tcb) -> TraceSample {
-        let info = tcb.info();
+        let cc = tcb.congestion();
         TraceSample {
             at,
             local: tcb.local(),
             remote: tcb.remote(),
-            state: info.state,
-            cwnd: info.cwnd,
-            ssthresh: info.ssthresh,
+            state: tcb.state(),
+            cwnd: cc.cwnd(),
+            ssthresh: cc.ssthresh(),
             flight: u32::try_from(tcb.snd_nxt().diff(tcb.snd_una())).unwrap_or(0),
-            srtt: info.srtt,
-            rto: info.rto,
+            srtt: tcb.rtt().srtt(),
+            rto: tcb.rtt().rto(),
             in_recovery: tcb.in_recovery(),
         }
     }

@@ -106,6 +106,28 @@ impl Congestion {
             .filter_map(|s| Some((s.t, f(s)?)))
             .collect()
     }
+
+    /// The panel's lines, as (time, value) points.
+    fn lines(&self) -> Lines {
+        Lines {
+            cwnd: self.series(|s| Some(s.cwnd)),
+            ssthresh: self.series(|s| s.ssthresh),
+            flight: self.series(|s| Some(s.flight)),
+            srtt: self
+                .samples
+                .iter()
+                .filter_map(|s| Some((s.t, s.srtt_ms?)))
+                .collect(),
+        }
+    }
+}
+
+/// What [`draw`] draws: bytes over time, and SRTT in ms.
+struct Lines {
+    cwnd: Vec<(f64, u64)>,
+    ssthresh: Vec<(f64, u64)>,
+    flight: Vec<(f64, u64)>,
+    srtt: Vec<(f64, f64)>,
 }
 
 /// Draws the panel on `area`, time axis 0..`x_max` as the chart above.
@@ -114,9 +136,12 @@ pub fn draw(
     c: &Congestion,
     x_max: f64,
 ) -> io::Result<()> {
-    let cwnd = c.series(|s| Some(s.cwnd));
-    let ssthresh = c.series(|s| s.ssthresh);
-    let flight = c.series(|s| Some(s.flight));
+    let Lines {
+        cwnd,
+        ssthresh,
+        flight,
+        srtt,
+    } = c.lines();
     let y_max = cwnd
         .iter()
         .chain(&ssthresh)
@@ -125,11 +150,6 @@ pub fn draw(
         .max()
         .unwrap_or(1)
         .max(1);
-    let srtt: Vec<(f64, f64)> = c
-        .samples
-        .iter()
-        .filter_map(|s| Some((s.t, s.srtt_ms?)))
-        .collect();
     let srtt_max = srtt.iter().map(|p| p.1).fold(0.1, f64::max);
     let mut chart = ChartBuilder::on(area)
         .caption(
