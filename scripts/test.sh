@@ -67,6 +67,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 # (and so without tokio): what `default-features = false` users build.
 echo "==> cargo clippy --lib --bins --no-default-features -- -D warnings"
 cargo clippy --lib --bins --no-default-features -- -D warnings
+# --all-targets skips the `test = false` TUN tests: name them (compiling
+# them needs no root).
+echo "==> cargo clippy --features tokio --test api --test interop ... --test tokio_api -- -D warnings"
+cargo clippy --features tokio --test api --test interop --test interop_loss --test interop_offload \
+    --test interop_mq --test forward --test tokio_api -- -D warnings
 
 # The TUN tests (api, interop, interop_loss, interop_offload, interop_mq, forward) are `test = false` in Cargo.toml,
 # so that a plain `cargo test` runs the sans-IO suite as a normal user: name

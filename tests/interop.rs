@@ -692,7 +692,7 @@ fn plot_draws_the_time_sequence_chart_with_retransmissions() {
             .lines()
             .find(|l| l.starts_with("utcp plot:"))
             .unwrap_or("");
-        assert!(summary.contains(&format!("10.77.0.1:")), "{err}");
+        assert!(summary.contains("10.77.0.1:"), "{err}");
         let retx: usize = summary
             .split(" (")
             .nth(1)
