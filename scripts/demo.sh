@@ -19,13 +19,6 @@ UTCP_IP=10.77.0.2
 PORT=4399
 NS=utcp-demo-$$
 
-say() { printf '\n==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
-die() {
-    printf '\n%s: FAILED: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
 usage() {
     cat <<EOF
 Usage: sudo $PROG
@@ -51,16 +44,7 @@ case ${1:-} in
 esac
 
 # ---- preflight -----------------------------------------------------------------
-[[ $(id -u) -eq 0 ]] || die "must run as root (it creates a network namespace and a TUN device): sudo $0"
-[[ -c /dev/net/tun ]] || die "/dev/net/tun is missing (try: modprobe tun)"
-command -v ip >/dev/null 2>&1 || die "'ip' not found: apt-get install iproute2"
-command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain (https://rustup.rs)"
-if ! command -v nc >/dev/null 2>&1; then
-    die "'nc' not found: apt-get install netcat-openbsd"
-fi
-if ! nc -h 2>&1 | grep -q -- '-N'; then
-    die "this 'nc' is not netcat-openbsd (no -N option): apt-get install netcat-openbsd"
-fi
+preflight
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/utcp-demo.XXXXXX")
 PIDS=()

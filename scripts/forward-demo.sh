@@ -25,13 +25,6 @@ RELAY=utcpfwd-relay-$$
 SERVERS=utcpfwd-srv-$$
 NAMESPACES=("$APP" "$RELAY" "$SERVERS")
 
-say() { printf '\n==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
-die() {
-    printf '\n%s: FAILED: %s\n' "$PROG" "$*" >&2
-    exit 1
-}
-
 case ${1:-} in
     -h | --help)
         sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
@@ -44,11 +37,7 @@ case ${1:-} in
         ;;
 esac
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (it creates network namespaces and a TUN device): sudo $0"
-[[ -c /dev/net/tun ]] || die "/dev/net/tun is missing (try: modprobe tun)"
-command -v ip >/dev/null 2>&1 || die "'ip' not found: apt-get install iproute2"
-command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain (https://rustup.rs)"
-nc -h 2>&1 | grep -q -- '-N' || die "netcat-openbsd is needed (nc with -N): apt-get install netcat-openbsd"
+preflight
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/utcp-forward-demo.XXXXXX")
 PIDS=()

@@ -1,6 +1,25 @@
 # Helpers shared by scripts/demo.sh and scripts/forward-demo.sh (sourced,
-# not run). They use the caller's PIDS array (processes the script itself
-# started) and WORK directory (its logs).
+# not run). They use the caller's PROG (its name), PIDS array (processes the
+# script itself started) and WORK directory (its logs).
+
+say() { printf '\n==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() {
+    printf '\n%s: FAILED: %s\n' "$PROG" "$*" >&2
+    exit 1
+}
+
+# preflight: what every demo needs: root, /dev/net/tun, ip, cargo and
+# netcat-openbsd (nc with -N).
+preflight() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (it creates network namespaces and a TUN device): sudo $0"
+    [[ -c /dev/net/tun ]] || die "/dev/net/tun is missing (try: modprobe tun)"
+    command -v ip >/dev/null 2>&1 || die "'ip' not found: apt-get install iproute2"
+    command -v cargo >/dev/null 2>&1 || die "'cargo' not found: install the Rust toolchain (https://rustup.rs)"
+    command -v nc >/dev/null 2>&1 || die "'nc' not found: apt-get install netcat-openbsd"
+    nc -h 2>&1 | grep -q -- '-N' ||
+        die "this 'nc' is not netcat-openbsd (no -N option): apt-get install netcat-openbsd"
+}
 
 # stop_pids: kill, then reap, every process in PIDS.
 stop_pids() {

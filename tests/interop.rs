@@ -98,15 +98,20 @@ fn ten_megabytes_utcp_to_kernel() {
     utcp_to_kernel(&ns, "10 MiB", &data, 5002, &[]);
 }
 
-#[test]
-fn kernel_closes_first() {
-    let ns = Netns::new();
-    let mut echo = ns.spawn_utcp_listening(
+/// `utcp echo` on port 7, listening.
+fn spawn_echo(ns: &Netns) -> Proc {
+    ns.spawn_utcp_listening(
         "utcp echo",
         &["echo", "--port", "7"],
         Stdio::null(),
         Capture::Pipe,
-    );
+    )
+}
+
+#[test]
+fn kernel_closes_first() {
+    let ns = Netns::new();
+    let mut echo = spawn_echo(&ns);
     let server = addr(UTCP_IP, 7);
 
     let result = run_in_netns(&ns, move || -> Result<(), String> {
@@ -579,12 +584,7 @@ fn stats_json_prints_the_connection_and_the_stack() {
 #[test]
 fn sigusr1_prints_the_connection_table() {
     let ns = Netns::new();
-    let mut echo = ns.spawn_utcp_listening(
-        "utcp echo",
-        &["echo", "--port", "7"],
-        Stdio::null(),
-        Capture::Pipe,
-    );
+    let mut echo = spawn_echo(&ns);
     let server = addr(UTCP_IP, 7);
     let pid = echo.pid();
     // The client keeps the connection open until the table is read.
