@@ -141,8 +141,13 @@ impl Shared {
         self.flush_some(core, Some(id));
     }
 
-    /// The stack's packets to the device, whole: through the impairer if
-    /// there is one (which works on finished packets of the wire).
+    /// The stack's packets to the device, each in pieces: on an offload
+    /// device a data segment's payload comes straight from the send buffer
+    /// and the device writes it with the headers in one `writev`
+    /// ([`Device::send_vectored`]); otherwise the first piece is the whole
+    /// packet. The impairer works on finished packets of the wire, so with
+    /// one the pieces are joined and finished here (the stack wrote them,
+    /// so they are well formed).
     fn transmit(&self, core: &mut Core, id: Option<ConnId>, now: Instant) {
         let Core {
             stack,
@@ -153,45 +158,26 @@ impl Shared {
             tx_scratch,
             ..
         } = core;
-        let emit = |pkt: &[u8], offload: TxOffload| {
-            *sent_unread += 1;
-            match impair {
-                // The impairer works on the packets of the wire: finish
-                // them here (the stack wrote them, so they are well formed).
-                Some(imp) => {
-                    let r = gso::finish(pkt, offload, tx_scratch, |p| {
-                        if let Some(c) = capture {
-                            c.record(p);
-                        }
-                        imp.handle_packet(now, Direction::Out, p, |q| self.send(q))
-                    });
-                    if let Err(e) = r {
-                        debug!("cannot finish an outgoing packet: {e}");
-                    }
-                }
-                None => self.send_offload(pkt, offload),
-            }
-        };
-        match id {
-            Some(id) => stack.poll_transmit_conn_with(now, id, out, emit),
-            None => stack.poll_transmit_with(now, out, emit),
-        }
-    }
-
-    /// The stack's packets to an offload device that writes each from its
-    /// pieces (`writev`): the payload straight from the send buffer,
-    /// without the copy into `out`.
-    fn transmit_vectored(&self, core: &mut Core, id: Option<ConnId>, now: Instant) {
-        let Core {
-            stack,
-            out,
-            sent_unread,
-            ..
-        } = core;
         let emit = |head: &[u8], payload: [&[u8]; 2], offload: TxOffload| {
             *sent_unread += 1;
-            if let Err(e) = self.device.send_vectored(head, payload, offload) {
-                debug!("device send failed: {e}");
+            let Some(imp) = impair.as_mut() else {
+                return self.send_vectored(head, payload, offload);
+            };
+            let joined;
+            let pkt = if payload.iter().all(|p| p.is_empty()) {
+                head
+            } else {
+                joined = [head, payload[0], payload[1]].concat();
+                &joined
+            };
+            let r = gso::finish(pkt, offload, tx_scratch, |p| {
+                if let Some(c) = capture {
+                    c.record(p);
+                }
+                imp.handle_packet(now, Direction::Out, p, |q| self.send(q))
+            });
+            if let Err(e) = r {
+                debug!("cannot finish an outgoing packet: {e}");
             }
         };
         match id {
@@ -202,11 +188,7 @@ impl Shared {
 
     pub(super) fn flush_some(&self, core: &mut Core, id: Option<ConnId>) {
         let now = self.now();
-        if core.impair.is_none() && self.device.tx_offload() {
-            self.transmit_vectored(core, id, now);
-        } else {
-            self.transmit(core, id, now);
-        }
+        self.transmit(core, id, now);
         self.dispatch(core);
         if core.serving {
             // The driving thread reads the deadline before it sleeps again.
@@ -236,10 +218,10 @@ impl Shared {
         }
     }
 
-    /// Writes a packet the device finishes (a partial checksum, a
-    /// super-segment; [`crate::gso`]).
-    fn send_offload(&self, pkt: &[u8], offload: TxOffload) {
-        if let Err(e) = self.device.send_offload(pkt, offload) {
+    /// Writes a packet in pieces, which the device finishes (a partial
+    /// checksum, a super-segment; [`crate::gso`]).
+    fn send_vectored(&self, head: &[u8], payload: [&[u8]; 2], offload: TxOffload) {
+        if let Err(e) = self.device.send_vectored(head, payload, offload) {
             debug!("device send failed: {e}");
         }
     }
