@@ -2,7 +2,7 @@
 //! connection served from one thread through [`Poll`], with non-blocking
 //! streams, no thread per connection.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
@@ -52,7 +52,7 @@ pub fn serve(
     let mut poll = Poll::new(net)?;
     poll.register(&listener, LISTENER, Interest::READABLE)?;
     let mut events = Events::with_capacity(1024);
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut conns: HashMap<usize, Conn> = HashMap::default();
     let mut next = 1;
     let mut bufs = Buffers {
         read: vec![0u8; CHUNK],

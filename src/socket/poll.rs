@@ -16,7 +16,9 @@
 //! others until their next event. A poll's cost follows the number of ready
 //! sources, not of registered ones.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::io;
 use std::ops::BitOr;
 use std::sync::{Arc, Condvar};

@@ -4,7 +4,7 @@
 //! ([`Stack::poll_event`](crate::stack::Stack::poll_event)). All these
 //! condition variables pair with the one core mutex.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Condvar};
 use std::task::Waker;
 

@@ -61,7 +61,7 @@ impl Stack {
             Listener {
                 backlog: backlog.max(1),
                 queue: VecDeque::new(),
-                embryonic: HashSet::new(),
+                embryonic: Default::default(),
                 tcp,
                 cookie_sent: None,
             },

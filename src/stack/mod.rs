@@ -34,7 +34,9 @@
 //! Demultiplexing is O(1) (a hash map of 4-tuples).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use log::{debug, trace};
@@ -322,7 +324,7 @@ struct Listener {
     /// ([`Owner::Embryonic`]), kept so that neither a SYN (the backlog
     /// check) nor [`Stack::unlisten`] need scan the slab: kept by
     /// [`Stack::set_owner`] (which [`Stack::reap`] goes through).
-    embryonic: HashSet<ConnId>,
+    embryonic: FxHashSet<ConnId>,
     /// Settings for the connections this listener accepts.
     tcp: TcpConfig,
     /// When this listener last answered with a SYN cookie.
@@ -381,8 +383,11 @@ pub struct Stack {
     rng: rand::rngs::StdRng,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// The demux: keyed by what the peer chooses, so by the standard
+    /// library's keyed SipHash (a blind peer cannot aim at one bucket).
     tuples: HashMap<(SocketAddrV4, SocketAddrV4), ConnId>,
-    listeners: HashMap<u16, Listener>,
+    /// Keyed by our own ports, so by the faster FxHash.
+    listeners: FxHashMap<u16, Listener>,
     /// Packets queued by the stack itself: resets and echo replies.
     control: VecDeque<Control>,
     /// Connections with events not yet taken, each at most once.
@@ -468,7 +473,7 @@ impl Stack {
             slots: Vec::new(),
             free: Vec::new(),
             tuples: HashMap::new(),
-            listeners: HashMap::new(),
+            listeners: FxHashMap::default(),
             control: VecDeque::new(),
             event_queue: VecDeque::new(),
             timers: Timers::default(),

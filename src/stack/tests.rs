@@ -39,7 +39,7 @@ impl Stack {
             .min();
         assert_eq!(self.poll_timeout(), brute);
         for (&port, l) in &self.listeners {
-            let scan: HashSet<ConnId> = self
+            let scan: FxHashSet<ConnId> = self
                 .iter_ids()
                 .filter(|&id| self.entry(id).unwrap().owner == Owner::Embryonic(port))
                 .collect();
