@@ -14,11 +14,13 @@ pub fn io_kind(e: TcpError) -> io::ErrorKind {
 }
 
 /// The core's errors as `std::io` errors: the kinds `std::net` uses for the
-/// same situations, with the core's message.
+/// same situations, with the core's message (`WouldBlock` as the bare kind,
+/// whose message is the same, so that the commonest of them allocates
+/// nothing).
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match e {
-            Error::WouldBlock => io::ErrorKind::WouldBlock,
+            Error::WouldBlock => return io::Error::from(io::ErrorKind::WouldBlock),
             Error::NotConnected => io::ErrorKind::NotConnected,
             Error::SendShutdown => io::ErrorKind::BrokenPipe,
             Error::Ended(why) => io_kind(why),
@@ -34,5 +36,26 @@ impl From<Error> for io::Error {
 impl From<TcpError> for io::Error {
     fn from(e: TcpError) -> io::Error {
         Error::Ended(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn would_block_is_the_bare_kind_with_the_same_message() {
+        let e = io::Error::from(Error::WouldBlock);
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(e.to_string(), Error::WouldBlock.to_string());
+        // The bare kind carries no payload (so no allocation).
+        assert!(e.get_ref().is_none());
+        let e = super::super::runtime::would_block();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(e.get_ref().is_none());
+        // The others keep the core's error as their payload.
+        let e = io::Error::from(Error::NotConnected);
+        assert_eq!(e.kind(), io::ErrorKind::NotConnected);
+        assert!(e.get_ref().is_some());
     }
 }
