@@ -2,10 +2,10 @@
 //! connection served from one thread through [`Poll`], with non-blocking
 //! streams, no thread per connection.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
+use rustc_hash::FxHashMap as HashMap;
 use utcp::socket::{Events, Interest, NetStack, Poll, TcpListener, TcpStream, Token};
 
 /// What a [`serve`] server does with its connections.

@@ -17,12 +17,12 @@
 //! sources, not of registered ones.
 
 use std::collections::VecDeque;
-
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::io;
 use std::ops::BitOr;
 use std::sync::{Arc, Condvar};
 use std::time::Duration;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::stack::{ConnId, Stack};
 use crate::state::State;

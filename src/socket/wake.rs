@@ -4,9 +4,10 @@
 //! ([`Stack::poll_event`](crate::stack::Stack::poll_event)). All these
 //! condition variables pair with the one core mutex.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Condvar};
 use std::task::Waker;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::stack::{ConnId, Event};
 

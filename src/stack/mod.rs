@@ -35,12 +35,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use log::{debug, trace};
 use rand::{Rng, SeedableRng};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::Error;
 use crate::gso::TxOffload;
