@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashMap;
 use utcp::socket::{Events, Interest, NetStack, Poll, TcpListener, TcpStream, Token};
 
 /// What a [`serve`] server does with its connections.
@@ -52,7 +52,7 @@ pub fn serve(
     let mut poll = Poll::new(net)?;
     poll.register(&listener, LISTENER, Interest::READABLE)?;
     let mut events = Events::with_capacity(1024);
-    let mut conns: HashMap<usize, Conn> = HashMap::default();
+    let mut conns: FxHashMap<usize, Conn> = FxHashMap::default();
     let mut next = 1;
     let mut bufs = Buffers {
         read: vec![0u8; CHUNK],
@@ -97,7 +97,7 @@ fn accept_ready(
     listener: &TcpListener,
     poll: &Poll,
     mode: Mode,
-    conns: &mut HashMap<usize, Conn>,
+    conns: &mut FxHashMap<usize, Conn>,
     next: &mut usize,
 ) -> io::Result<()> {
     loop {

@@ -13,14 +13,21 @@ pub fn io_kind(e: TcpError) -> io::ErrorKind {
     }
 }
 
+/// What a non-blocking call returns instead of waiting: the bare kind (it
+/// prints "operation would block", as the core's message does), which
+/// unlike `io::Error::new` allocates nothing: a poll loop meets it on most
+/// calls.
+pub(super) fn would_block() -> io::Error {
+    io::Error::from(io::ErrorKind::WouldBlock)
+}
+
 /// The core's errors as `std::io` errors: the kinds `std::net` uses for the
-/// same situations, with the core's message (`WouldBlock` as the bare kind,
-/// whose message is the same, so that the commonest of them allocates
-/// nothing).
+/// same situations, with the core's message (`WouldBlock` as
+/// [`would_block`]).
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match e {
-            Error::WouldBlock => return io::Error::from(io::ErrorKind::WouldBlock),
+            Error::WouldBlock => return would_block(),
             Error::NotConnected => io::ErrorKind::NotConnected,
             Error::SendShutdown => io::ErrorKind::BrokenPipe,
             Error::Ended(why) => io_kind(why),
@@ -50,7 +57,7 @@ mod tests {
         assert_eq!(e.to_string(), Error::WouldBlock.to_string());
         // The bare kind carries no payload (so no allocation).
         assert!(e.get_ref().is_none());
-        let e = super::super::runtime::would_block();
+        let e = would_block();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(e.get_ref().is_none());
         // The others keep the core's error as their payload.

@@ -5,7 +5,8 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::runtime::{dead_error, would_block, Runtime};
+use super::errors::would_block;
+use super::runtime::{dead_error, Runtime};
 use super::stream::TcpStream;
 use super::wake::Source;
 use super::NetStack;

@@ -22,7 +22,7 @@ use std::ops::BitOr;
 use std::sync::{Arc, Condvar};
 use std::time::Duration;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::stack::{ConnId, Stack};
 use crate::state::State;
@@ -199,7 +199,7 @@ struct PollState {
     /// Candidates, in the order they became ready.
     ready: VecDeque<Source>,
     /// The same, as a set (each source is queued once).
-    queued: HashSet<Source>,
+    queued: FxHashSet<Source>,
     cond: Arc<Condvar>,
     /// Threads sleeping on `cond` (a notify without sleepers is a wasted
     /// futex syscall).
@@ -227,11 +227,11 @@ impl PollState {
 #[derive(Debug, Default)]
 pub(super) struct PollTable {
     next_id: u64,
-    regs: HashMap<Source, Reg>,
-    polls: HashMap<u64, PollState>,
+    regs: FxHashMap<Source, Reg>,
+    polls: FxHashMap<u64, PollState>,
     /// Connections taken from a listener's accept queue to learn it was
     /// readable; `TcpListener::accept` hands them out first.
-    stash: HashMap<u16, VecDeque<ConnId>>,
+    stash: FxHashMap<u16, VecDeque<ConnId>>,
 }
 
 impl PollTable {
@@ -304,7 +304,7 @@ struct Readiness {
 
 fn readiness(
     stack: &mut Stack,
-    stash: &mut HashMap<u16, VecDeque<ConnId>>,
+    stash: &mut FxHashMap<u16, VecDeque<ConnId>>,
     src: Source,
 ) -> Readiness {
     match src {

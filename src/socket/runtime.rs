@@ -329,13 +329,6 @@ pub(super) fn timed_wait<'a>(
     }
 }
 
-/// What a non-blocking call returns instead of waiting: the bare kind
-/// (it prints "operation would block"), which unlike `io::Error::new`
-/// allocates nothing: a poll loop meets it on most calls.
-pub(super) fn would_block() -> io::Error {
-    io::Error::from(io::ErrorKind::WouldBlock)
-}
-
 pub(super) fn dead_error(msg: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,

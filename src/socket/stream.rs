@@ -12,7 +12,8 @@ use crate::state::State;
 use crate::tcb::{ConnInfo, ConnStats};
 
 use super::errors::io_kind;
-use super::runtime::{dead_error, would_block, Runtime};
+use super::errors::would_block;
+use super::runtime::{dead_error, Runtime};
 use super::wake::Source;
 use super::NetStack;
 

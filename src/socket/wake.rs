@@ -7,7 +7,7 @@
 use std::sync::{Arc, Condvar};
 use std::task::Waker;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::stack::{ConnId, Event};
 
@@ -24,10 +24,10 @@ pub(super) enum Source {
 #[derive(Debug, Default)]
 pub(super) struct Waiters {
     /// Per source: its condition variable and how many threads sleep on it.
-    slots: HashMap<Source, (Arc<Condvar>, usize)>,
+    slots: FxHashMap<Source, (Arc<Condvar>, usize)>,
     /// Per source: the tasks of an async API ([`crate::tokio`]) waiting on
     /// it, woken (and forgotten) at its next event.
-    wakers: HashMap<Source, Vec<Waker>>,
+    wakers: FxHashMap<Source, Vec<Waker>>,
 }
 
 impl Waiters {
