@@ -23,7 +23,7 @@ pub(super) fn would_block() -> io::Error {
 
 /// The core's errors as `std::io` errors: the kinds `std::net` uses for the
 /// same situations, with the core's message (`WouldBlock` as
-/// [`would_block`]).
+/// the bare kind, which allocates nothing).
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match e {
